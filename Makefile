@@ -1,0 +1,38 @@
+# cloudrec: `make run` starts the local stack, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.deps-stamp
+REQS   := requirements.txt requirements-dev.txt recorder_container/requirements.txt
+
+.PHONY: deps apt run test unit lint bench-api clean
+
+deps: apt $(STAMP)
+
+apt:
+	@infra/local/apt-deps.sh
+
+# pip runs only when a requirements file changed since the last install (no network otherwise)
+$(STAMP): $(REQS)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $(STAMP)
+
+run: deps
+	$(PY) infra/local/stack.py
+
+test: deps
+	$(PY) -m pytest
+
+unit: deps
+	$(PY) -m pytest tests/unit tests/functional
+
+lint: deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench-api: deps
+	$(PY) bench/api.py
+
+clean:
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

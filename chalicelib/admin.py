@@ -1,0 +1,81 @@
+"""Admin commands: `python -m chalicelib.admin add-app|list-apps|usersig ...`.
+
+They act on the deployment the environment points at (CLOUDREC_* and AWS_* variables;
+the local stack's AWS emulation when CLOUDREC_AWS_ENDPOINT is set). Secrets are never
+printed by list-apps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+from chalicelib import wiring
+from chalicelib.apps import App, RoomBackend
+from chalicelib.usersig import DEFAULT_EXPIRE_S, gen_usersig
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m chalicelib.admin", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    add = sub.add_parser("add-app", help="register or replace an SdkAppId")
+    add.add_argument("--sdkappid", type=int, required=True)
+    add.add_argument("--secret-id", required=True, help="API SecretId that may act for this app")
+    add.add_argument("--secret-key", required=True)
+    add.add_argument("--usersig-key", required=True, help="the app's UserSig (TLSSigAPIv2) secret key")
+    add.add_argument("--janus-url", required=True, help="Janus HTTP API, e.g. https://janus.example.com/janus")
+    add.add_argument("--janus-api-secret", default="")
+    add.add_argument("--janus-token", default="")
+    add.add_argument("--no-string-ids", action="store_true", help="the VideoRoom uses integer ids")
+    add.add_argument("--room-pin", default="")
+    add.add_argument("--room-secret", default="")
+    add.add_argument("--ice-servers", default="[]", help='JSON, e.g. [{"urls": "turn:t.example.com", '
+                                                           '"username": "u", "credential": "c"}]')
+    add.add_argument("--callback-url", default="")
+    add.add_argument("--callback-key", default="")
+    add.add_argument("--qps", type=int, default=20, help="requests per second per action")
+    add.add_argument("--max-concurrent", type=int, default=100, help="concurrent recording tasks")
+
+    sub.add_parser("list-apps", help="show registered apps (secrets masked)")
+
+    sig = sub.add_parser("usersig", help="issue a UserSig for a robot UserId with an app's key")
+    sig.add_argument("--user-id", required=True)
+    sig.add_argument("--sdkappid", type=int, default=1400000001)
+    sig.add_argument("--expire", type=int, default=DEFAULT_EXPIRE_S, help="lifetime in seconds")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    registry = wiring.app_registry()
+    if args.command == "add-app":
+        app = App(
+            sdkappid=args.sdkappid,
+            usersig_key=args.usersig_key,
+            room=RoomBackend(
+                janus_url=args.janus_url, api_secret=args.janus_api_secret, token=args.janus_token,
+                string_ids=not args.no_string_ids, room_pin=args.room_pin, room_secret=args.room_secret,
+                ice_servers=tuple(json.loads(args.ice_servers)),
+            ),
+            callback_url=args.callback_url, callback_key=args.callback_key,
+            qps=args.qps, max_concurrent=args.max_concurrent,
+        )
+        saved = registry.put_app(app, args.secret_id, args.secret_key)
+        print(json.dumps(saved.public_view(), indent=2))
+    elif args.command == "list-apps":
+        print(json.dumps([a.public_view() for a in registry.list_apps()], indent=2))
+    else:
+        found = registry.get_app(args.sdkappid)
+        if found is None:
+            print(f"SdkAppId {args.sdkappid} is not registered", file=sys.stderr)
+            return 1
+        print(gen_usersig(found.sdkappid, found.usersig_key, args.user_id, int(time.time()), args.expire))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""The apps registry in DynamoDB: per SdkAppId its API credentials, UserSig key, callback,
+limits and room backend (the Janus that hosts its rooms).
+
+Items: `app#<SdkAppId>` holds an App; `key#<SecretId>` holds a SecretKey and the apps it
+may act for. Reads are cached for a few seconds per process.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+
+_de = TypeDeserializer()
+CACHE_S = 5.0
+
+
+@dataclass(frozen=True)
+class RoomBackend:
+    """How recorders reach an app's rooms (DESIGN.md room mapping)."""
+
+    janus_url: str
+    api_secret: str = ""
+    token: str = ""
+    string_ids: bool = True
+    room_pin: str = ""
+    room_secret: str = ""
+    ice_servers: tuple[dict[str, Any], ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> RoomBackend:
+        data = json.loads(text)
+        data["ice_servers"] = tuple(data.get("ice_servers", ()))
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class App:
+    """One SdkAppId. `usersig_key` and `callback_key` are secrets: never log or return them."""
+
+    sdkappid: int
+    usersig_key: str
+    room: RoomBackend
+    callback_url: str = ""
+    callback_key: str = ""
+    qps: int = 20
+    max_concurrent: int = 100
+    secret_ids: tuple[str, ...] = field(default=())
+
+    def public_view(self) -> dict[str, Any]:
+        """What an admin may print: everything but secrets."""
+        room = asdict(self.room)
+        room["api_secret"] = "***" if room["api_secret"] else ""
+        room["token"] = "***" if room["token"] else ""
+        room["room_secret"] = "***" if room["room_secret"] else ""
+        room["room_pin"] = "***" if room["room_pin"] else ""
+        return {
+            "SdkAppId": self.sdkappid,
+            "SecretIds": list(self.secret_ids),
+            "CallbackUrl": self.callback_url,
+            "Qps": self.qps,
+            "MaxConcurrent": self.max_concurrent,
+            "Room": room,
+        }
+
+
+@dataclass(frozen=True)
+class ApiCredential:
+    secret_id: str
+    secret_key: str
+    sdkappids: frozenset[int]
+
+
+def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _de.deserialize(v) for k, v in item.items()}
+
+
+class AppRegistry:
+    """Reads and writes apps and credentials in the apps table."""
+
+    def __init__(self, client: Any, table: str, clock: Any = time.monotonic) -> None:
+        self._db = client
+        self._table = table
+        self._clock = clock
+        self._cache: dict[str, tuple[float, Any]] = {}
+
+    def _cached_get(self, pk: str) -> dict[str, Any] | None:
+        hit = self._cache.get(pk)
+        if hit is not None and self._clock() - hit[0] < CACHE_S:
+            return hit[1]
+        item = self._db.get_item(TableName=self._table, Key={"pk": {"S": pk}}).get("Item")
+        value = _plain(item) if item else None
+        self._cache[pk] = (self._clock(), value)
+        return value
+
+    def get_app(self, sdkappid: int) -> App | None:
+        raw = self._cached_get(f"app#{sdkappid}")
+        return _app_from(raw) if raw else None
+
+    def get_credential(self, secret_id: str) -> ApiCredential | None:
+        raw = self._cached_get(f"key#{secret_id}")
+        if not raw:
+            return None
+        return ApiCredential(secret_id, raw["secret_key"], frozenset(int(a) for a in raw["sdkappids"]))
+
+    def put_app(self, app: App, secret_id: str, secret_key: str) -> App:
+        """Create or replace an app and let `secret_id` (with `secret_key`) act for it."""
+        self._db.update_item(
+            TableName=self._table, Key={"pk": {"S": f"key#{secret_id}"}},
+            UpdateExpression="SET secret_key = :k ADD sdkappids :a",
+            ExpressionAttributeValues={":k": {"S": secret_key}, ":a": {"NS": [str(app.sdkappid)]}},
+        )
+        owners = set(app.secret_ids) | {secret_id}
+        app = replace(app, secret_ids=tuple(sorted(owners)))
+        self._db.put_item(TableName=self._table, Item={
+            "pk": {"S": f"app#{app.sdkappid}"},
+            "sdkappid": {"N": str(app.sdkappid)},
+            "usersig_key": {"S": app.usersig_key},
+            "callback_url": {"S": app.callback_url},
+            "callback_key": {"S": app.callback_key},
+            "qps": {"N": str(app.qps)},
+            "max_concurrent": {"N": str(app.max_concurrent)},
+            "room_json": {"S": app.room.to_json()},
+            "secret_ids": {"SS": list(app.secret_ids)},
+        })
+        self._cache.clear()
+        return app
+
+    def list_apps(self) -> list[App]:
+        apps: list[App] = []
+        kwargs: dict[str, Any] = {"TableName": self._table}
+        while True:
+            page = self._db.scan(**kwargs)
+            apps += [_app_from(_plain(i)) for i in page.get("Items", []) if i["pk"]["S"].startswith("app#")]
+            if "LastEvaluatedKey" not in page:
+                return sorted(apps, key=lambda a: a.sdkappid)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _app_from(raw: dict[str, Any]) -> App:
+    return App(
+        sdkappid=int(raw["sdkappid"]),
+        usersig_key=raw["usersig_key"],
+        room=RoomBackend.from_json(raw["room_json"]),
+        callback_url=raw.get("callback_url", ""),
+        callback_key=raw.get("callback_key", ""),
+        qps=int(raw.get("qps", 20)),
+        max_concurrent=int(raw.get("max_concurrent", 100)),
+        secret_ids=tuple(sorted(raw.get("secret_ids", ()))),
+    )
+
+
+def dev_app_from_env(env: Mapping[str, str]) -> tuple[App, str, str]:
+    """The development app of the local stack, from CLOUDREC_* (defaults in DESIGN.md)."""
+    janus_url = env.get("CLOUDREC_JANUS_URL") or (
+        f"http://127.0.0.1:{env.get('CLOUDREC_JANUS_HTTP_PORT', '8088')}/janus"
+    )
+    app = App(
+        sdkappid=int(env.get("CLOUDREC_SDKAPPID", "1400000001")),
+        usersig_key=env.get("CLOUDREC_USERSIG_KEY", "local-dev-usersig-key"),
+        room=RoomBackend(
+            janus_url=janus_url,
+            api_secret=env.get("CLOUDREC_JANUS_API_SECRET", ""),
+            string_ids=env.get("CLOUDREC_JANUS_STRING_IDS", "1") not in ("0", "false", "no"),
+            room_pin=env.get("CLOUDREC_JANUS_ROOM_PIN", ""),
+            room_secret=env.get("CLOUDREC_JANUS_ROOM_SECRET", ""),
+            ice_servers=tuple(json.loads(env.get("CLOUDREC_ICE_SERVERS", "[]"))),
+        ),
+        callback_url=env.get("CLOUDREC_CALLBACK_URL", ""),
+        callback_key=env.get("CLOUDREC_CALLBACK_KEY", ""),
+        qps=int(env.get("CLOUDREC_QPS", "20")),
+        max_concurrent=int(env.get("CLOUDREC_MAX_CONCURRENT", "100")),
+    )
+    return app, env.get("CLOUDREC_SECRET_ID", "AKIDLOCALDEV"), env.get("CLOUDREC_SECRET_KEY", "local-dev-secret")

@@ -1,0 +1,31 @@
+"""Lazily built boto3 clients, so that moto is active before any client exists."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from chalicelib.config import Settings
+
+_RETRIES = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=3, read_timeout=10)
+
+
+@functools.cache
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@functools.cache
+def client(service: str) -> Any:
+    """A boto3 client for `service`, pointed at the local AWS emulation when one is configured."""
+    s = settings()
+    return boto3.client(service, region_name=s.aws_region, endpoint_url=s.aws_endpoint, config=_RETRIES)
+
+
+def reset() -> None:
+    """Forget settings and clients (tests switch environments and moto contexts)."""
+    settings.cache_clear()
+    client.cache_clear()

@@ -1,0 +1,86 @@
+"""Delivering queued events to the app's callback URL, signed (spec §5.1–5.2).
+
+`deliver` raises CallbackError when the receiver does not answer 200 within 5 s; the SQS
+handler then leaves the message on the queue (with a growing visibility timeout) so it
+is retried in order.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.apps import AppRegistry
+from chalicelib.signing import callback_sign
+
+TIMEOUT_S = 5.0
+MAX_BACKOFF_S = 300
+
+
+class CallbackError(Exception):
+    """The receiver did not take the event; it stays queued."""
+
+
+@dataclass(frozen=True)
+class Post:
+    url: str
+    body: bytes
+    headers: dict[str, str]
+
+
+def build_post(message_body: str, apps: AppRegistry, now_ms: int) -> Post | None:
+    """The signed POST for a queued event, or None when its app has no callback URL."""
+    message = json.loads(message_body)
+    sdkappid = int(message["SdkAppId"])
+    app = apps.get_app(sdkappid)
+    if app is None or not app.callback_url:
+        return None
+    event = message["Event"]
+    body = json.dumps(
+        {"EventGroupId": event["EventGroupId"], "EventType": event["EventType"],
+         "CallbackTs": now_ms, "EventInfo": event["EventInfo"]},
+        ensure_ascii=False, separators=(",", ":"),
+    ).encode("utf-8")
+    headers = {"Content-Type": "application/json", "SdkAppId": str(sdkappid)}
+    if app.callback_key:
+        headers["Sign"] = callback_sign(app.callback_key, body)
+    return Post(app.callback_url, body, headers)
+
+
+def send(post: Post) -> None:
+    if not post.url.startswith(("http://", "https://")):
+        raise CallbackError("the callback URL is not http(s)")
+    request = urllib.request.Request(post.url, data=post.body, headers=post.headers,  # noqa: S310
+                                     method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310 (scheme checked)
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        raise CallbackError(f"callback answered HTTP {exc.code}") from None
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise CallbackError(f"callback unreachable: {type(exc).__name__}") from None
+    if status != 200:
+        raise CallbackError(f"callback answered HTTP {status}")
+
+
+def deliver(message_body: str, apps: AppRegistry, now_ms: int,
+            sender: Callable[[Post], None] = send) -> bool:
+    """Post one queued event; False when there is nowhere to post it."""
+    post = build_post(message_body, apps, now_ms)
+    if post is None:
+        return False
+    sender(post)
+    return True
+
+
+def retry_delay_s(receive_count: int) -> int:
+    """Visibility timeout after the n-th failed attempt: 10 s, 20 s, 40 s … capped at 5 min."""
+    return int(min(MAX_BACKOFF_S, 10 * 2 ** max(0, receive_count - 1)))
+
+
+def record_receive_count(record: dict[str, Any]) -> int:
+    return int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))

@@ -1,0 +1,119 @@
+"""Starting recorders: one per task, as an ECS (Fargate) task in AWS or a local process.
+
+Both launchers pass the task id and the HA index; everything else the recorder reads
+from the task store. A launch returns a handle that `stop` accepts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+
+from chalicelib.config import PROJECT_ROOT, Settings
+from chalicelib.errors import ServiceError
+
+
+class Launcher(Protocol):
+    def launch(self, task_id: str, ha_index: int) -> str: ...
+
+    def stop(self, handle: str) -> None: ...
+
+
+def safe_name(task_id: str) -> str:
+    """A file-name-safe form of a TaskId (TaskIds may hold + - . but not /)."""
+    return "".join(c if c.isalnum() or c in "-._" else "_" for c in task_id)
+
+
+class LocalLauncher:
+    """Runs `python -m recorder_container` as a child process of the API process."""
+
+    def __init__(self, log_dir: Path, env: dict[str, str] | None = None,
+                 python: str = sys.executable, cwd: Path = PROJECT_ROOT) -> None:
+        self._log_dir = log_dir
+        self._env = env
+        self._python = python
+        self._cwd = cwd
+
+    def launch(self, task_id: str, ha_index: int) -> str:
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self._log_dir / f"recorder-{safe_name(task_id)}-ha{ha_index}.log"
+        env = dict(os.environ if self._env is None else self._env)
+        env.update(CLOUDREC_TASK_ID=task_id, CLOUDREC_HA_INDEX=str(ha_index))
+        try:
+            with open(log_path, "ab") as log:
+                proc = subprocess.Popen(
+                    [self._python, "-m", "recorder_container"],
+                    cwd=self._cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                )
+        except OSError as exc:
+            raise ServiceError("The recorder could not be started.") from exc
+        # Reap the child when it exits so no zombie stays behind in a long-lived API process.
+        threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+        return f"pid:{proc.pid}"
+
+    def stop(self, handle: str) -> None:
+        if not handle.startswith("pid:"):
+            return
+        pid = int(handle[4:])
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return  # gone already
+        if b"recorder_container" in cmdline:  # never signal a process that reused the pid
+            os.kill(pid, signal.SIGTERM)
+
+
+class EcsLauncher:
+    """Runs the recorder image as a Fargate task (RunTask) with the task id in its environment."""
+
+    def __init__(self, ecs: Any, settings: Settings) -> None:
+        self._ecs = ecs
+        self._s = settings
+
+    def launch(self, task_id: str, ha_index: int) -> str:
+        s = self._s
+        try:
+            out = self._ecs.run_task(
+                cluster=s.ecs_cluster,
+                taskDefinition=s.ecs_task_definition,
+                launchType="FARGATE",
+                count=1,
+                startedBy="cloudrec",
+                networkConfiguration={"awsvpcConfiguration": {
+                    "subnets": list(s.ecs_subnets),
+                    "securityGroups": list(s.ecs_security_groups),
+                    "assignPublicIp": "ENABLED" if s.ecs_public_ip else "DISABLED",
+                }},
+                overrides={"containerOverrides": [{
+                    "name": s.ecs_container,
+                    "environment": [
+                        {"name": "CLOUDREC_TASK_ID", "value": task_id},
+                        {"name": "CLOUDREC_HA_INDEX", "value": str(ha_index)},
+                    ],
+                }]},
+            )
+        except Exception as exc:  # botocore errors of any kind
+            raise ServiceError("The recorder could not be started.") from exc
+        tasks = out.get("tasks") or []
+        if not tasks:
+            reasons = "; ".join(f.get("reason", "?") for f in out.get("failures", []))
+            raise ServiceError(f"The recorder could not be started ({reasons or 'no capacity'}).")
+        return str(tasks[0]["taskArn"])
+
+    def stop(self, handle: str) -> None:
+        if handle.startswith("arn:"):
+            self._ecs.stop_task(cluster=self._s.ecs_cluster, task=handle, reason="cloudrec relaunch")
+
+
+def get_launcher(settings: Settings, ecs_client: Any = None) -> Launcher:
+    """The launcher the settings name: "local" (default) or "ecs"."""
+    if settings.launcher == "ecs":
+        return EcsLauncher(ecs_client, settings)
+    if settings.launcher == "local":
+        return LocalLauncher(settings.run_dir / "recorders")
+    raise ValueError(f"unknown CLOUDREC_LAUNCHER {settings.launcher!r} (local or ecs)")

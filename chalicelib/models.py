@@ -1,0 +1,479 @@
+"""Request models that mirror the TRTC Cloud Recording structures (spec §2), field by field.
+
+Field names are the wire names. Defaults are TRTC's. Validation raises pydantic errors
+whose type is either a pydantic built-in or the TRTC error code itself (custom errors);
+`parameter_error` turns the first one into the ParameterError a TRTC user expects.
+Unknown fields are ignored so newer SDKs keep working.
+"""
+
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Self, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from chalicelib.errors import ParameterError
+
+# Fields for which TRTC documents a dedicated MissingParameter.<Field> code (spec §3.1).
+_NAMED_MISSING = {
+    "AccessKey", "Bucket", "CloudStorage", "RecordMode", "RecordParams", "Region", "RoomId",
+    "SdkAppId", "SecretKey", "StorageParams", "StreamType", "TaskId", "UserId", "UserSig", "Vendor",
+}
+_OUT_OF_RANGE = {
+    "greater_than_equal", "less_than_equal", "greater_than", "less_than", "too_long",
+    "too_short", "literal_error", "enum", "multiple_of",
+}
+
+MAX_SUBSCRIBE_LIST = 32
+MAX_LAYOUTS = 25
+MAX_WATERMARKS = 25
+DEFAULT_CANVAS = (360, 640)  # VideoParams defaults: Width 360, Height 640
+
+
+def _fail(code: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(code, message)
+
+
+def one_of(*allowed: int) -> AfterValidator:
+    def check(value: int) -> int:
+        if value not in allowed:
+            raise _fail("InvalidParameter.OutOfRange", f"must be one of {', '.join(map(str, allowed))}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _required_text(value: str) -> str:
+    if not value.strip():
+        raise _fail("missing", "must not be empty")
+    return value
+
+
+def _pattern(regex: str, code: str, what: str) -> AfterValidator:
+    compiled = re.compile(regex)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise _fail(code, what)
+        return value
+
+    return AfterValidator(check)
+
+
+_URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!&()*+,%=]+")
+_IMAGE_SUFFIX = re.compile(r"\.(jpg|jpeg|png)$", re.IGNORECASE)
+
+
+def _image_url(code: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not (value.startswith("http://") or value.startswith("https://")):
+            raise _fail(code, "must be an http:// or https:// URL")
+        if not _URL_CHARS.fullmatch(value):
+            raise _fail(code, "holds characters outside a-z A-Z 0-9 - . _ ~ : / ? # [ ] @ ! & ( ) * + , % =")
+        path = re.split(r"[?#]", value, maxsplit=1)[0]
+        if not _IMAGE_SUFFIX.search(path):
+            raise _fail("InvalidParameter.CheckSuffixFailed", "must name a .jpg, .jpeg or .png file")
+        return value
+
+    return AfterValidator(check)
+
+
+UInt = Annotated[int, Field(ge=0)]
+Text = Annotated[str, AfterValidator(_required_text)]
+ImageUrl = Annotated[str, Field(max_length=2048), _image_url("InvalidParameter")]
+HexColor = Annotated[str, _pattern(r"#[0-9A-Fa-f]{6}", "InvalidParameter", "must be #RRGGBB")]
+ColorHex0x = Annotated[str, _pattern(r"0x[0-9A-Fa-f]{6}", "InvalidParameter", "must be 0xRRGGBB")]
+FontName = Annotated[str, _pattern(r"Tencent|SourceHanSans", "InvalidParameter.OutOfRange",
+                               "must be Tencent or SourceHanSans")]
+RenderModeInt = Annotated[int, one_of(0, 1, 2, 3)]
+UserList = Annotated[list[Text], Field(max_length=MAX_SUBSCRIBE_LIST)]
+
+
+class TrtcModel(BaseModel):
+    """Base of the wire models: frozen, unknown fields ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class SubscribeStreamUserIds(TrtcModel):
+    SubscribeAudioUserIds: UserList | None = None
+    UnSubscribeAudioUserIds: UserList | None = None
+    SubscribeVideoUserIds: UserList | None = None
+    UnSubscribeVideoUserIds: UserList | None = None
+
+    @model_validator(mode="after")
+    def _allow_or_block(self) -> Self:
+        for kind, allow, block in (
+            ("audio", self.SubscribeAudioUserIds, self.UnSubscribeAudioUserIds),
+            ("video", self.SubscribeVideoUserIds, self.UnSubscribeVideoUserIds),
+        ):
+            if allow and block:
+                raise _fail(
+                    "InvalidParameter",
+                    f"an {kind} allowlist and an {kind} blocklist cannot both be set",
+                )
+        return self
+
+
+SubscribeStreamUserIds_ = SubscribeStreamUserIds  # alias for fields named like their type
+
+
+class RecordParams(TrtcModel):
+    RecordMode: Annotated[int, one_of(1, 2)]
+    MaxIdleTime: Annotated[int, Field(ge=5, le=86400)] = 30
+    StreamType: Annotated[int, one_of(0, 1, 2)] = 0
+    SubscribeStreamUserIds: SubscribeStreamUserIds_ | None = None
+    OutputFormat: Annotated[int, one_of(0, 1, 2, 3, 4)] = 0
+    AvMerge: Annotated[int, one_of(0, 1)] = 0
+    MaxMediaFileDuration: Annotated[int, Field(ge=1, le=1440)] = 1440
+    MediaId: Annotated[int, one_of(0, 1, 2)] = 0
+    FillType: Annotated[int, one_of(0, 1)] = 0
+    SubscribeAbility: Annotated[int, one_of(0, 1)] = 0
+
+
+RecordParams_ = RecordParams  # alias for fields named like their type
+
+
+class CloudStorage(TrtcModel):
+    Vendor: Annotated[int, one_of(0, 1)]
+    Region: Text
+    Bucket: Annotated[Text, Field(max_length=255)]
+    AccessKey: SecretStr
+    SecretKey: SecretStr
+    FileNamePrefix: Annotated[
+        list[Annotated[str, Field(max_length=64), _pattern(
+            r"[A-Za-z0-9_-]+", "InvalidParameter", "may only hold a-z A-Z 0-9 _ -")]],
+        Field(max_length=16),
+    ] | None = None
+
+    @model_validator(mode="after")
+    def _keys_present(self) -> Self:
+        if not self.AccessKey.get_secret_value():
+            raise _fail("MissingParameter.AccessKey", "CloudStorage.AccessKey must not be empty")
+        if not self.SecretKey.get_secret_value():
+            raise _fail("MissingParameter.SecretKey", "CloudStorage.SecretKey must not be empty")
+        return self
+
+
+CloudStorage_ = CloudStorage  # alias for fields named like their type
+
+
+class TencentVod(TrtcModel):
+    Procedure: Annotated[str, Field(max_length=256)] | None = None
+    ExpireTime: UInt = 0
+    StorageRegion: Annotated[str, Field(max_length=64)] | None = None
+    ClassId: UInt = 0
+    SubAppId: UInt | None = None
+    SessionContext: Annotated[str, Field(max_length=1000)] | None = None
+    SourceContext: Annotated[str, Field(max_length=250)] | None = None
+    MediaType: Annotated[int, one_of(0, 1, 2, 3, 4)] = 0
+    UserDefineRecordId: Annotated[str, Field(max_length=64), _pattern(
+        r"[A-Za-z0-9_-]+", "InvalidParameter", "may only hold a-z A-Z 0-9 _ -")] | None = None
+
+
+TencentVod_ = TencentVod  # alias for fields named like their type
+
+
+class CloudVod(TrtcModel):
+    TencentVod: TencentVod_ | None = None
+
+    @model_validator(mode="after")
+    def _vendor_present(self) -> Self:
+        if self.TencentVod is None:
+            raise _fail("MissingParameter", "CloudVod needs TencentVod")
+        return self
+
+
+CloudVod_ = CloudVod  # alias for fields named like their type
+
+
+class StorageParams(TrtcModel):
+    CloudStorage: CloudStorage_ | None = None
+    CloudVod: CloudVod_ | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if self.CloudStorage is not None and self.CloudVod is not None:
+            raise _fail("InvalidParameter", "CloudVod and CloudStorage are mutually exclusive: set one")
+        if self.CloudStorage is None and self.CloudVod is None:
+            raise _fail("MissingParameter.CloudStorage", "set CloudStorage or CloudVod")
+        return self
+
+
+StorageParams_ = StorageParams  # alias for fields named like their type
+
+
+class VideoParams(TrtcModel):
+    Width: Annotated[int, Field(ge=2, le=1920)]
+    Height: Annotated[int, Field(ge=2, le=1920)]
+    Fps: Annotated[int, Field(ge=1, le=60)]
+    BitRate: Annotated[int, Field(ge=64000, le=8192000)]
+    Gop: Annotated[int, Field(ge=1, le=60)]
+
+    @model_validator(mode="after")
+    def _area(self) -> Self:
+        if self.Width * self.Height > 1920 * 1080:
+            raise _fail("InvalidParameter.VideoResolution", "Width x Height must not exceed 1920 x 1080")
+        return self
+
+
+VideoParams_ = VideoParams  # alias for fields named like their type
+
+
+class AudioParams(TrtcModel):
+    SampleRate: Annotated[int, one_of(1, 2, 3)]
+    Channel: Annotated[int, one_of(1, 2)]
+    BitRate: Annotated[int, Field(ge=32000, le=128000)]
+
+
+AudioParams_ = AudioParams  # alias for fields named like their type
+
+
+class MixTranscodeParams(TrtcModel):
+    VideoParams: VideoParams_ | None = None
+    AudioParams: AudioParams_ | None = None
+
+    def canvas(self) -> tuple[int, int]:
+        if self.VideoParams is None:
+            return DEFAULT_CANVAS
+        return self.VideoParams.Width, self.VideoParams.Height
+
+
+MixTranscodeParams_ = MixTranscodeParams  # alias for fields named like their type
+
+
+class MixLayout(TrtcModel):
+    Top: Annotated[int, Field(ge=0, le=1920)]
+    Left: Annotated[int, Field(ge=0, le=1920)]
+    Width: Annotated[int, Field(ge=0, le=1920)]
+    Height: Annotated[int, Field(ge=0, le=1920)]
+    UserId: Annotated[str, Field(max_length=128)] | None = None
+    Alpha: Annotated[int, Field(ge=0, le=255)] = 0
+    RenderMode: RenderModeInt = 1
+    MediaId: Annotated[int, one_of(0, 1)] = 0
+    ImageLayer: UInt = 0
+    SubBackgroundImage: ImageUrl | None = None
+
+
+MixLayout_ = MixLayout  # alias for fields named like their type
+
+
+class WaterMarkImage(TrtcModel):
+    WaterMarkUrl: ImageUrl
+    Top: Annotated[int, Field(ge=0, le=2560)]
+    Left: Annotated[int, Field(ge=0, le=2560)]
+    Width: Annotated[int, Field(ge=0, le=2560)]
+    Height: Annotated[int, Field(ge=0, le=2560)]
+
+
+WaterMarkImage_ = WaterMarkImage  # alias for fields named like their type
+
+
+class WaterMarkChar(TrtcModel):
+    Top: UInt
+    Left: UInt
+    Width: UInt
+    Height: UInt
+    Chars: Annotated[Text, Field(max_length=256)]
+    FontSize: Annotated[int, Field(ge=1, le=500)] = 14
+    FontColor: ColorHex0x = "0xFFFFFF"
+    BackGroundColor: ColorHex0x | Annotated[str, Field(max_length=0)] | None = None
+    Font: FontName = "Tencent"
+
+
+WaterMarkChar_ = WaterMarkChar  # alias for fields named like their type
+
+
+class WaterMarkTimestamp(TrtcModel):
+    Pos: Annotated[int, one_of(0, 1, 2, 3, 4, 5, 6)]
+    TimeZone: Annotated[int, Field(ge=0, le=14)] = 8
+    Font: FontName = "Tencent"
+
+
+WaterMarkTimestamp_ = WaterMarkTimestamp  # alias for fields named like their type
+
+
+class WaterMark(TrtcModel):
+    WaterMarkType: Annotated[int, one_of(0, 1, 2)] = 0
+    WaterMarkImage: WaterMarkImage_ | None = None
+    WaterMarkChar: WaterMarkChar_ | None = None
+    WaterMarkTimestamp: WaterMarkTimestamp_ | None = None
+
+    @model_validator(mode="after")
+    def _kind_present(self) -> Self:
+        needed = ("WaterMarkImage", "WaterMarkChar", "WaterMarkTimestamp")[self.WaterMarkType]
+        if getattr(self, needed) is None:
+            raise _fail("MissingParameter", f"WaterMarkType {self.WaterMarkType} needs {needed}")
+        return self
+
+
+WaterMark_ = WaterMark  # alias for fields named like their type
+
+
+class MixLayoutParams(TrtcModel):
+    MixLayoutMode: Annotated[int, one_of(1, 2, 3, 4)]
+    MixLayoutList: Annotated[list[MixLayout_], Field(max_length=MAX_LAYOUTS)] | None = None
+    BackGroundColor: HexColor = "#000000"
+    MaxResolutionUserId: Annotated[str, Field(max_length=128)] | None = None
+    MediaId: Annotated[int, one_of(0, 1)] = 0
+    BackgroundImageUrl: Annotated[str, Field(max_length=2048),
+                                  _image_url("InvalidParameter.BackgroundImageUrl")] | None = None
+    PlaceHolderMode: Annotated[int, one_of(0, 1)] = 0
+    BackgroundImageRenderMode: RenderModeInt = 1
+    DefaultSubBackgroundImage: ImageUrl | None = None
+    WaterMarkList: Annotated[list[WaterMark_], Field(max_length=MAX_WATERMARKS)] | None = None
+    RenderMode: RenderModeInt = 1
+    MaxResolutionUserAlign: Annotated[int, one_of(0, 1)] = 0
+    PureAudioDisableLayout: bool = False
+
+    @model_validator(mode="after")
+    def _custom_needs_list(self) -> Self:
+        if self.MixLayoutMode == 4 and not self.MixLayoutList:
+            raise _fail("InvalidParameter.PresetLayoutConfig", "MixLayoutMode 4 (custom) needs MixLayoutList")
+        return self
+
+
+MixLayoutParams_ = MixLayoutParams  # alias for fields named like their type
+
+
+def check_layout_fits(layout: MixLayoutParams, canvas: tuple[int, int]) -> None:
+    """Raise ParameterError unless every window and watermark lies inside the canvas."""
+    width, height = canvas
+    for i, window in enumerate(layout.MixLayoutList or []):
+        if window.Left + window.Width > width or window.Top + window.Height > height:
+            raise ParameterError(
+                f"MixLayoutParams.MixLayoutList[{i}] reaches beyond the {width}x{height} canvas.",
+                "InvalidParameter.PresetLayoutConfig",
+            )
+    for i, mark in enumerate(layout.WaterMarkList or []):
+        box = mark.WaterMarkImage or mark.WaterMarkChar
+        if box is not None and (box.Left + box.Width > width or box.Top + box.Height > height):
+            raise ParameterError(
+                f"MixLayoutParams.WaterMarkList[{i}] reaches beyond the {width}x{height} canvas.",
+                "InvalidParameter.OutOfRange",
+            )
+
+
+_NUMERIC_ROOM = re.compile(r"[1-9][0-9]{0,9}")
+_STRING_ROOM = re.compile(r"[A-Za-z0-9 !#$%&()+\-:;<=.>?@\[\]^_{}|~,]{1,64}")
+MAX_NUMERIC_ROOM = 4294967294
+
+
+def _check_user_id(value: str) -> str:
+    if not value:
+        raise _fail("missing", "must not be empty")
+    if len(value.encode("utf-8")) > 32 or any(c.isspace() or not c.isprintable() for c in value):
+        raise _fail("InvalidParameter.UserId", "must be at most 32 bytes with no spaces or control characters")
+    return value
+
+
+class AppScoped(TrtcModel):
+    SdkAppId: Annotated[int, Field(ge=1, le=2**32 - 1)]
+
+
+class TaskRef(AppScoped):
+    TaskId: Annotated[Text, Field(max_length=256)]
+
+
+class CreateCloudRecordingRequest(AppScoped):
+    RoomId: Annotated[str, AfterValidator(_required_text)]
+    UserId: Annotated[str, AfterValidator(_check_user_id)]
+    UserSig: SecretStr
+    RecordParams: RecordParams_
+    StorageParams: StorageParams_
+    RoomIdType: Annotated[int, one_of(0, 1)] = 1
+    MixTranscodeParams: MixTranscodeParams_ | None = None
+    MixLayoutParams: MixLayoutParams_ | None = None
+    ResourceExpiredHour: Annotated[int, Field(ge=6, le=720)] = 72
+    PrivateMapKey: Annotated[str, Field(max_length=4096)] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if not self.UserSig.get_secret_value():
+            raise _fail("MissingParameter.UserSig", "UserSig must not be empty")
+        if self.RoomIdType == 1:
+            if not _NUMERIC_ROOM.fullmatch(self.RoomId) or int(self.RoomId) > MAX_NUMERIC_ROOM:
+                raise _fail(
+                    "InvalidParameter.RoomId",
+                    f"RoomIdType 1 needs a numeric RoomId from 1 to {MAX_NUMERIC_ROOM}; "
+                    "set RoomIdType 0 for a string room",
+                )
+        elif not _STRING_ROOM.fullmatch(self.RoomId) or len(self.RoomId.encode()) > 64:
+            raise _fail(
+                "InvalidParameter.StrRoomId",
+                "a string RoomId holds 1-64 of a-z A-Z 0-9, space and !#$%&()+-:;<=.>?@[]^_{}|~,",
+            )
+        vod = self.StorageParams.CloudVod
+        if vod is not None and vod.TencentVod is not None and vod.TencentVod.MediaType in (2, 4):
+            if self.RecordParams.StreamType != 1:
+                raise _fail("InvalidParameter.RecordAudioOnly", "TencentVod.MediaType 2 and 4 need StreamType 1")
+        if self.RecordParams.RecordMode == 2 and self.MixLayoutParams is not None:
+            try:
+                check_layout_fits(self.MixLayoutParams, self.canvas())
+            except ParameterError as exc:
+                raise _fail(exc.code, exc.message) from None
+        return self
+
+    def canvas(self) -> tuple[int, int]:
+        return (self.MixTranscodeParams or MixTranscodeParams()).canvas()
+
+
+class DescribeCloudRecordingRequest(TaskRef):
+    RecorderKey: Annotated[str, Field(max_length=256)] | None = None
+
+
+class ModifyCloudRecordingRequest(TaskRef):
+    MixLayoutParams: MixLayoutParams_ | None = None
+    SubscribeStreamUserIds: SubscribeStreamUserIds_ | None = None
+
+
+class DeleteCloudRecordingRequest(TaskRef):
+    pass
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def parameter_error(exc: ValidationError) -> ParameterError:
+    """The ParameterError a TRTC user gets for a failed validation (missing fields first)."""
+    errors = exc.errors(include_url=False)
+    missing = [e for e in errors if e["type"] == "missing"]
+    first = (missing or errors)[0]
+    loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    path = _path(loc) or "request body"  # model-level errors have no field
+    kind = first["type"]
+    field = next((p for p in reversed(loc) if isinstance(p, str)), "")
+    if kind == "missing":
+        code = f"MissingParameter.{field}" if field in _NAMED_MISSING else "MissingParameter"
+        return ParameterError(f"The parameter {path} is missing or empty.", code)
+    if kind in _OUT_OF_RANGE:
+        return ParameterError(f"The parameter {path} is out of range: {first['msg']}.", "InvalidParameter.OutOfRange")
+    if kind.startswith(("InvalidParameter", "MissingParameter")):
+        text = f"{loc and path + ': ' or ''}{first['msg']}."
+        return ParameterError(text[0].upper() + text[1:], kind)
+    return ParameterError(f"The parameter {path} is invalid: {first['msg']}.", "InvalidParameter")
+
+
+def parse(model: type[M], data: Any, strict: bool) -> M:
+    """Validate `data` as `model`; `strict` for JSON bodies, lax for flattened GET queries."""
+    call: Callable[..., M] = model.model_validate
+    try:
+        return call(data, strict=strict)
+    except ValidationError as exc:
+        raise parameter_error(exc) from None

@@ -1,0 +1,62 @@
+"""Tasks whose recorder stopped heartbeating: relaunch them (ha1..ha3) or end them.
+
+Run on a schedule (every minute in AWS; by the event pump of the local stack). The plan
+is decided in `plan`, a pure function; `reap` carries it out.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from chalicelib.config import Settings
+from chalicelib.events import RECORDER_STOP, EventQueue, build_event
+from chalicelib.launcher import Launcher
+from chalicelib.task_store import ENDED, STOP, TaskRecord, TaskStore
+
+log = logging.getLogger(__name__)
+
+LEAVE_SERVER_KICK = 3  # 302 LeaveCode: the server removed the robot
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # "relaunch" | "end"
+    reason: str
+
+
+def plan(task: TaskRecord, settings: Settings, now_s: float) -> Decision:
+    """What to do with a live task whose lease has run out."""
+    if task.desired == STOP:
+        return Decision("end", "stop was requested and the recorder is gone")
+    if task.ha_count >= settings.max_ha:
+        return Decision("end", f"the recorder failed {task.ha_count + 1} times")
+    if task.usersig_expires_s <= now_s:
+        return Decision("end", "the robot's UserSig has expired, so it cannot re-enter the room")
+    return Decision("relaunch", "the recorder stopped heartbeating")
+
+
+def reap(tasks: TaskStore, launcher: Launcher, events: EventQueue, settings: Settings, now_s: float) -> int:
+    """Handle every expired task once; return how many were handled."""
+    now_ms = int(now_s * 1000)
+    handled = 0
+    for task_id in tasks.expired_live(now_ms):
+        task = tasks.get(task_id)
+        if task is None or task.status == ENDED or task.lease_expires_ms >= now_ms:
+            continue
+        decision = plan(task, settings, now_s)
+        log.warning("recorder lease expired: %s (%s)", decision.action, decision.reason,
+                    extra={"task_id": task_id, "ha_count": task.ha_count})
+        if decision.action == "relaunch":
+            if not tasks.relaunch(task, now_ms, int(settings.launch_grace_s * 1000)):
+                continue
+            if task.launch_handle:
+                launcher.stop(task.launch_handle)
+            tasks.set_launch(task_id, launcher.launch(task_id, task.ha_count + 1))
+        else:
+            code = task.leave_code if task.leave_code is not None else LEAVE_SERVER_KICK
+            if tasks.finish(task_id, now_ms, leave_code=code):
+                events.publish(build_event(RECORDER_STOP, task, {"LeaveCode": code}, now_ms),
+                               task.sdkappid, f"302-reaped-{task.ha_count}")
+        handled += 1
+    return handled

@@ -1,0 +1,183 @@
+"""The four actions of the Cloud Recording API as domain operations.
+
+Each takes the caller's app and a validated request, and returns the response fields.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import SecretStr
+
+from chalicelib.apps import App
+from chalicelib.config import Settings
+from chalicelib.errors import ServiceError, TaskNotFoundError
+from chalicelib.launcher import Launcher
+from chalicelib.models import (
+    CreateCloudRecordingRequest,
+    DeleteCloudRecordingRequest,
+    DescribeCloudRecordingRequest,
+    MixTranscodeParams,
+    ModifyCloudRecordingRequest,
+    TaskRef,
+    check_layout_fits,
+)
+from chalicelib.task_store import ENDED, RUN, AdmissionRaceError, TaskRecord, TaskStore
+from chalicelib.usersig import verify_usersig
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENT_RETRY_MS = 60_000
+ADMISSION_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Recordings:
+    """What the actions act on: the task store, the launcher and the clock."""
+
+    tasks: TaskStore
+    launcher: Launcher
+    settings: Settings
+    clock: Callable[[], float]
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+
+def new_task_id() -> str:
+    """An opaque, unique TaskId shaped like TRTC's: base64 with / → - and = → ."""
+    return base64.b64encode(secrets.token_bytes(32)).decode().replace("/", "-").replace("=", ".")
+
+
+def _reveal(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def stored_params(req: CreateCloudRecordingRequest) -> str:
+    """The request as the recorder needs it (defaults filled in, UserSig left out)."""
+    data = req.model_dump(exclude={"UserSig", "PrivateMapKey"}, exclude_none=True)
+    return json.dumps(data, default=_reveal, sort_keys=True, separators=(",", ":"))
+
+
+def _params_hash(req: CreateCloudRecordingRequest) -> str:
+    data = req.model_dump(exclude_none=True)
+    return hashlib.sha256(json.dumps(data, default=_reveal, sort_keys=True).encode()).hexdigest()
+
+
+def _dump(model: Any) -> str:
+    return json.dumps(model.model_dump(exclude_none=True), sort_keys=True, separators=(",", ":"))
+
+
+def create(rec: Recordings, app: App, req: CreateCloudRecordingRequest) -> str:
+    """Admit a task (limits, robot slot) and launch its recorder; return the TaskId."""
+    now_s = rec.clock()
+    usersig_expires = verify_usersig(req.UserSig.get_secret_value(), req.SdkAppId, app.usersig_key,
+                                     req.UserId, now_s)
+    params_hash = _params_hash(req)
+    sub = req.RecordParams.SubscribeStreamUserIds
+    for _ in range(ADMISSION_ATTEMPTS):
+        now_ms = rec.now_ms()
+        task = TaskRecord(
+            task_id=new_task_id(),
+            sdkappid=req.SdkAppId,
+            room_id=req.RoomId,
+            room_id_type=req.RoomIdType,
+            user_id=req.UserId,
+            record_mode=req.RecordParams.RecordMode,
+            params_json=stored_params(req),
+            params_hash=params_hash,
+            created_ms=now_ms,
+            api_expires_ms=now_ms + req.ResourceExpiredHour * 3_600_000,
+            usersig_expires_s=usersig_expires,
+            subscribe_json=_dump(sub) if sub else "",
+            layout_json=_dump(req.MixLayoutParams) if req.MixLayoutParams else "",
+            lease_expires_ms=now_ms + int(rec.settings.launch_grace_s * 1000),
+        )
+        slot = rec.tasks.robot_slot(task.robot_key())
+        kick = None
+        if slot is not None:
+            earlier = rec.tasks.get(slot.task_id)
+            if earlier is not None and earlier.status != ENDED and earlier.desired == RUN:
+                if slot.params_hash == params_hash and now_ms - slot.created_ms < IDEMPOTENT_RETRY_MS:
+                    log.info("identical Create retried: returning the first task", extra={"task_id": earlier.task_id})
+                    return earlier.task_id
+                kick = earlier
+        try:
+            rec.tasks.admit(task, slot, kick, app.max_concurrent)
+            break
+        except AdmissionRaceError:
+            continue
+    else:
+        raise ServiceError("Too many concurrent Create calls for this robot UserId; retry.")
+    if kick is not None:
+        log.info("robot UserId re-entered the room: stopping the earlier task",
+                 extra={"task_id": task.task_id, "kicked_task_id": kick.task_id})
+    try:
+        handle = rec.launcher.launch(task.task_id, 0)
+    except ServiceError:
+        rec.tasks.finish(task.task_id, rec.now_ms())
+        raise
+    rec.tasks.set_launch(task.task_id, handle)
+    return task.task_id
+
+
+def _visible_task(rec: Recordings, ref: TaskRef) -> TaskRecord:
+    task = rec.tasks.get(ref.TaskId)
+    if task is None or task.sdkappid != ref.SdkAppId:
+        raise TaskNotFoundError(f"The task {ref.TaskId} does not exist for SdkAppId {ref.SdkAppId}.")
+    if task.status == ENDED:
+        raise TaskNotFoundError(f"The task {ref.TaskId} has ended.")
+    if rec.now_ms() > task.api_expires_ms:
+        raise TaskNotFoundError(
+            f"The task {ref.TaskId} is past its ResourceExpiredHour window; the API no longer "
+            "reaches it (the recording itself goes on until it stops)."
+        )
+    return task
+
+
+def _is_vod(task: TaskRecord) -> bool:
+    return "CloudVod" in json.loads(task.params_json).get("StorageParams", {})
+
+
+def describe(rec: Recordings, req: DescribeCloudRecordingRequest) -> dict[str, Any]:
+    task = _visible_task(rec, req)
+    files = [] if _is_vod(task) else [vars(f) for f in task.storage_files()]
+    out: dict[str, Any] = {"TaskId": task.task_id, "Status": task.status, "StorageFileList": files}
+    if req.RecorderKey is not None:
+        out["RecorderKey"] = req.RecorderKey
+    return out
+
+
+def modify(rec: Recordings, req: ModifyCloudRecordingRequest) -> dict[str, Any]:
+    task = _visible_task(rec, req)
+    layout = req.MixLayoutParams
+    if layout is not None and task.record_mode == 2:
+        stored = json.loads(task.params_json).get("MixTranscodeParams") or {}
+        check_layout_fits(layout, MixTranscodeParams.model_validate(stored).canvas())
+    sub = req.SubscribeStreamUserIds
+    if sub is None and layout is None:
+        return {"TaskId": task.task_id}
+    changed = rec.tasks.update_config(
+        task.task_id,
+        subscribe_json=None if sub is None else _dump(sub),
+        layout_json=None if layout is None else _dump(layout),
+    )
+    if not changed:
+        raise TaskNotFoundError(f"The task {task.task_id} is exiting; it can no longer be modified.")
+    return {"TaskId": task.task_id}
+
+
+def delete(rec: Recordings, req: DeleteCloudRecordingRequest) -> dict[str, Any]:
+    task = _visible_task(rec, req)
+    if not rec.tasks.request_stop(task.task_id, leave_code=0):
+        raise TaskNotFoundError(f"The task {task.task_id} has ended.")
+    return {"TaskId": task.task_id}

@@ -1,0 +1,95 @@
+"""The AWS resources cloudrec needs, as data: created by the local stack and the tests,
+and written into the CloudFormation template of a deployment (infra/aws)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.config import Settings
+
+LIVE_INDEX = "live-by-lease"
+EVENTS_DLQ_SUFFIX = "-dlq.fifo"
+S3_EVENTS_QUEUE = "cloudrec-s3-events"  # local stack only: S3 notifications reach the pump through it
+EVENTS_VISIBILITY_S = 30
+EVENTS_MAX_RECEIVES = 40  # with the backoff of the callback sender: well over 10 minutes
+
+
+def tables(s: Settings) -> list[dict[str, Any]]:
+    """CreateTable arguments (PAY_PER_REQUEST) for the tasks, apps and limits tables."""
+    return [
+        {
+            "TableName": s.tasks_table,
+            "KeySchema": [{"AttributeName": "task_id", "KeyType": "HASH"}],
+            "AttributeDefinitions": [
+                {"AttributeName": "task_id", "AttributeType": "S"},
+                {"AttributeName": "live", "AttributeType": "S"},
+                {"AttributeName": "lease_expires_ms", "AttributeType": "N"},
+            ],
+            "GlobalSecondaryIndexes": [
+                {
+                    "IndexName": LIVE_INDEX,
+                    "KeySchema": [
+                        {"AttributeName": "live", "KeyType": "HASH"},
+                        {"AttributeName": "lease_expires_ms", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
+            ],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+        {
+            "TableName": s.apps_table,
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+        {
+            "TableName": s.limits_table,
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+    ]
+
+
+TTL_ATTRIBUTE = {"limits": "expires_at"}
+
+
+def events_dlq_name(s: Settings) -> str:
+    return s.events_queue.removesuffix(".fifo") + EVENTS_DLQ_SUFFIX
+
+
+def create_resources(s: Settings, dynamodb: Any, sqs: Any, s3: Any) -> None:
+    """Create every table, queue and bucket that does not exist yet (local stack, tests)."""
+    existing = set(dynamodb.list_tables()["TableNames"])
+    for spec in tables(s):
+        if spec["TableName"] not in existing:
+            dynamodb.create_table(**spec)
+    dynamodb.update_time_to_live(
+        TableName=s.limits_table,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE["limits"]},
+    )
+    dlq_url = sqs.create_queue(
+        QueueName=events_dlq_name(s), Attributes={"FifoQueue": "true"}
+    )["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.create_queue(
+        QueueName=s.events_queue,
+        Attributes={
+            "FifoQueue": "true",
+            "VisibilityTimeout": str(EVENTS_VISIBILITY_S),
+            "RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{EVENTS_MAX_RECEIVES}"}}',
+        },
+    )
+    s3_queue_url = sqs.create_queue(QueueName=S3_EVENTS_QUEUE)["QueueUrl"]
+    s3_queue_arn = sqs.get_queue_attributes(QueueUrl=s3_queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    buckets = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    if s.internal_bucket not in buckets:
+        s3.create_bucket(Bucket=s.internal_bucket)
+    s3.put_bucket_notification_configuration(
+        Bucket=s.internal_bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": s3_queue_arn, "Events": ["s3:ObjectCreated:*"]}]
+        },
+    )

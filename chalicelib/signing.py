@@ -1,0 +1,179 @@
+"""TC3-HMAC-SHA256 request signatures (API 3.0) and the callback `Sign` header.
+
+Pure functions: the API verifies requests with `verify_tc3`, tests and the benchmark
+sign with `sign_tc3`, the callback sender signs bodies with `callback_sign`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from chalicelib.errors import AuthError, RequestError
+
+ALGORITHM = "TC3-HMAC-SHA256"
+SERVICE = "trtc"
+MAX_CLOCK_SKEW_S = 300
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+
+_AUTH_RE = re.compile(
+    r"^TC3-HMAC-SHA256\s+Credential=(?P<secret_id>[^/,\s]+)/(?P<date>\d{4}-\d{2}-\d{2})/"
+    r"(?P<service>[^/,\s]+)/tc3_request\s*,\s*SignedHeaders=(?P<signed>[^,\s]+)\s*,\s*"
+    r"Signature=(?P<signature>[0-9a-fA-F]{64})\s*$"
+)
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """What signature verification needs from an HTTP request."""
+
+    method: str
+    headers: Mapping[str, str]  # lower-cased names
+    canonical_query: str  # "" for POST
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """The parsed `Authorization: TC3-HMAC-SHA256 ...` header."""
+
+    secret_id: str
+    date: str
+    service: str
+    signed_headers: tuple[str, ...]
+    signature: str
+
+
+def _hmac(key: bytes, msg: str) -> bytes:
+    return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
+
+
+def utc_date(timestamp: int) -> str:
+    """The credential-scope date (UTC) of a Unix timestamp."""
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d")
+
+
+def parse_authorization(value: str | None) -> Authorization:
+    if not value:
+        raise AuthError("The Authorization header is missing.", "AuthFailure.InvalidAuthorization")
+    m = _AUTH_RE.match(value.strip())
+    if m is None:
+        raise AuthError(
+            "The Authorization header is not a TC3-HMAC-SHA256 authorization "
+            "(only TC3-HMAC-SHA256 signing is supported).",
+            "AuthFailure.InvalidAuthorization",
+        )
+    signed = tuple(h.strip().lower() for h in m["signed"].split(";") if h.strip())
+    if "content-type" not in signed or "host" not in signed:
+        raise AuthError(
+            "SignedHeaders must include content-type and host.", "AuthFailure.InvalidAuthorization"
+        )
+    return Authorization(m["secret_id"], m["date"], m["service"], signed, m["signature"].lower())
+
+
+def canonical_request(req: SignedRequest, signed_headers: tuple[str, ...], lower_values: bool) -> str:
+    lines = []
+    for name in signed_headers:
+        value = req.headers.get(name, "").strip()
+        lines.append(f"{name}:{value.lower() if lower_values else value}\n")
+    if req.headers.get("x-tc-content-sha256", "") == UNSIGNED_PAYLOAD:
+        payload = UNSIGNED_PAYLOAD.encode()
+    elif req.method == "GET":
+        payload = b""
+    else:
+        payload = req.body
+    return "\n".join(
+        [
+            req.method,
+            "/",
+            req.canonical_query,
+            "".join(lines),
+            ";".join(signed_headers),
+            hashlib.sha256(payload).hexdigest(),
+        ]
+    )
+
+
+def signature(secret_key: str, timestamp: str, date: str, service: str, canonical: str) -> str:
+    scope = f"{date}/{service}/tc3_request"
+    string_to_sign = "\n".join(
+        [ALGORITHM, timestamp, scope, hashlib.sha256(canonical.encode("utf-8")).hexdigest()]
+    )
+    k_date = _hmac(("TC3" + secret_key).encode("utf-8"), date)
+    k_service = _hmac(k_date, service)
+    k_signing = _hmac(k_service, "tc3_request")
+    return hmac.new(k_signing, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def verify_tc3(req: SignedRequest, lookup_secret_key: Callable[[str], str | None], now: float) -> str:
+    """Verify a TC3-HMAC-SHA256 request and return its SecretId.
+
+    `lookup_secret_key(secret_id)` returns the key or None for an unknown SecretId.
+    Header values are compared lower-cased (as TC3 canonicalises them) and, for
+    clients that sign them verbatim, as received.
+    """
+    auth = parse_authorization(req.headers.get("authorization"))
+    raw_ts = req.headers.get("x-tc-timestamp", "")
+    if not raw_ts:
+        raise RequestError("The X-TC-Timestamp header is missing.", "MissingParameter")
+    try:
+        timestamp = int(raw_ts)
+    except ValueError:
+        raise RequestError("X-TC-Timestamp must be Unix seconds.", "InvalidParameter") from None
+    if abs(now - timestamp) > MAX_CLOCK_SKEW_S:
+        raise AuthError(
+            f"The request timestamp {timestamp} differs from the server time {int(now)} by more "
+            f"than {MAX_CLOCK_SKEW_S} seconds.",
+            "AuthFailure.SignatureExpire",
+        )
+    secret_key = lookup_secret_key(auth.secret_id)
+    if secret_key is None:
+        raise AuthError(f"The SecretId {auth.secret_id} is not known.", "AuthFailure.SecretIdNotFound")
+    failure = AuthError(
+        "The provided credentials could not be validated. Please check your signature is correct.",
+        "AuthFailure.SignatureFailure",
+    )
+    if auth.service != SERVICE or auth.date != utc_date(timestamp):
+        raise failure
+    for lower_values in (True, False):
+        canonical = canonical_request(req, auth.signed_headers, lower_values)
+        expected = signature(secret_key, raw_ts, auth.date, auth.service, canonical)
+        if hmac.compare_digest(expected, auth.signature):
+            return auth.secret_id
+    raise failure
+
+
+def sign_tc3(
+    secret_id: str,
+    secret_key: str,
+    method: str,
+    host: str,
+    content_type: str,
+    body: bytes,
+    timestamp: int,
+    canonical_query: str = "",
+) -> str:
+    """Return the Authorization header the official SDK would send (content-type;host)."""
+    date = utc_date(timestamp)
+    req = SignedRequest(
+        method=method,
+        headers={"content-type": content_type, "host": host},
+        canonical_query=canonical_query,
+        body=body,
+    )
+    signed = ("content-type", "host")
+    sig = signature(secret_key, str(timestamp), date, SERVICE, canonical_request(req, signed, False))
+    return (
+        f"{ALGORITHM} Credential={secret_id}/{date}/{SERVICE}/tc3_request, "
+        f"SignedHeaders={';'.join(signed)}, Signature={sig}"
+    )
+
+
+def callback_sign(key: str, body: bytes) -> str:
+    """`Sign` header of a callback: base64(HMAC-SHA256(callback key, exact body bytes))."""
+    return base64.b64encode(hmac.new(key.encode("utf-8"), body, hashlib.sha256).digest()).decode()

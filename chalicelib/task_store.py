@@ -1,0 +1,395 @@
+"""Recording tasks in DynamoDB: the task item, its recorder lease, and the per-app
+counters that admission updates in the same transaction (tasks + limits tables).
+
+A task moves Idle → InProgress → Exited (stopping; still visible to Describe) → Ended
+(gone for the API). `desired` is what the API wants ("run" | "stop"); the recorder polls
+it with each heartbeat, so Delete and Modify reach it through the store.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from chalicelib.errors import ConcurrencyLimitError, ServiceError
+from chalicelib.schema import LIVE_INDEX
+
+IDLE, IN_PROGRESS, EXITED, ENDED = "Idle", "InProgress", "Exited", "Ended"
+RUN, STOP = "run", "stop"
+
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+
+
+class AdmissionRaceError(Exception):
+    """Another Create for the same robot slot, or the kicked task, changed meanwhile: retry."""
+
+
+@dataclass(frozen=True)
+class StorageFile:
+    """An index file as Describe lists it (spec §2.2 StorageFile)."""
+
+    FileName: str
+    UserId: str
+    TrackType: str
+    BeginTimeStamp: int
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """A recording task as stored. `params_json` holds storage keys: never returned or logged."""
+
+    task_id: str
+    sdkappid: int
+    room_id: str
+    room_id_type: int
+    user_id: str
+    record_mode: int
+    params_json: str
+    params_hash: str
+    created_ms: int
+    api_expires_ms: int
+    usersig_expires_s: int
+    subscribe_json: str = ""
+    layout_json: str = ""
+    config_version: int = 0
+    status: str = IDLE
+    desired: str = RUN
+    leave_code: int | None = None
+    ha_count: int = 0
+    lease_owner: str | None = None
+    lease_expires_ms: int = 0
+    heartbeat_ms: int = 0
+    launch_handle: str | None = None
+    ended_ms: int | None = None
+    files: dict[str, StorageFile] = field(default_factory=dict)
+
+    @property
+    def room_key(self) -> str:
+        return json.dumps([self.sdkappid, self.room_id_type, self.room_id])
+
+    def robot_key(self) -> str:
+        return robot_key(self.sdkappid, self.room_id_type, self.room_id, self.user_id)
+
+    def storage_files(self) -> list[StorageFile]:
+        return sorted(self.files.values(), key=lambda f: (f.BeginTimeStamp, f.FileName))
+
+
+@dataclass(frozen=True)
+class RobotSlot:
+    """Which task holds a robot UserId in a room, and with which parameters."""
+
+    key: str
+    task_id: str
+    params_hash: str
+    created_ms: int
+
+
+def robot_key(sdkappid: int, room_id_type: int, room_id: str, user_id: str) -> str:
+    return "robot#" + json.dumps([sdkappid, room_id_type, room_id, user_id])
+
+
+def active_key(sdkappid: int) -> str:
+    return f"active#{sdkappid}"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _from_item(item: dict[str, Any]) -> TaskRecord:
+    raw = {k: _plain(_de.deserialize(v)) for k, v in item.items()}
+    names = {f.name for f in fields(TaskRecord)}
+    data = {k: v for k, v in raw.items() if k in names}
+    data["files"] = {name: StorageFile(**f) for name, f in raw.get("files", {}).items()}
+    return TaskRecord(**data)
+
+
+def _to_item(task: TaskRecord) -> dict[str, Any]:
+    data = {f.name: getattr(task, f.name) for f in fields(TaskRecord)}
+    data["files"] = {n: vars(f) for n, f in task.files.items()}
+    data["live"] = "1"
+    return {k: _ser.serialize(v) for k, v in data.items() if v is not None}
+
+
+def _values(**kwargs: Any) -> dict[str, Any]:
+    return {f":{k}": _ser.serialize(v) for k, v in kwargs.items()}
+
+
+def _cancel_codes(err: ClientError) -> list[str]:
+    return [r.get("Code", "None") for r in err.response.get("CancellationReasons", [])]
+
+
+def _is_condition_failure(err: ClientError) -> bool:
+    return err.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+class TaskStore:
+    """Tasks and their admission counters, over a DynamoDB client."""
+
+    def __init__(self, client: Any, tasks_table: str, limits_table: str) -> None:
+        self._db = client
+        self._tasks = tasks_table
+        self._limits = limits_table
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        item = self._db.get_item(TableName=self._tasks, Key={"task_id": {"S": task_id}},
+                                 ConsistentRead=True).get("Item")
+        return _from_item(item) if item else None
+
+    def robot_slot(self, key: str) -> RobotSlot | None:
+        item = self._db.get_item(TableName=self._limits, Key={"pk": {"S": key}},
+                                 ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        raw = {k: _plain(_de.deserialize(v)) for k, v in item.items()}
+        return RobotSlot(key, raw["task_id"], raw["params_hash"], raw["created_ms"])
+
+    def active_count(self, sdkappid: int) -> int:
+        item = self._db.get_item(TableName=self._limits, Key={"pk": {"S": active_key(sdkappid)}},
+                                 ConsistentRead=True).get("Item")
+        return int(item["n"]["N"]) if item else 0
+
+    def expired_live(self, now_ms: int) -> list[str]:
+        """Ids of tasks not yet ended whose recorder lease (or launch grace) has run out."""
+        ids: list[str] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._tasks,
+            "IndexName": LIVE_INDEX,
+            "KeyConditionExpression": "live = :one AND lease_expires_ms < :now",
+            "ExpressionAttributeValues": _values(one="1", now=now_ms),
+        }
+        while True:
+            page = self._db.query(**kwargs)
+            ids += [i["task_id"]["S"] for i in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return ids
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # -- admission -----------------------------------------------------------------------
+
+    def admit(self, task: TaskRecord, seen: RobotSlot | None, kick: TaskRecord | None,
+              max_concurrent: int) -> None:
+        """Store a new task, count it against the app's limit and take its robot slot,
+        stopping `kick` (the earlier task of this robot) with LeaveCode 101 — all or nothing."""
+        slot_item = {
+            "pk": {"S": task.robot_key()},
+            "task_id": {"S": task.task_id},
+            "params_hash": {"S": task.params_hash},
+            "created_ms": {"N": str(task.created_ms)},
+        }
+        if seen is None:
+            slot_put = {"Put": {"TableName": self._limits, "Item": slot_item,
+                                "ConditionExpression": "attribute_not_exists(pk)"}}
+        else:
+            slot_put = {"Put": {"TableName": self._limits, "Item": slot_item,
+                                "ConditionExpression": "task_id = :seen",
+                                "ExpressionAttributeValues": _values(seen=seen.task_id)}}
+        items: list[dict[str, Any]] = [
+            {"Put": {"TableName": self._tasks, "Item": _to_item(task),
+                     "ConditionExpression": "attribute_not_exists(task_id)"}},
+            {"Update": {
+                "TableName": self._limits,
+                "Key": {"pk": {"S": active_key(task.sdkappid)}},
+                "UpdateExpression": "ADD n :one",
+                "ConditionExpression": "attribute_not_exists(n) OR n < :max",
+                "ExpressionAttributeValues": _values(one=1, max=max_concurrent),
+            }},
+            slot_put,
+        ]
+        if kick is not None:
+            items.append({"Update": {
+                "TableName": self._tasks,
+                "Key": {"task_id": {"S": kick.task_id}},
+                "UpdateExpression": "SET desired = :stop, leave_code = :code, #s = :exited",
+                "ConditionExpression": "#s <> :ended",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": _values(stop=STOP, code=101, exited=EXITED, ended=ENDED),
+            }})
+        try:
+            self._db.transact_write_items(TransactItems=items)
+        except ClientError as err:
+            if err.response["Error"]["Code"] != "TransactionCanceledException":
+                raise ServiceError("The task store refused the new task.") from err
+            codes = _cancel_codes(err)
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                raise ConcurrencyLimitError(
+                    f"The application already runs {max_concurrent} recording tasks, its limit."
+                ) from None
+            raise AdmissionRaceError(",".join(codes)) from None
+
+    def set_launch(self, task_id: str, handle: str) -> None:
+        self._db.update_item(
+            TableName=self._tasks, Key={"task_id": {"S": task_id}},
+            UpdateExpression="SET launch_handle = :h", ExpressionAttributeValues=_values(h=handle),
+        )
+
+    # -- control (API) -------------------------------------------------------------------
+
+    def request_stop(self, task_id: str, leave_code: int) -> bool:
+        """Ask the recorder to stop; False when the task has ended already."""
+        try:
+            self._db.update_item(
+                TableName=self._tasks, Key={"task_id": {"S": task_id}},
+                UpdateExpression="SET desired = :stop, #s = :exited, "
+                                 "leave_code = if_not_exists(leave_code, :code)",
+                ConditionExpression="attribute_exists(task_id) AND #s <> :ended",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_values(stop=STOP, exited=EXITED, ended=ENDED, code=leave_code),
+            )
+            return True
+        except ClientError as err:
+            if _is_condition_failure(err):
+                return False
+            raise
+
+    def update_config(self, task_id: str, subscribe_json: str | None, layout_json: str | None) -> bool:
+        """Overwrite the subscription and/or layout of a running task; False if it is stopping."""
+        sets = ["config_version = config_version + :one"]
+        values: dict[str, Any] = {"one": 1}
+        if subscribe_json is not None:
+            sets.append("subscribe_json = :sub")
+            values["sub"] = subscribe_json
+        if layout_json is not None:
+            sets.append("layout_json = :lay")
+            values["lay"] = layout_json
+        try:
+            self._db.update_item(
+                TableName=self._tasks, Key={"task_id": {"S": task_id}},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="attribute_exists(task_id) AND desired = :run",
+                ExpressionAttributeValues=_values(run=RUN, **values),
+            )
+            return True
+        except ClientError as err:
+            if _is_condition_failure(err):
+                return False
+            raise
+
+    # -- recorder side -------------------------------------------------------------------
+
+    def _update_returning(self, task_id: str, **kwargs: Any) -> TaskRecord | None:
+        try:
+            out = self._db.update_item(TableName=self._tasks, Key={"task_id": {"S": task_id}},
+                                       ReturnValues="ALL_NEW", **kwargs)
+            return _from_item(out["Attributes"])
+        except ClientError as err:
+            if _is_condition_failure(err):
+                return None
+            raise
+
+    def acquire_lease(self, task_id: str, owner: str, now_ms: int, lease_ms: int) -> TaskRecord | None:
+        """Take the recorder lease of a task; None if another live recorder holds it or it ended."""
+        return self._update_returning(
+            task_id,
+            UpdateExpression="SET lease_owner = :me, lease_expires_ms = :exp, heartbeat_ms = :now",
+            ConditionExpression="attribute_exists(task_id) AND #s <> :ended AND "
+                                "(attribute_not_exists(lease_owner) OR lease_owner = :me OR "
+                                "lease_expires_ms < :now)",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=_values(me=owner, exp=now_ms + lease_ms, now=now_ms, ended=ENDED),
+        )
+
+    def heartbeat(self, task_id: str, owner: str, now_ms: int, lease_ms: int) -> TaskRecord | None:
+        """Extend the lease and return the task as the API left it; None once the lease is lost."""
+        return self._update_returning(
+            task_id,
+            UpdateExpression="SET lease_expires_ms = :exp, heartbeat_ms = :now",
+            ConditionExpression="lease_owner = :me AND #s <> :ended",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=_values(me=owner, exp=now_ms + lease_ms, now=now_ms, ended=ENDED),
+        )
+
+    def mark_recording(self, task_id: str) -> bool:
+        """Idle → InProgress when the first media arrives (a stopping task stays Exited)."""
+        try:
+            self._db.update_item(
+                TableName=self._tasks, Key={"task_id": {"S": task_id}},
+                UpdateExpression="SET #s = :busy",
+                ConditionExpression="#s = :idle AND desired = :run",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_values(busy=IN_PROGRESS, idle=IDLE, run=RUN),
+            )
+            return True
+        except ClientError as err:
+            if _is_condition_failure(err):
+                return False
+            raise
+
+    def put_file(self, task_id: str, file: StorageFile) -> None:
+        """Record an index file for Describe (idempotent per FileName)."""
+        self._db.update_item(
+            TableName=self._tasks, Key={"task_id": {"S": task_id}},
+            UpdateExpression="SET files.#f = :file",
+            ExpressionAttributeNames={"#f": file.FileName},
+            ExpressionAttributeValues=_values(file=vars(file)),
+        )
+
+    def finish(self, task_id: str, now_ms: int, leave_code: int | None = None,
+               owner: str | None = None) -> bool:
+        """End a task and free its slot in the app's concurrency count, exactly once.
+        A recorder passes `owner`: it may only end a task whose lease it still holds."""
+        task = self.get(task_id)
+        if task is None or task.status == ENDED:
+            return False
+        sets = "SET #s = :ended, ended_ms = :now, desired = :stop"
+        condition = "#s <> :ended"
+        values: dict[str, Any] = {"ended": ENDED, "now": now_ms, "stop": STOP}
+        if leave_code is not None:
+            sets += ", leave_code = if_not_exists(leave_code, :code)"
+            values["code"] = leave_code
+        if owner is not None:
+            condition += " AND lease_owner = :owner"
+            values["owner"] = owner
+        try:
+            self._db.transact_write_items(TransactItems=[
+                {"Update": {
+                    "TableName": self._tasks, "Key": {"task_id": {"S": task_id}},
+                    "UpdateExpression": sets + " REMOVE live",
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": {"#s": "status"},
+                    "ExpressionAttributeValues": _values(**values),
+                }},
+                {"Update": {
+                    "TableName": self._limits, "Key": {"pk": {"S": active_key(task.sdkappid)}},
+                    # no condition: ending a task must never fail on the counter
+                    "UpdateExpression": "ADD n :minus",
+                    "ExpressionAttributeValues": _values(minus=-1),
+                }},
+            ])
+            return True
+        except ClientError as err:
+            if err.response["Error"]["Code"] == "TransactionCanceledException":
+                return False
+            raise
+
+    def relaunch(self, task: TaskRecord, now_ms: int, grace_ms: int) -> bool:
+        """Hand a task whose recorder died to a new one (ha_count + 1); False if it changed."""
+        try:
+            self._db.update_item(
+                TableName=self._tasks, Key={"task_id": {"S": task.task_id}},
+                UpdateExpression="SET ha_count = ha_count + :one, lease_expires_ms = :exp "
+                                 "REMOVE lease_owner",
+                ConditionExpression="lease_expires_ms = :seen AND #s <> :ended",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_values(one=1, exp=now_ms + grace_ms,
+                                                  seen=task.lease_expires_ms, ended=ENDED),
+            )
+            return True
+        except ClientError as err:
+            if _is_condition_failure(err):
+                return False
+            raise

@@ -1,0 +1,57 @@
+"""Builds the adapters from the settings, lazily and once per process."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+from chalicelib import aws
+from chalicelib.api import Api
+from chalicelib.apps import AppRegistry
+from chalicelib.events import EventQueue
+from chalicelib.launcher import Launcher, get_launcher
+from chalicelib.limits import RateLimiter
+from chalicelib.recordings import Recordings
+from chalicelib.task_store import TaskStore
+
+
+@functools.cache
+def task_store() -> TaskStore:
+    s = aws.settings()
+    return TaskStore(aws.client("dynamodb"), s.tasks_table, s.limits_table)
+
+
+@functools.cache
+def app_registry() -> AppRegistry:
+    return AppRegistry(aws.client("dynamodb"), aws.settings().apps_table)
+
+
+@functools.cache
+def event_queue() -> EventQueue:
+    return EventQueue(aws.client("sqs"), aws.settings().events_queue)
+
+
+@functools.cache
+def launcher() -> Launcher:
+    s = aws.settings()
+    return get_launcher(s, aws.client("ecs") if s.launcher == "ecs" else None)
+
+
+@functools.cache
+def api() -> Api:
+    s = aws.settings()
+    return Api(
+        apps=app_registry(),
+        limiter=RateLimiter(aws.client("dynamodb"), s.limits_table),
+        recordings=Recordings(task_store(), launcher(), s, time.time),
+        regions=s.regions,
+    )
+
+
+def reset() -> None:
+    """Forget every adapter (tests switch environments)."""
+    for built in (task_store, app_registry, event_queue, launcher, api):
+        clear = getattr(built, "cache_clear", None)  # tests may replace an adapter
+        if clear is not None:
+            clear()
+    aws.reset()

@@ -1,0 +1,137 @@
+"""The local event pump: what Lambda's event sources do in AWS, done against the moto
+server. It reads the Chalice app's own event-source registrations, so the same handlers
+run: SQS messages in Lambda's batch shape (deleting those the handler did not report as
+failed), S3 notifications (delivered to the pump through an SQS queue) one record per
+invocation, and scheduled handlers at their rate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from chalicelib.schema import S3_EVENTS_QUEUE
+
+log = logging.getLogger("cloudrec.pump")
+LOCAL_SCHEDULE_S = 15.0  # scheduled handlers run more often than in AWS, to keep demos brisk
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:cloudrec"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+def _sqs_record(msg: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    return {
+        "messageId": msg["MessageId"],
+        "receiptHandle": msg["ReceiptHandle"],
+        "body": msg["Body"],
+        "attributes": msg.get("Attributes", {}),
+        "messageAttributes": msg.get("MessageAttributes", {}),
+        "md5OfBody": msg.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+class EventPump:
+    """Polls the queues of the app's event sources and invokes its handlers."""
+
+    def __init__(self, app_module: ModuleType, sqs: Any, region: str) -> None:
+        self._module = app_module
+        self._sqs = sqs
+        self._region = region
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def _handler(self, handler_string: str) -> Any:
+        return getattr(self._module, handler_string.split(".", 1)[1])
+
+    def start(self) -> None:
+        for source in self._module.app.event_sources:
+            kind = type(source).__name__
+            target: Any
+            args: tuple[Any, ...]
+            if kind == "SQSEventConfig":
+                target = self._pump_sqs
+                args = (source.queue, self._handler(source.handler_string), source.batch_size)
+            elif kind == "S3EventConfig":
+                target, args = self._pump_s3, (source.bucket, self._handler(source.handler_string))
+            elif kind == "ScheduledEventConfig":
+                target, args = self._run_schedule, (source.name, self._handler(source.handler_string))
+            else:
+                log.warning("event source %s is not emulated locally", kind)
+                continue
+            thread = threading.Thread(target=self._guard, args=(target, args), name=f"pump-{source.name}",
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _guard(self, target: Any, args: tuple[Any, ...]) -> None:
+        while not self._stop.is_set():
+            try:
+                target(*args)
+            except Exception:
+                log.exception("event pump loop failed; restarting it")
+                self._stop.wait(1)
+
+    def _pump_sqs(self, queue: str, handler: Any, batch_size: int) -> None:
+        url = self._sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        arn = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        while not self._stop.is_set():
+            msgs = self._sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=min(batch_size, 10), WaitTimeSeconds=1,
+                AttributeNames=["All"], MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not msgs:
+                continue
+            event = {"Records": [_sqs_record(m, arn, self._region) for m in msgs]}
+            try:
+                result = handler(event, LambdaContext(queue)) or {}
+            except Exception:
+                log.exception("SQS handler for %s failed: the batch will be retried", queue)
+                continue
+            failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+            done = [m for m in msgs if m["MessageId"] not in failed]
+            for start in range(0, len(done), 10):
+                self._sqs.delete_message_batch(QueueUrl=url, Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:start + 10])])
+
+    def _pump_s3(self, bucket: str, handler: Any) -> None:
+        url = self._sqs.get_queue_url(QueueName=S3_EVENTS_QUEUE)["QueueUrl"]
+        while not self._stop.is_set():
+            for msg in self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                                 WaitTimeSeconds=1).get("Messages", []):
+                records = json.loads(msg["Body"]).get("Records", [])
+                try:
+                    for record in records:
+                        if record.get("s3", {}).get("bucket", {}).get("name") == bucket:
+                            handler({"Records": [record]}, LambdaContext(f"s3-{bucket}"))
+                except Exception:
+                    log.exception("S3 handler for %s failed: the notification will be retried", bucket)
+                    continue
+                self._sqs.delete_message(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"])
+
+    def _run_schedule(self, name: str, handler: Any) -> None:
+        while not self._stop.wait(LOCAL_SCHEDULE_S):
+            started = time.monotonic()
+            handler({"source": "local-pump", "detail-type": "Scheduled Event"}, LambdaContext(name))
+            log.debug("%s ran in %.2f s", name, time.monotonic() - started)

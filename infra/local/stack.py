@@ -1,0 +1,209 @@
+"""`make run`: all of cloudrec on one machine, every server on 127.0.0.1.
+
+Starts the AWS emulation (moto server: DynamoDB, S3, SQS) with cloudrec's tables, queues
+and bucket, seeds the development app, starts Janus (unless CLOUDREC_JANUS_URL names one),
+serves app.py with `chalice local` (which launches recorders as child processes), and
+runs the event pump that feeds S3/SQS events and schedules to the app's handlers.
+Ctrl-C (or SIGTERM) stops all of it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import IO, Any
+
+import boto3
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from chalicelib.apps import AppRegistry, dev_app_from_env  # noqa: E402
+from chalicelib.config import Settings  # noqa: E402
+from chalicelib.schema import create_resources  # noqa: E402
+from infra.local import janus  # noqa: E402
+from infra.local.pump import EventPump  # noqa: E402
+
+EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode}; see its log")
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (our own local URL)
+                return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    raise RuntimeError(f"{what} did not come up at {url} within {timeout:.0f} s")
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _stop_recorders(timeout: float = 20.0) -> None:
+    """Recorders are children of the API (or of the pump): stop them gracefully first, so
+    they end their tasks, then the servers they talk to."""
+    recorders = []
+    for pid in _descendants(os.getpid()):
+        try:
+            if b"recorder_container" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGTERM)
+                recorders.append(pid)
+        except OSError:
+            continue
+    deadline = time.monotonic() + timeout
+    while recorders and time.monotonic() < deadline:
+        recorders = [pid for pid in recorders if Path(f"/proc/{pid}").exists()
+                     and not Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"]
+        time.sleep(0.2)
+
+
+class Stack:
+    """The processes of the local stack, started in order and stopped in reverse."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.run_dir = Path(env["CLOUDREC_RUN_DIR"])
+        self.log_dir = self.run_dir / "logs"
+        self.procs: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
+        self.pump: EventPump | None = None
+
+    def spawn(self, name: str, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, **kwargs)
+        self.procs.append((name, proc, log))
+        return proc
+
+    def stop(self) -> None:
+        if self.pump is not None:
+            self.pump.stop()
+        _stop_recorders()
+        for _name, proc, log in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            log.close()
+
+
+def stack_env(base: dict[str, str]) -> dict[str, str]:
+    env = dict(base)
+    for key, value in EMULATOR_CREDENTIALS.items():
+        env.setdefault(key, value)
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    env.setdefault("CLOUDREC_API_PORT", "8000")
+    env.setdefault("CLOUDREC_AWS_PORT", "5000")
+    env.setdefault("CLOUDREC_RUN_DIR", str(ROOT / ".run"))
+    env.setdefault("CLOUDREC_LAUNCHER", "local")
+    env["CLOUDREC_AWS_ENDPOINT"] = f"http://127.0.0.1:{env['CLOUDREC_AWS_PORT']}"
+    env.setdefault("CLOUDREC_STORAGE_ENDPOINT", env["CLOUDREC_AWS_ENDPOINT"])
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        env.pop(proxy, None)  # everything here is on 127.0.0.1
+    return env
+
+
+def start(stack: Stack) -> None:
+    env = stack.env
+    aws_port, api_port = env["CLOUDREC_AWS_PORT"], env["CLOUDREC_API_PORT"]
+    moto = stack.spawn("aws", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", aws_port])
+    _wait_http(f"http://127.0.0.1:{aws_port}/moto-api/", moto, "the AWS emulation")
+
+    os.environ.update(env)  # this process runs the pump with the same settings as the API
+    settings = Settings.from_env(env)
+    session = boto3.session.Session(region_name=settings.aws_region)
+    clients = {name: session.client(name, endpoint_url=settings.aws_endpoint) for name in ("dynamodb", "sqs", "s3")}
+    create_resources(settings, clients["dynamodb"], clients["sqs"], clients["s3"])
+    app, secret_id, secret_key = dev_app_from_env(env)
+    AppRegistry(clients["dynamodb"], settings.apps_table).put_app(app, secret_id, secret_key)
+
+    if not env.get("CLOUDREC_JANUS_URL"):
+        cfg = janus.JanusConfig.from_env(env)
+        conf_dir = stack.run_dir / "janus"
+        janus.render(cfg, conf_dir)
+        proc = stack.spawn("janus", janus.command(conf_dir))
+        _wait_http(f"http://127.0.0.1:{cfg.http_port}/janus/info", proc, "Janus")
+
+    chalice = str(Path(sys.executable).parent / "chalice")
+    api = stack.spawn("api", [chalice, "local", "--host", "127.0.0.1",
+                              "--port", api_port, "--no-autoreload", "--stage", "local"], cwd=ROOT)
+    _wait_http(f"http://127.0.0.1:{api_port}/", api, "the API")
+
+    stack.pump = EventPump(importlib.import_module("app"), clients["sqs"], settings.aws_region)
+    stack.pump.start()
+
+
+def banner(env: dict[str, str]) -> str:
+    app, secret_id, secret_key = dev_app_from_env(env)
+    janus_url = app.room.janus_url
+    janus_ws_port = env.get("CLOUDREC_JANUS_WS_PORT", "8188")
+    return "\n".join([
+        "cloudrec local stack is up (Ctrl-C stops everything)",
+        f"  API (TRTC API 3.0)   http://127.0.0.1:{env['CLOUDREC_API_PORT']}/   endpoint for the SDK: "
+        f"127.0.0.1:{env['CLOUDREC_API_PORT']} (protocol http)",
+        f"  AWS emulation        {env['CLOUDREC_AWS_ENDPOINT']}   (moto: DynamoDB, S3, SQS)",
+        f"  Janus                {janus_url}" + ("" if env.get("CLOUDREC_JANUS_URL") else
+                                                 f"   WebSocket ws://127.0.0.1:{janus_ws_port}"),
+        f"  logs                 {env['CLOUDREC_RUN_DIR']}/logs/ (recorders in {env['CLOUDREC_RUN_DIR']}/recorders/)",
+        "development app:",
+        f"  SdkAppId {app.sdkappid}   SecretId {secret_id}   SecretKey {secret_key}",
+        f"  UserSig key {app.usersig_key}   (python -m chalicelib.admin usersig --user-id ROBOT)",
+        f"  limits {app.qps} requests/s per action, {app.max_concurrent} concurrent tasks",
+    ])
+
+
+def main() -> int:
+    stack = Stack(stack_env(dict(os.environ)))
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    try:
+        start(stack)
+        print(banner(stack.env), flush=True)
+        while not stopping.wait(1):
+            for name, proc, _ in stack.procs:
+                if proc.poll() is not None:
+                    print(f"{name} exited with code {proc.returncode}; stopping the stack", file=sys.stderr)
+                    stopping.set()
+    except Exception as exc:
+        print(f"the local stack could not start: {exc}", file=sys.stderr)
+        stack.stop()
+        return 1
+    print("stopping cloudrec local stack", flush=True)
+    stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The recording robot: one process per task (a Fargate task in AWS, a subprocess locally)."""

@@ -1,0 +1,46 @@
+"""Shared fixtures: AWS (moto in-process) with cloudrec's resources, and a registered app."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from moto import mock_aws
+
+from chalicelib import aws, wiring
+from chalicelib.apps import App, AppRegistry, RoomBackend
+from chalicelib.config import Settings
+from chalicelib.schema import create_resources
+
+SDKAPPID = 1400000001
+SECRET_ID = "AKIDTESTS"
+SECRET_KEY = "test-secret-key"
+USERSIG_KEY = "test-usersig-key"
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """moto in-process with every table, queue and bucket created."""
+    for name in list(os.environ):
+        if name.startswith("CLOUDREC_") or name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("CLOUDREC_LAUNCH_GRACE_S", "30")
+    with mock_aws():
+        wiring.reset()
+        settings = aws.settings()
+        create_resources(settings, aws.client("dynamodb"), aws.client("sqs"), aws.client("s3"))
+        yield settings
+    wiring.reset()
+
+
+@pytest.fixture
+def registry(aws_env: Settings) -> AppRegistry:
+    reg = wiring.app_registry()
+    reg.put_app(App(sdkappid=SDKAPPID, usersig_key=USERSIG_KEY,
+                    room=RoomBackend(janus_url="http://127.0.0.1:9/janus"),
+                    callback_url="", qps=20, max_concurrent=3), SECRET_ID, SECRET_KEY)
+    return reg
