@@ -94,6 +94,9 @@ def _deliver_callback(record: SQSRecord) -> None:
 def deliver_callbacks(event: SQSEvent) -> dict[str, Any]:
     """Post queued events to the apps' callback URLs; report failures per message."""
     processor = SqsFifoPartialProcessor()
+    # a batch that failed entirely is still a partial-batch answer: SQS retries those messages
+    # (the FIFO processor's constructor does not take this option)
+    processor.raise_on_entire_batch_failure = False
     return dict(process_partial_response(event=event.to_dict(), record_handler=_deliver_callback,
                                          processor=processor))
 

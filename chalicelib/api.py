@@ -84,14 +84,13 @@ def unflatten(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     root: dict[str, Any] = {}
     for key, value in pairs:
         parts = key.split(".")
-        node: Any = root
-        for part, nxt in zip(parts, parts[1:], strict=False):
-            child = node.get(part) if isinstance(node, dict) else None
-            if child is None:
-                child = [] if nxt.isdigit() else {}
-                node[part] = child
+        node = root
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):  # "A=1&A.B=2": the scalar wins
+                break
             node = child
-        if isinstance(node, dict):
+        else:
             node[parts[-1]] = value
     return _lists(root)
 

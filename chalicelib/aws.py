@@ -22,6 +22,10 @@ def settings() -> Settings:
 def client(service: str) -> Any:
     """A boto3 client for `service`, pointed at the local AWS emulation when one is configured."""
     s = settings()
+    if s.aws_endpoint and boto3.session.Session().get_credentials() is None:
+        # the local AWS emulation takes any credentials
+        return boto3.client(service, region_name=s.aws_region, endpoint_url=s.aws_endpoint, config=_RETRIES,
+                            aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106
     return boto3.client(service, region_name=s.aws_region, endpoint_url=s.aws_endpoint, config=_RETRIES)
 
 

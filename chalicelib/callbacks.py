@@ -7,9 +7,9 @@ is retried in order.
 
 from __future__ import annotations
 
+import http.client
 import json
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -52,17 +52,20 @@ def build_post(message_body: str, apps: AppRegistry, now_ms: int) -> Post | None
 
 
 def send(post: Post) -> None:
-    if not post.url.startswith(("http://", "https://")):
-        raise CallbackError("the callback URL is not http(s)")
-    request = urllib.request.Request(post.url, data=post.body, headers=post.headers,  # noqa: S310
-                                     method="POST")
+    """POST with http.client, which keeps header names as TRTC spells them (SdkAppId, Sign)."""
+    url = urllib.parse.urlsplit(post.url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise CallbackError("the callback URL is not an http(s) URL")
+    conn_cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+    conn = conn_cls(url.hostname, url.port, timeout=TIMEOUT_S)
+    path = (url.path or "/") + (f"?{url.query}" if url.query else "")
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310 (scheme checked)
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        raise CallbackError(f"callback answered HTTP {exc.code}") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        conn.request("POST", path, body=post.body, headers=post.headers)
+        status = conn.getresponse().status
+    except (OSError, http.client.HTTPException) as exc:
         raise CallbackError(f"callback unreachable: {type(exc).__name__}") from None
+    finally:
+        conn.close()
     if status != 200:
         raise CallbackError(f"callback answered HTTP {status}")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -19,7 +20,6 @@ from typing import Any
 from chalicelib.schema import S3_EVENTS_QUEUE
 
 log = logging.getLogger("cloudrec.pump")
-LOCAL_SCHEDULE_S = 15.0  # scheduled handlers run more often than in AWS, to keep demos brisk
 
 
 @dataclass
@@ -131,7 +131,14 @@ class EventPump:
                 self._sqs.delete_message(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"])
 
     def _run_schedule(self, name: str, handler: Any) -> None:
-        while not self._stop.wait(LOCAL_SCHEDULE_S):
+        # scheduled handlers run more often than in AWS (every minute), to keep demos brisk
+        every_s = float(os.environ.get("CLOUDREC_LOCAL_SCHEDULE_S", "15"))
+        while not self._stop.wait(every_s):
             started = time.monotonic()
-            handler({"source": "local-pump", "detail-type": "Scheduled Event"}, LambdaContext(name))
+            handler({  # the shape of an EventBridge scheduled event
+                "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
+                "source": "aws.events", "account": "000000000000", "region": self._region,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "resources": [f"arn:aws:events:{self._region}:000000000000:rule/{name}"], "detail": {},
+            }, LambdaContext(name))
             log.debug("%s ran in %.2f s", name, time.monotonic() - started)

@@ -155,9 +155,8 @@ def start(stack: Stack) -> None:
         proc = stack.spawn("janus", janus.command(conf_dir))
         _wait_http(f"http://127.0.0.1:{cfg.http_port}/janus/info", proc, "Janus")
 
-    chalice = str(Path(sys.executable).parent / "chalice")
-    api = stack.spawn("api", [chalice, "local", "--host", "127.0.0.1",
-                              "--port", api_port, "--no-autoreload", "--stage", "local"], cwd=ROOT)
+    api = stack.spawn("api", [sys.executable, str(ROOT / "infra/local/api_server.py"), "--host", "127.0.0.1",
+                              "--port", api_port], cwd=ROOT)
     _wait_http(f"http://127.0.0.1:{api_port}/", api, "the API")
 
     stack.pump = EventPump(importlib.import_module("app"), clients["sqs"], settings.aws_region)

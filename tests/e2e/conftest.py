@@ -1,0 +1,173 @@
+"""The local stack as the e2e tests use it: `infra/local/stack.py` on free ports, with a
+callback receiver, fast heartbeats and a frequent reaper."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from tencentcloud.common import credential
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.trtc.v20190722 import trtc_client
+
+ROOT = Path(__file__).resolve().parents[2]
+SDKAPPID = 1400000001
+SECRET_ID, SECRET_KEY = "AKIDLOCALDEV", "local-dev-secret"
+USERSIG_KEY = "local-dev-usersig-key"
+CALLBACK_KEY = "e2eCallbackKey42"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@dataclass
+class CallbackReceiver:
+    """A customer's callback endpoint: keeps every post whose Sign verifies."""
+
+    key: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+    bad_signatures: int = 0
+    status: int = 200
+
+    def start(self) -> str:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                expected = base64.b64encode(hmac.new(outer.key.encode(), body, hashlib.sha256).digest()).decode()
+                if self.headers.get("Sign") != expected:
+                    outer.bad_signatures += 1
+                elif outer.status == 200:
+                    outer.events.append(json.loads(body))
+                self.send_response(outer.status)
+                self.end_headers()
+                self.wfile.write(b'{"code":0}')
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_port}/trtc/callback"
+
+    def of(self, task_id: str, event_type: int | None = None) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["EventInfo"]["TaskId"] == task_id
+                and (event_type is None or e["EventType"] == event_type)]
+
+    def wait(self, task_id: str, event_type: int, timeout: float = 30) -> dict[str, Any]:
+        found = wait_for(lambda: self.of(task_id, event_type), timeout, f"event {event_type} of {task_id}")
+        return found[0]  # type: ignore[no-any-return]
+
+
+@dataclass
+class LocalStack:
+    env: dict[str, str]
+    run_dir: Path
+    proc: subprocess.Popen[bytes]
+    callbacks: CallbackReceiver
+
+    @property
+    def api_endpoint(self) -> str:
+        return f"127.0.0.1:{self.env['CLOUDREC_API_PORT']}"
+
+    @property
+    def janus_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['CLOUDREC_JANUS_HTTP_PORT']}/janus"
+
+    def client(self, secret_id: str = SECRET_ID, secret_key: str = SECRET_KEY, method: str = "POST",
+               endpoint: str | None = None) -> trtc_client.TrtcClient:
+        hp = HttpProfile(protocol="http", endpoint=endpoint or self.api_endpoint, reqMethod=method, reqTimeout=10)
+        return trtc_client.TrtcClient(credential.Credential(secret_id, secret_key), "ap-guangzhou",
+                                      ClientProfile(httpProfile=hp))
+
+    def boto(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.env["CLOUDREC_AWS_ENDPOINT"], region_name="us-east-1",
+                            aws_access_key_id="local", aws_secret_access_key="local")
+
+    def task_item(self, task_id: str) -> dict[str, Any] | None:
+        item = self.boto("dynamodb").get_item(TableName="cloudrec-tasks", Key={"task_id": {"S": task_id}},
+                                              ConsistentRead=True).get("Item")
+        return item  # type: ignore[no-any-return]
+
+    def admin(self, *args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "chalicelib.admin", *args], cwd=ROOT, env=self.env,
+                             capture_output=True, text=True, check=True, timeout=30)
+        return out.stdout
+
+    def recorder_logs(self) -> list[Path]:
+        return sorted((self.run_dir / "recorders").glob("*.log"))
+
+
+def stack_env(run_dir: Path, callback_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDREC_")}
+    env.update(
+        CLOUDREC_RUN_DIR=str(run_dir),
+        CLOUDREC_API_PORT=str(free_port()),
+        CLOUDREC_AWS_PORT=str(free_port()),
+        CLOUDREC_JANUS_HTTP_PORT=str(free_port()),
+        CLOUDREC_JANUS_WS_PORT=str(free_port()),
+        CLOUDREC_JANUS_RTP_PORTS="30000-30099",
+        CLOUDREC_CALLBACK_URL=callback_url,
+        CLOUDREC_CALLBACK_KEY=CALLBACK_KEY,
+        CLOUDREC_HEARTBEAT_S="1",
+        CLOUDREC_LEASE_S="4",
+        CLOUDREC_LAUNCH_GRACE_S="15",
+        CLOUDREC_LOCAL_SCHEDULE_S="2",
+    )
+    env["CLOUDREC_AWS_ENDPOINT"] = f"http://127.0.0.1:{env['CLOUDREC_AWS_PORT']}"
+    return env
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    run_dir = tmp_path_factory.mktemp("stack")
+    receiver = CallbackReceiver(CALLBACK_KEY)
+    env = stack_env(run_dir, receiver.start())
+    out = open(run_dir / "stack.out", "wb")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "infra/local/stack.py")], cwd=ROOT, env=env,
+                            stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: b"is up" in (run_dir / "stack.out").read_bytes() or proc.poll() is not None,
+                 120, "the local stack")
+        if proc.poll() is not None:
+            raise RuntimeError("the local stack failed:\n" + (run_dir / "stack.out").read_text())
+        yield LocalStack(env, run_dir, proc, receiver)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        out.close()
+        receiver.server.shutdown()

@@ -1,0 +1,71 @@
+"""`ip netns exec NAME make run` works inside a namespace prepared as DESIGN.md describes
+(how tests outside the project run the stack): Janus bound to the namespace's veth."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import ROOT, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.netns]
+NS = f"cloudrec-t{os.getpid()}"
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=20)
+
+
+@pytest.fixture
+def namespace() -> Iterator[str]:
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("creating a network namespace needs root and iproute2")
+    _ip("netns", "add", NS)
+    try:
+        _ip("-n", NS, "link", "set", "lo", "up")
+        _ip("-n", NS, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
+        _ip("-n", NS, "addr", "add", "10.99.0.1/24", "dev", "v0")
+        _ip("-n", NS, "link", "set", "v0", "up")
+        _ip("-n", NS, "link", "set", "v1", "up")
+        _ip("netns", "exec", NS, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+        yield NS
+    finally:
+        subprocess.run(["ip", "netns", "del", NS], capture_output=True, timeout=20)
+
+
+def test_make_run_inside_a_namespace(namespace: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDREC_")}
+    env.update(CLOUDREC_RUN_DIR=str(tmp_path), CLOUDREC_JANUS_INTERFACE="v0", CLOUDREC_JANUS_IP="10.99.0.1",
+               CLOUDREC_JANUS_RTP_PORTS="31000-31099")
+    out = open(tmp_path / "make-run.out", "wb")
+    make = subprocess.Popen(["ip", "netns", "exec", namespace, "make", "run"], cwd=ROOT, env=env, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: b"is up" in (tmp_path / "make-run.out").read_bytes() or make.poll() is not None, 120,
+                 "make run in the namespace")
+        assert make.poll() is None, (tmp_path / "make-run.out").read_text()
+        janus_cfg = (tmp_path / "janus" / "janus.jcfg").read_text()
+        assert 'ice_enforce_list = "v0"' in janus_cfg and 'interface = "10.99.0.1"' in janus_cfg
+        result = subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-m",
+                                 "tests.e2e.netns_client", "8000"], cwd=ROOT, env=env, capture_output=True,
+                                text=True, timeout=90)
+        assert result.returncode == 0, result.stderr
+        outcome = json.loads(result.stdout.strip().splitlines()[-1])
+        assert outcome["status"] == "Idle" and outcome["after_delete"] == "ResourceNotFound"
+    finally:
+        os.killpg(make.pid, signal.SIGTERM)
+        try:
+            make.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(make.pid, signal.SIGKILL)
+            make.wait()
+        out.close()
+    assert b"stopping cloudrec local stack" in (tmp_path / "make-run.out").read_bytes()

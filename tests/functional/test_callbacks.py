@@ -1,0 +1,100 @@
+"""Queued events are posted signed to the app's callback URL; failures stay queued."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import pytest
+
+from chalicelib import aws, wiring
+from chalicelib.apps import App, AppRegistry
+from chalicelib.config import Settings
+from chalicelib.events import RECORDER_START, build_event
+from chalicelib.signing import callback_sign
+from chalicelib.task_store import TaskRecord
+
+TASK = TaskRecord(task_id="T+1.", sdkappid=1400000001, room_id="3560", room_id_type=1, user_id="rec",
+                  record_mode=1, params_json="{}", params_hash="h", created_ms=0, api_expires_ms=0,
+                  usersig_expires_s=0)
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.posts: list[tuple[dict[str, str], bytes]] = []
+        self.status = 200
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.posts.append((dict(self.headers.items()), body))
+                self.send_response(outer.status)
+                self.end_headers()
+                self.wfile.write(b'{"code":0}')
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/cb"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def receiver(registry: AppRegistry) -> Iterator[Receiver]:
+    rx = Receiver()
+    app = registry.get_app(1400000001)
+    assert app is not None
+    registry.put_app(App(**{**app.__dict__, "callback_url": rx.url, "callback_key": "cbkey123"}),
+                     "AKIDTESTS", "test-secret-key")
+    yield rx
+    rx.server.shutdown()
+
+
+def _sqs_event(settings: Settings) -> dict[str, Any]:
+    sqs = aws.client("sqs")
+    url = sqs.get_queue_url(QueueName=settings.events_queue)["QueueUrl"]
+    msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+    return {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                         "attributes": m["Attributes"], "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
+                         "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123:q",
+                         "awsRegion": "us-east-1"} for m in msgs]}
+
+
+def test_event_is_posted_signed(aws_env: Settings, receiver: Receiver) -> None:
+    import app as chalice_app
+
+    wiring.event_queue().publish(build_event(RECORDER_START, TASK, {"Status": 0}, 1_700_000_000_123), 1400000001, "k")
+    result = chalice_app.deliver_callbacks(_sqs_event(aws_env), None)
+    assert result == {"batchItemFailures": []}
+    headers, body = receiver.posts[0]
+    assert headers["Content-Type"] == "application/json" and headers["SdkAppId"] == "1400000001"
+    assert headers["Sign"] == callback_sign("cbkey123", body)
+    sent = json.loads(body)
+    assert list(sent) == ["EventGroupId", "EventType", "CallbackTs", "EventInfo"]
+    assert sent["EventGroupId"] == 3 and sent["EventType"] == 301
+    assert sent["EventInfo"] == {"RoomId": 3560, "EventTs": 1_700_000_000, "EventMsTs": 1_700_000_000_123,
+                                 "UserId": "rec", "TaskId": "T+1.", "Payload": {"Status": 0}}
+
+
+def test_failed_delivery_is_reported_and_held_back(aws_env: Settings, receiver: Receiver) -> None:
+    import app as chalice_app
+
+    receiver.status = 500
+    for i in range(2):
+        wiring.event_queue().publish(build_event(RECORDER_START, TASK, {"Status": 0}, 1), 1400000001, f"k{i}")
+    event = _sqs_event(aws_env)
+    result = chalice_app.deliver_callbacks(event, None)
+    # FIFO: the first failure holds back the rest of the batch, in order
+    assert [f["itemIdentifier"] for f in result["batchItemFailures"]] == [r["messageId"] for r in event["Records"]]
+    assert len(receiver.posts) == 1
+
+
+def test_duplicate_events_are_dropped_by_the_fifo_queue(aws_env: Settings) -> None:
+    for _ in range(3):
+        wiring.event_queue().publish(build_event(RECORDER_START, TASK, {"Status": 0}, 1), 1400000001, "same")
+    assert len(_sqs_event(aws_env)["Records"]) == 1

@@ -1,0 +1,70 @@
+"""Tasks whose recorder stopped heartbeating are relaunched (ha1..ha3) or ended."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import pytest
+
+from chalicelib import aws, reaper, wiring
+from chalicelib.config import Settings
+from chalicelib.task_store import ENDED, TaskRecord, TaskStore
+from tests.fakes import FakeLauncher
+
+NOW = time.time()
+
+
+def _task(task_id: str, **kw: object) -> TaskRecord:
+    now_ms = int(NOW * 1000)
+    base = TaskRecord(task_id=task_id, sdkappid=1, room_id="1", room_id_type=1, user_id=task_id, record_mode=1,
+                      params_json="{}", params_hash="h", created_ms=now_ms, api_expires_ms=now_ms + 10**7,
+                      usersig_expires_s=int(NOW) + 10**6, lease_expires_ms=now_ms + 1000)
+    return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
+
+
+def _queued_events(settings: Settings) -> list[dict[str, object]]:
+    sqs = aws.client("sqs")
+    url = sqs.get_queue_url(QueueName=settings.events_queue)["QueueUrl"]
+    msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"])["Event"] for m in msgs]
+
+
+@pytest.fixture
+def store(aws_env: Settings) -> TaskStore:
+    return wiring.task_store()
+
+
+def test_plan() -> None:
+    settings = Settings.from_env({})
+    assert reaper.plan(_task("a"), settings, NOW).action == "relaunch"
+    assert reaper.plan(_task("a", desired="stop"), settings, NOW).action == "end"
+    assert reaper.plan(_task("a", ha_count=3), settings, NOW).action == "end"
+    assert reaper.plan(_task("a", usersig_expires_s=int(NOW) - 1), settings, NOW).action == "end"
+
+
+def test_reap_relaunches_then_gives_up(aws_env: Settings, store: TaskStore) -> None:
+    launcher = FakeLauncher()
+    store.admit(_task("a"), None, None, 10)
+    assert reaper.reap(store, launcher, wiring.event_queue(), aws_env, NOW) == 0  # lease still valid
+    later = NOW + 5
+    for ha in (1, 2, 3):
+        assert reaper.reap(store, launcher, wiring.event_queue(), aws_env, later) == 1
+        assert launcher.launched[-1] == ("a", ha)
+        later += aws_env.launch_grace_s + 1
+    assert reaper.reap(store, launcher, wiring.event_queue(), aws_env, later) == 1
+    task = store.get("a")
+    assert task is not None and task.status == ENDED and task.leave_code == 3
+    assert store.active_count(1) == 0
+    events = _queued_events(aws_env)
+    assert [e["EventType"] for e in events] == [302]
+    assert events[0]["EventInfo"]["Payload"] == {"LeaveCode": 3}  # type: ignore[index]
+
+
+def test_reap_ends_a_stopping_task_whose_recorder_is_gone(aws_env: Settings, store: TaskStore) -> None:
+    store.admit(_task("a"), None, None, 10)
+    store.request_stop("a", 0)
+    reaper.reap(store, FakeLauncher(), wiring.event_queue(), aws_env, NOW + 5)
+    task = store.get("a")
+    assert task is not None and task.status == ENDED and task.leave_code == 0
