@@ -3,19 +3,13 @@ callback receiver, fast heartbeats and a frequent reaper."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +19,8 @@ from tencentcloud.common import credential
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.trtc.v20190722 import trtc_client
+
+from tests.callback_receiver import CallbackReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
 SDKAPPID = 1400000001
@@ -49,36 +45,8 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float =
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-@dataclass
-class CallbackReceiver:
-    """A customer's callback endpoint: keeps every post whose Sign verifies."""
-
-    key: str
-    events: list[dict[str, Any]] = field(default_factory=list)
-    bad_signatures: int = 0
-    status: int = 200
-
-    def start(self) -> str:
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                expected = base64.b64encode(hmac.new(outer.key.encode(), body, hashlib.sha256).digest()).decode()
-                if self.headers.get("Sign") != expected:
-                    outer.bad_signatures += 1
-                elif outer.status == 200:
-                    outer.events.append(json.loads(body))
-                self.send_response(outer.status)
-                self.end_headers()
-                self.wfile.write(b'{"code":0}')
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self.server.server_port}/trtc/callback"
+class StackCallbacks(CallbackReceiver):
+    """The callback receiver of the session's stack, with lookups by task and event type."""
 
     def of(self, task_id: str, event_type: int | None = None) -> list[dict[str, Any]]:
         return [e for e in self.events if e["EventInfo"]["TaskId"] == task_id
@@ -94,7 +62,7 @@ class LocalStack:
     env: dict[str, str]
     run_dir: Path
     proc: subprocess.Popen[bytes]
-    callbacks: CallbackReceiver
+    callbacks: StackCallbacks
 
     @property
     def api_endpoint(self) -> str:
@@ -151,7 +119,7 @@ def stack_env(run_dir: Path, callback_url: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     run_dir = tmp_path_factory.mktemp("stack")
-    receiver = CallbackReceiver(CALLBACK_KEY)
+    receiver = StackCallbacks(CALLBACK_KEY)
     env = stack_env(run_dir, receiver.start())
     out = open(run_dir / "stack.out", "wb")
     proc = subprocess.Popen([sys.executable, str(ROOT / "infra/local/stack.py")], cwd=ROOT, env=env,

@@ -61,11 +61,12 @@ def test_make_run_inside_a_namespace(namespace: str, tmp_path: Path) -> None:
         outcome = json.loads(result.stdout.strip().splitlines()[-1])
         assert outcome["status"] == "Idle" and outcome["after_delete"] == "ResourceNotFound"
     finally:
-        os.killpg(make.pid, signal.SIGTERM)
-        try:
-            make.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(make.pid, signal.SIGKILL)
-            make.wait()
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGTERM)
+            try:
+                make.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(make.pid, signal.SIGKILL)
+                make.wait()
         out.close()
     assert b"stopping cloudrec local stack" in (tmp_path / "make-run.out").read_bytes()

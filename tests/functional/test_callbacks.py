@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -16,40 +14,20 @@ from chalicelib.config import Settings
 from chalicelib.events import RECORDER_START, build_event
 from chalicelib.signing import callback_sign
 from chalicelib.task_store import TaskRecord
+from tests.callback_receiver import CallbackReceiver
 
 TASK = TaskRecord(task_id="T+1.", sdkappid=1400000001, room_id="3560", room_id_type=1, user_id="rec",
                   record_mode=1, params_json="{}", params_hash="h", created_ms=0, api_expires_ms=0,
                   usersig_expires_s=0)
 
 
-class Receiver:
-    def __init__(self) -> None:
-        self.posts: list[tuple[dict[str, str], bytes]] = []
-        self.status = 200
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.posts.append((dict(self.headers.items()), body))
-                self.send_response(outer.status)
-                self.end_headers()
-                self.wfile.write(b'{"code":0}')
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/cb"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
-def receiver(registry: AppRegistry) -> Iterator[Receiver]:
-    rx = Receiver()
+def receiver(registry: AppRegistry) -> Iterator[CallbackReceiver]:
+    rx = CallbackReceiver("cbkey123")
+    url = rx.start()
     app = registry.get_app(1400000001)
     assert app is not None
-    registry.put_app(App(**{**app.__dict__, "callback_url": rx.url, "callback_key": "cbkey123"}),
+    registry.put_app(App(**{**app.__dict__, "callback_url": url, "callback_key": "cbkey123"}),
                      "AKIDTESTS", "test-secret-key")
     yield rx
     rx.server.shutdown()
@@ -65,7 +43,7 @@ def _sqs_event(settings: Settings) -> dict[str, Any]:
                          "awsRegion": "us-east-1"} for m in msgs]}
 
 
-def test_event_is_posted_signed(aws_env: Settings, receiver: Receiver) -> None:
+def test_event_is_posted_signed(aws_env: Settings, receiver: CallbackReceiver) -> None:
     import app as chalice_app
 
     wiring.event_queue().publish(build_event(RECORDER_START, TASK, {"Status": 0}, 1_700_000_000_123), 1400000001, "k")
@@ -81,7 +59,7 @@ def test_event_is_posted_signed(aws_env: Settings, receiver: Receiver) -> None:
                                  "UserId": "rec", "TaskId": "T+1.", "Payload": {"Status": 0}}
 
 
-def test_failed_delivery_is_reported_and_held_back(aws_env: Settings, receiver: Receiver) -> None:
+def test_failed_delivery_is_reported_and_held_back(aws_env: Settings, receiver: CallbackReceiver) -> None:
     import app as chalice_app
 
     receiver.status = 500

@@ -1,0 +1,189 @@
+"""The AWS side of a deployment, as a template Chalice merges into its own
+(`chalice package --merge-template infra/aws/resources.json`).
+
+It adds what the app needs besides its functions: the DynamoDB tables (from
+chalicelib.schema, the same definitions the local stack creates), the events FIFO queue and
+its dead-letter queue, the internal bucket, the recorder's ECS cluster and Fargate task
+definition, and a custom domain mapped at the root (the SDK always posts to `/`). It also
+points the functions at those resources and turns on partial batch responses.
+
+`python infra/aws/template.py` rewrites resources.json; a test checks it is current.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from chalicelib.config import Settings  # noqa: E402
+from chalicelib.schema import (  # noqa: E402
+    EVENTS_MAX_RECEIVES,
+    EVENTS_VISIBILITY_S,
+    TTL_ATTRIBUTE,
+    events_dlq_name,
+    tables,
+)
+
+OUT = Path(__file__).with_name("resources.json")
+FUNCTIONS = ("APIHandler", "DeliverCallbacks", "ReapRecorders")
+API_STAGE = "api"
+
+
+def _table_resources(s: Settings) -> dict[str, Any]:
+    logical = {s.tasks_table: "TasksTable", s.apps_table: "AppsTable", s.limits_table: "LimitsTable"}
+    out: dict[str, Any] = {}
+    for spec in tables(s):
+        props: dict[str, Any] = {k: v for k, v in spec.items()}
+        props["PointInTimeRecoverySpecification"] = {"PointInTimeRecoveryEnabled": True}
+        props["SSESpecification"] = {"SSEEnabled": True}
+        if spec["TableName"] == s.limits_table:
+            props["TimeToLiveSpecification"] = {"AttributeName": TTL_ATTRIBUTE["limits"], "Enabled": True}
+        out[logical[spec["TableName"]]] = {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain",
+                                           "UpdateReplacePolicy": "Retain", "Properties": props}
+    return out
+
+
+def _table_arns() -> list[Any]:
+    arns: list[Any] = []
+    for name in ("TasksTable", "AppsTable", "LimitsTable"):
+        arn = {"Fn::GetAtt": [name, "Arn"]}
+        arns += [arn, {"Fn::Sub": f"${{{name}.Arn}}/index/*"}]
+    return arns
+
+
+def _recorder(s: Settings) -> dict[str, Any]:
+    task_policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem",
+                                           "dynamodb:Query"], "Resource": _table_arns()},
+            {"Effect": "Allow", "Action": ["sqs:SendMessage", "sqs:GetQueueUrl"],
+             "Resource": {"Fn::GetAtt": ["EventsQueue", "Arn"]}},
+            {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:ListBucket"],
+             "Resource": [{"Fn::GetAtt": ["InternalBucket", "Arn"]},
+                          {"Fn::Sub": "${InternalBucket.Arn}/*"}]},
+        ],
+    }
+    assume = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                      "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}
+    environment = [
+        {"Name": "CLOUDREC_TASKS_TABLE", "Value": {"Ref": "TasksTable"}},
+        {"Name": "CLOUDREC_APPS_TABLE", "Value": {"Ref": "AppsTable"}},
+        {"Name": "CLOUDREC_LIMITS_TABLE", "Value": {"Ref": "LimitsTable"}},
+        {"Name": "CLOUDREC_EVENTS_QUEUE", "Value": {"Fn::GetAtt": ["EventsQueue", "QueueName"]}},
+        {"Name": "CLOUDREC_INTERNAL_BUCKET", "Value": {"Ref": "InternalBucket"}},
+        {"Name": "AWS_DEFAULT_REGION", "Value": {"Ref": "AWS::Region"}},
+    ]
+    return {
+        "RecorderCluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": s.ecs_cluster}},
+        "RecorderLogGroup": {"Type": "AWS::Logs::LogGroup",
+                             "Properties": {"LogGroupName": "/cloudrec/recorder", "RetentionInDays": 30}},
+        "RecorderTaskRole": {"Type": "AWS::IAM::Role", "Properties": {
+            "RoleName": {"Fn::Sub": "cloudrec-recorder-task-${AWS::Region}"},
+            "AssumeRolePolicyDocument": assume,
+            "Policies": [{"PolicyName": "cloudrec-recorder", "PolicyDocument": task_policy}]}},
+        "RecorderExecutionRole": {"Type": "AWS::IAM::Role", "Properties": {
+            "RoleName": {"Fn::Sub": "cloudrec-recorder-exec-${AWS::Region}"},
+            "AssumeRolePolicyDocument": assume,
+            "ManagedPolicyArns": [
+                {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"}]}},
+        "RecorderTaskDefinition": {"Type": "AWS::ECS::TaskDefinition", "Properties": {
+            "Family": s.ecs_task_definition,
+            "RequiresCompatibilities": ["FARGATE"],
+            "NetworkMode": "awsvpc",
+            "Cpu": {"Ref": "RecorderCpu"},
+            "Memory": {"Ref": "RecorderMemory"},
+            "TaskRoleArn": {"Fn::GetAtt": ["RecorderTaskRole", "Arn"]},
+            "ExecutionRoleArn": {"Fn::GetAtt": ["RecorderExecutionRole", "Arn"]},
+            "ContainerDefinitions": [{
+                "Name": s.ecs_container,
+                "Image": {"Ref": "RecorderImage"},
+                "Essential": True,
+                "StopTimeout": 60,
+                "Environment": environment,
+                "LogConfiguration": {"LogDriver": "awslogs", "Options": {
+                    "awslogs-group": {"Ref": "RecorderLogGroup"},
+                    "awslogs-region": {"Ref": "AWS::Region"},
+                    "awslogs-stream-prefix": "recorder"}},
+            }],
+        }},
+    }
+
+
+def build(s: Settings) -> dict[str, Any]:
+    resources: dict[str, Any] = {
+        **_table_resources(s),
+        "EventsDeadLetterQueue": {"Type": "AWS::SQS::Queue", "Properties": {
+            "QueueName": events_dlq_name(s), "FifoQueue": True, "MessageRetentionPeriod": 1209600}},
+        "EventsQueue": {"Type": "AWS::SQS::Queue", "Properties": {
+            "QueueName": s.events_queue, "FifoQueue": True, "VisibilityTimeout": EVENTS_VISIBILITY_S,
+            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]},
+                              "maxReceiveCount": EVENTS_MAX_RECEIVES}}},
+        "InternalBucket": {"Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
+                           "Properties": {
+            "BucketName": {"Fn::Sub": "cloudrec-internal-${AWS::AccountId}-${AWS::Region}"},
+            "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                               "IgnorePublicAcls": True, "RestrictPublicBuckets": True}}},
+        **_recorder(s),
+        "ApiDomain": {"Type": "AWS::ApiGateway::DomainName", "Properties": {
+            "DomainName": {"Ref": "ApiDomainName"},
+            "RegionalCertificateArn": {"Ref": "ApiCertificateArn"},
+            "EndpointConfiguration": {"Types": ["REGIONAL"]},
+            "SecurityPolicy": "TLS_1_2"}},
+        "ApiRootMapping": {"Type": "AWS::ApiGateway::BasePathMapping", "DependsOn": ["RestAPIapiStage"],
+                           "Properties": {"DomainName": {"Ref": "ApiDomain"}, "RestApiId": {"Ref": "RestAPI"},
+                                          "Stage": API_STAGE}},
+    }
+    env = {
+        "CLOUDREC_LAUNCHER": "ecs",
+        "CLOUDREC_TASKS_TABLE": {"Ref": "TasksTable"},
+        "CLOUDREC_APPS_TABLE": {"Ref": "AppsTable"},
+        "CLOUDREC_LIMITS_TABLE": {"Ref": "LimitsTable"},
+        "CLOUDREC_EVENTS_QUEUE": {"Fn::GetAtt": ["EventsQueue", "QueueName"]},
+        "CLOUDREC_INTERNAL_BUCKET": {"Ref": "InternalBucket"},
+        "CLOUDREC_ECS_CLUSTER": {"Ref": "RecorderCluster"},
+        "CLOUDREC_ECS_TASK_DEFINITION": {"Ref": "RecorderTaskDefinition"},
+        "CLOUDREC_ECS_SUBNETS": {"Fn::Join": [",", {"Ref": "RecorderSubnets"}]},
+        "CLOUDREC_ECS_SECURITY_GROUPS": {"Fn::Join": [",", {"Ref": "RecorderSecurityGroups"}]},
+        "CLOUDREC_ECS_PUBLIC_IP": {"Ref": "RecorderPublicIp"},
+    }
+    for name in FUNCTIONS:
+        resources[name] = {"Properties": {"Environment": {"Variables": env}}}
+    # Chalice names the queue by its ARN; the GetAtt in the environment orders the queue first
+    resources["DeliverCallbacks"]["Properties"]["Events"] = {
+        "DeliverCallbacksSqsEventSource": {"Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"]}}}
+    return {
+        "Parameters": {
+            "RecorderImage": {"Type": "String",
+                              "Description": "The recorder image (recorder_container/Dockerfile) in ECR"},
+            "RecorderSubnets": {"Type": "List<AWS::EC2::Subnet::Id>",
+                                "Description": "Subnets for recorders; they need a route to the Janus servers"},
+            "RecorderSecurityGroups": {"Type": "List<AWS::EC2::SecurityGroup::Id>",
+                                       "Description": "Security groups of the recorders (outbound UDP for WebRTC)"},
+            "RecorderPublicIp": {"Type": "String", "Default": "ENABLED", "AllowedValues": ["ENABLED", "DISABLED"]},
+            "RecorderCpu": {"Type": "String", "Default": "1024"},
+            "RecorderMemory": {"Type": "String", "Default": "2048"},
+            "ApiDomainName": {"Type": "String", "Description": "e.g. trtc.example.com (the SDK endpoint)"},
+            "ApiCertificateArn": {"Type": "String", "Description": "ACM certificate for ApiDomainName, same region"},
+        },
+        "Resources": resources,
+        "Outputs": {
+            "ApiDomainTarget": {"Description": "Point ApiDomainName (CNAME/alias) here",
+                                "Value": {"Fn::GetAtt": ["ApiDomain", "RegionalDomainName"]}},
+            "RecorderCluster": {"Value": {"Ref": "RecorderCluster"}},
+        },
+    }
+
+
+def render() -> str:
+    return json.dumps(build(Settings.from_env({})), indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    OUT.write_text(render())
+    print(f"wrote {OUT}")

@@ -1,0 +1,65 @@
+"""The deployment: the merge template is current and, merged into Chalice's own template,
+passes cfn-lint; the ECS launcher starts a Fargate task (moto)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+
+from chalicelib.config import Settings
+from chalicelib.errors import ServiceError
+from chalicelib.launcher import EcsLauncher
+from infra.aws import template
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_merge_template_is_current() -> None:
+    assert template.OUT.read_text() == template.render(), "run: python infra/aws/template.py"
+
+
+def test_chalice_package_with_merge_template_lints_clean(tmp_path: Path) -> None:
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    bin_dir = Path(sys.executable).parent
+    subprocess.run([str(bin_dir / "chalice"), "package", "--stage", "prod", "--merge-template",
+                    "infra/aws/resources.json", str(tmp_path / "out")], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=600)
+    sam = json.loads((tmp_path / "out" / "sam.json").read_text())
+    env_vars = sam["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert env_vars["CLOUDREC_LAUNCHER"] == "ecs" and env_vars["CLOUDREC_TASKS_TABLE"] == {"Ref": "TasksTable"}
+    events = sam["Resources"]["DeliverCallbacks"]["Properties"]["Events"]
+    assert events["DeliverCallbacksSqsEventSource"]["Properties"]["FunctionResponseTypes"] == [
+        "ReportBatchItemFailures"]
+    lint = subprocess.run([str(bin_dir / "cfn-lint"), str(tmp_path / "out" / "sam.json")], capture_output=True,
+                          text=True, timeout=300)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_ecs_launcher_runs_a_fargate_task(aws_env: Settings) -> None:
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})  # as in a default VPC
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    ecs = boto3.client("ecs", region_name="us-east-1")
+    ecs.create_cluster(clusterName="cloudrec")
+    ecs.register_task_definition(family="cloudrec-recorder", requiresCompatibilities=["FARGATE"],
+                                 networkMode="awsvpc", cpu="1024", memory="2048",
+                                 containerDefinitions=[{"name": "recorder", "image": "recorder:latest", "memory": 2048}])
+    settings = Settings.from_env({"CLOUDREC_LAUNCHER": "ecs", "CLOUDREC_ECS_SUBNETS": subnet})
+    launcher = EcsLauncher(ecs, settings)
+    arn = launcher.launch("T+1.", 2)
+    assert arn.startswith("arn:aws:ecs:")
+    task = ecs.describe_tasks(cluster="cloudrec", tasks=[arn])["tasks"][0]
+    override = task["overrides"]["containerOverrides"][0]
+    assert override["name"] == "recorder"
+    assert {e["name"]: e["value"] for e in override["environment"]} == {
+        "CLOUDREC_TASK_ID": "T+1.", "CLOUDREC_HA_INDEX": "2"}
+    launcher.stop(arn)
+    with pytest.raises(ServiceError):
+        EcsLauncher(ecs, Settings.from_env({"CLOUDREC_ECS_CLUSTER": "missing"})).launch("T", 0)
