@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -50,10 +51,10 @@ def _api_reply() -> Response:
         body=raw.encode() if isinstance(raw, str) else raw,
     )
     started = time.perf_counter()
-    outcome = handle(wiring.api(), http, time.time())
+    request_id = str(uuid.uuid4())
+    logger.thread_safe_append_keys(request_id=request_id)
+    outcome = handle(wiring.api(), http, time.time(), request_id, logger.thread_safe_append_keys)
     elapsed_ms = (time.perf_counter() - started) * 1000
-    logger.thread_safe_append_keys(request_id=outcome.request_id, task_id=outcome.task_id,
-                                   action=outcome.action, sdkappid=outcome.sdkappid)
     logger.info("api request", extra={"error_code": outcome.error_code, "latency_ms": round(elapsed_ms, 1)})
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     if outcome.error_code:
@@ -78,10 +79,14 @@ def api_elsewhere() -> Response:
 
 
 def _deliver_callback(record: SQSRecord) -> None:
-    logger.thread_safe_append_keys(message_id=record.message_id)
+    event = json.loads(record.body).get("Event", {})
+    logger.thread_safe_append_keys(message_id=record.message_id, task_id=event.get("EventInfo", {}).get("TaskId"),
+                                   event_type=event.get("EventType"))
     try:
-        callbacks.deliver(record.body, wiring.app_registry(), int(time.time() * 1000))
+        if callbacks.deliver(record.body, wiring.app_registry(), int(time.time() * 1000)):
+            metrics.add_metric(name="CallbacksDelivered", unit=MetricUnit.Count, value=1)
     except callbacks.CallbackError:
+        metrics.add_metric(name="CallbacksFailed", unit=MetricUnit.Count, value=1)
         # Hold this message back longer each time; the FIFO group waits behind it.
         delay = callbacks.retry_delay_s(callbacks.record_receive_count(record.raw_event))
         aws.client("sqs").change_message_visibility(
@@ -106,4 +111,5 @@ def reap_recorders(event: Any) -> dict[str, int]:
     """Relaunch or end tasks whose recorder stopped heartbeating."""
     handled = reaper.reap(wiring.task_store(), wiring.launcher(), wiring.event_queue(), aws.settings(),
                           time.time())
+    metrics.add_metric(name="TasksReaped", unit=MetricUnit.Count, value=handled)
     return {"handled": handled}

@@ -47,7 +47,12 @@ class Outcome:
     sdkappid: int | None = None
     task_id: str | None = None
     error_code: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    annotate: Callable[..., None] = field(default=lambda **_: None, repr=False)
+
+    def learn(self, **keys: Any) -> None:
+        for name, value in keys.items():
+            setattr(self, name, value)
+        self.annotate(**keys)
 
 
 @dataclass(frozen=True)
@@ -135,9 +140,15 @@ def _secret_lookup(api: Api) -> Callable[[str], str | None]:
     return lookup
 
 
-def handle(api: Api, req: HttpRequest, now: float) -> Outcome:
-    """Answer one API request; never raises."""
-    out = Outcome(body={}, request_id=str(uuid.uuid4()))
+def _ignore(**_: Any) -> None:
+    return None
+
+
+def handle(api: Api, req: HttpRequest, now: float, request_id: str | None = None,
+           annotate: Callable[..., None] = _ignore) -> Outcome:
+    """Answer one API request; never raises. `annotate(**keys)` learns the action, app and
+    TaskId as soon as they are known (the edge puts them on every log line)."""
+    out = Outcome(body={}, request_id=request_id or str(uuid.uuid4()), annotate=annotate)
     try:
         out.body = _dispatch(api, req, now, out)
     except Exception as exc:  # every failure becomes an API 3.0 error reply
@@ -155,7 +166,8 @@ def _dispatch(api: Api, req: HttpRequest, now: float, out: Outcome) -> dict[str,
     if req.method not in ("GET", "POST"):
         raise RequestError(f"HTTP method {req.method} is not supported: use POST (or GET).",
                            "UnsupportedProtocol")
-    out.action = action = req.headers.get("x-tc-action", "")
+    action = req.headers.get("x-tc-action", "")
+    out.learn(action=action)
     if not action:
         raise RequestError("The X-TC-Action header is missing.", "MissingParameter")
     owned = _authenticate(api, req, now)
@@ -173,14 +185,15 @@ def _dispatch(api: Api, req: HttpRequest, now: float, out: Outcome) -> dict[str,
     params, strict = _read_params(req)
     model, run = ACTIONS[action]
     scope = models.parse(models.AppScoped, params, strict)
-    out.sdkappid = scope.SdkAppId
+    out.learn(sdkappid=scope.SdkAppId)
     if isinstance(params.get("TaskId"), str):
-        out.task_id = params["TaskId"]
+        out.learn(task_id=params["TaskId"])
     app = api.apps.get_app(scope.SdkAppId)
     if scope.SdkAppId not in owned or app is None:
         raise AuthError(f"This SecretId may not act for SdkAppId {scope.SdkAppId}.",
                         "AuthFailure.UnauthorizedOperation")
     api.limiter.hit(scope.SdkAppId, action, app.qps, now)
     result = run(api, app, models.parse(model, params, strict))
-    out.task_id = result.get("TaskId", out.task_id)
+    if result.get("TaskId") != out.task_id:
+        out.learn(task_id=result["TaskId"])
     return result

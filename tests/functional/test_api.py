@@ -275,3 +275,26 @@ def test_wrong_path_and_method(client: Any) -> None:
     assert json.loads(resp.body)["Response"]["Error"]["Code"] == "InvalidParameter.UrlParamsError"
     resp = client.http.put("/", headers={"Content-Type": "application/json"}, body=b"{}")
     assert json.loads(resp.body)["Response"]["Error"]["Code"] == "UnsupportedProtocol"
+
+
+def test_log_lines_carry_request_and_task_ids(client: Any) -> None:
+    import logging
+
+    import app as chalice_app
+
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(handler.format(record))  # type: ignore[method-assign]
+    handler.setFormatter(chalice_app.logger.registered_formatter)
+    target = logging.getLogger("cloudrec-api")
+    target.addHandler(handler)
+    try:
+        task_id = call(client, "CreateCloudRecording", create_params())["TaskId"]
+        lines.clear()
+        reply = call(client, "DescribeCloudRecording", {"SdkAppId": SDKAPPID, "TaskId": task_id})
+    finally:
+        target.removeHandler(handler)
+    assert lines, "the API logs structured JSON"
+    for line in map(json.loads, lines):
+        assert line["request_id"] == reply["RequestId"] and line["task_id"] == task_id
+        assert line["action"] == "DescribeCloudRecording" and line["sdkappid"] == SDKAPPID

@@ -1,0 +1,80 @@
+"""The local event pump feeds the app's handlers as Lambda's event sources would: SQS
+batches with partial failures, S3 notifications one record at a time, schedules."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import types
+from typing import Any
+
+import pytest
+from chalice import Chalice, Rate
+
+from chalicelib import aws
+from chalicelib.config import Settings
+from infra.local.pump import EventPump
+from tests.e2e.conftest import wait_for
+
+
+@pytest.fixture
+def app_module(aws_env: Settings, monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """A small Chalice app with one handler of each kind, recording what reaches it."""
+    sqs = aws.client("sqs")
+    sqs.create_queue(QueueName="jobs")
+    app = Chalice(app_name="pumptest")
+    seen: dict[str, list[Any]] = {"sqs": [], "s3": [], "schedule": []}
+    lock = threading.Lock()
+
+    @app.on_sqs_message(queue="jobs", batch_size=5)
+    def on_job(event: Any) -> dict[str, Any]:
+        failed = []
+        for record in event:
+            with lock:
+                seen["sqs"].append(record.body)
+            if record.body.startswith("fail"):
+                failed.append({"itemIdentifier": record.to_dict()["messageId"]})
+        return {"batchItemFailures": failed}
+
+    @app.on_s3_event(bucket=aws_env.internal_bucket)
+    def on_object(event: Any) -> None:
+        with lock:
+            seen["s3"].append(event.key)
+
+    @app.schedule(Rate(1, unit=Rate.MINUTES))
+    def every_minute(event: Any) -> None:
+        with lock:
+            seen["schedule"].append(event.to_dict()["detail-type"])
+
+    module = types.ModuleType("pumptest_app")
+    module.app, module.on_job, module.on_object, module.every_minute = app, on_job, on_object, every_minute
+    module.seen = seen  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pumptest_app", module)
+    monkeypatch.setenv("CLOUDREC_LOCAL_SCHEDULE_S", "0.2")
+    return module
+
+
+def test_pump_delivers_sqs_s3_and_schedules(aws_env: Settings, app_module: Any) -> None:
+    sqs, s3 = aws.client("sqs"), aws.client("s3")
+    url = sqs.get_queue_url(QueueName="jobs")["QueueUrl"]
+    for body in ("ok-1", "fail-1", "ok-2"):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    key = "prefix/Tk+a b.ts"  # TaskIds hold "+": the notification URL-encodes the key
+    s3.put_object(Bucket=aws_env.internal_bucket, Key=key, Body=b"x")
+    pump = EventPump(app_module, sqs, aws_env.aws_region)
+    pump.start()
+    try:
+        seen = app_module.seen
+        wait_for(lambda: {"ok-1", "ok-2", "fail-1"} <= set(seen["sqs"]), 10, "the SQS batch")
+        wait_for(lambda: seen["s3"], 10, "the S3 notification")
+        wait_for(lambda: seen["schedule"], 5, "the schedule")
+    finally:
+        pump.stop()
+    assert seen["s3"] == [key]
+    assert seen["schedule"][0] == "Scheduled Event"
+    # the failed message stays queued (invisible until its visibility timeout), the others are gone
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible",
+                                                                    "ApproximateNumberOfMessages"])["Attributes"]
+    assert int(attrs["ApproximateNumberOfMessagesNotVisible"]) + int(attrs["ApproximateNumberOfMessages"]) == 1
+    assert json.dumps(seen["sqs"]).count("fail-1") == 1
