@@ -44,7 +44,7 @@ class JanusSession:
         self.session_id: int | None = None
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()  # unsolicited events
+        self._handle_events: dict[int, asyncio.Queue[dict[str, Any]]] = {}
 
     async def __aenter__(self) -> JanusSession:
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=EVENT_POLL_S + 10))
@@ -84,6 +84,7 @@ class JanusSession:
         return int(reply["data"]["id"])
 
     async def detach(self, handle: int) -> None:
+        self._handle_events.pop(handle, None)
         await self._post(f"{self._url}/{self.session_id}/{handle}", {"janus": "detach"})
 
     async def request(self, handle: int, body: dict[str, Any], jsep: dict[str, Any] | None = None,
@@ -126,14 +127,20 @@ class JanusSession:
             for event in batch if isinstance(batch, list) else [batch]:
                 self._dispatch(event)
 
+    def events_of(self, handle: int) -> asyncio.Queue[dict[str, Any]]:
+        """Unsolicited events Janus sends about a handle (plugin events, hangup, media…)."""
+        return self._handle_events.setdefault(handle, asyncio.Queue())
+
     def _dispatch(self, event: dict[str, Any]) -> None:
         if event.get("janus") == "keepalive":
             return
         future = self._pending.get(str(event.get("transaction", "")))
         if future is not None and not future.done():
             future.set_result(event)
-        else:
-            self.events.put_nowait(event)
+            return
+        queue = self._handle_events.get(int(event.get("sender", 0) or 0))
+        if queue is not None:
+            queue.put_nowait(event)
 
     async def _keepalive(self) -> None:
         while True:

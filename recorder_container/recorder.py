@@ -1,5 +1,6 @@
-"""The recorder of one task: holds the task's lease, keeps the robot in the room, follows
-what the API asks (Delete, Modify) and ends the task when it is done.
+"""The recorder of one task: holds the task's lease, keeps the robot in the room, records
+what the task subscribes to, follows what the API asks (Delete, Modify) and ends the task
+when it is done.
 
 Control arrives through the task store: the recorder re-reads the task every second and
 extends its lease every heartbeat. Losing the lease means another recorder owns the task
@@ -16,22 +17,41 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
+from chalicelib import aws
 from chalicelib.apps import App
 from chalicelib.config import Settings
-from chalicelib.events import FAILOVER, LEAVE_IDLE, RECORDER_START, RECORDER_STOP, EventQueue, build_event
-from chalicelib.models import RecordParams
-from chalicelib.task_store import STOP, TaskRecord, TaskStore
+from chalicelib.events import (
+    FAILOVER,
+    LEAVE_IDLE,
+    RECORDER_START,
+    RECORDER_STOP,
+    UPLOAD_ERROR,
+    UPLOAD_START,
+    UPLOAD_STOP,
+    EventQueue,
+    build_event,
+)
+from chalicelib.launcher import safe_name
+from chalicelib.models import RecordParams, StorageParams, SubscribeStreamUserIds
+from chalicelib.naming import TaskNaming
+from chalicelib.storage import storage_client
+from chalicelib.task_store import STOP, StorageFile, TaskRecord, TaskStore
+from recorder_container import codec_seam
 from recorder_container.janus import JanusError, JanusSession
+from recorder_container.recording import RecordingContext, SingleStreamRecording
 from recorder_container.room import RobotPresence, RoomAddress, janus_room
+from recorder_container.uploader import Uploader
 
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0
 JOIN_RETRY_S = 2.0
+RECONCILE_S = 5.0  # re-check subscriptions this often even without room events
 LEAVE_SIGNAL = 3  # 302 LeaveCode when the service itself stops the recorder (SIGTERM)
 
 
@@ -53,6 +73,20 @@ class IdleClock:
         return self._empty_since is not None and now - self._empty_since >= self._max
 
 
+def _rules(task: TaskRecord) -> SubscribeStreamUserIds | None:
+    return SubscribeStreamUserIds.model_validate_json(task.subscribe_json) if task.subscribe_json else None
+
+
+@dataclass
+class _Room:
+    """The Janus session and the robot's presence, while connected."""
+
+    janus: JanusSession
+    presence: RobotPresence
+    next_reconcile: float = 0.0
+    config_version: int = -1
+
+
 @dataclass
 class Recorder:
     """Runs one task to its end (or until its lease is lost)."""
@@ -64,19 +98,26 @@ class Recorder:
     app_for: Callable[[int], App | None]
     events: EventQueue
     clock: Callable[[], float] = time.time
+    segment_s: float = field(default_factory=lambda: float(os.environ.get("CLOUDREC_SEGMENT_S", "12")))
+    drain_s: float = field(default_factory=lambda: float(os.environ.get("CLOUDREC_DRAIN_S", "120")))
 
     def __post_init__(self) -> None:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stop_signal = asyncio.Event()
+        self._task: TaskRecord | None = None
+        self._marked_recording = False
+        codec_seam.install()
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
     def request_stop(self) -> None:
-        """Graceful stop (SIGTERM): finish, leave, end the task."""
+        """Graceful stop (SIGTERM): finish, upload, leave, end the task."""
         self._stop_signal.set()
 
-    def _emit(self, task: TaskRecord, event_type: int, payload: dict[str, object], key: str) -> None:
+    def _emit(self, event_type: int, payload: dict[str, Any], key: str) -> None:
+        task = self._task
+        assert task is not None
         try:
             self.events.publish(build_event(event_type, task, payload, self.now_ms()), task.sdkappid,
                                 f"{key}-ha{self.ha_index}")
@@ -89,34 +130,79 @@ class Recorder:
         if task is None:
             log.warning("task has ended or another recorder holds its lease; exiting")
             return 0
+        self._task = task
         app = self.app_for(task.sdkappid)
         if app is None:
             log.error("the task's app is not registered; ending the task")
             self.store.finish(self.task_id, self.now_ms(), leave_code=LEAVE_SIGNAL, owner=self.owner)
             return 1
-        self._emit(task, RECORDER_START, {"Status": 0}, "301")
+        self._emit(RECORDER_START, {"Status": 0}, "301")
         if self.ha_index > 0:
-            self._emit(task, FAILOVER, {"Status": 0}, "306")
-        leave_code = await self._attend(task, app, lease_ms)
+            self._emit(FAILOVER, {"Status": 0}, "306")
+        uploader = self._uploader(task)
+        uploader.start()
+        leave_code = await self._attend(task, app, lease_ms, uploader)
         if leave_code is None:
             log.warning("lease lost: another recorder owns the task now")
+            await uploader.drain(self.drain_s)
+            await uploader.stop()
             return 0
-        final = self.store.get(self.task_id) or task
-        self._emit(final, RECORDER_STOP, {"LeaveCode": leave_code}, "302")
+        self._task = self.store.get(self.task_id) or task
+        self._emit(RECORDER_STOP, {"LeaveCode": leave_code}, "302")
+        uploaded = await uploader.drain(self.drain_s)
+        await uploader.stop()
+        if uploader.uploaded:
+            self._emit(UPLOAD_STOP, {"Status": 0 if uploaded else 1}, "305")
+        if not uploaded:
+            log.error("%d uploads still pending; their files stay in the work directory", uploader.pending)
         self.store.finish(self.task_id, self.now_ms(), leave_code=leave_code, owner=self.owner)
         log.info("task ended", extra={"leave_code": leave_code})
         return 0
 
-    async def _attend(self, task: TaskRecord, app: App, lease_ms: int) -> int | None:
-        """Stay in the room until the task should stop; return the LeaveCode, or None if
-        the lease was lost."""
-        params = RecordParams.model_validate(json.loads(task.params_json)["RecordParams"])
+    def _uploader(self, task: TaskRecord) -> Uploader:
+        storage = StorageParams.model_validate(json.loads(task.params_json)["StorageParams"])
+        if storage.CloudStorage is not None:
+            target = storage.CloudStorage
+            bucket, factory = target.Bucket, (lambda: storage_client(target, self.settings))
+        else:  # VOD tasks: HLS goes to the internal bucket, the VOD commit comes after
+            bucket, factory = self.settings.internal_bucket, (lambda: aws.client("s3"))
+        return Uploader(factory, bucket,
+                        on_error=lambda code, msg: self._emit(UPLOAD_ERROR, {"Code": code, "Message": msg},
+                                                              f"308-{int(self.clock())}"),
+                        on_first=lambda: self._emit(UPLOAD_START, {"Status": 0}, "303"))
+
+    def _naming(self, task: TaskRecord) -> TaskNaming:
+        storage = json.loads(task.params_json)["StorageParams"]
+        prefix = tuple(storage.get("CloudStorage", {}).get("FileNamePrefix") or ())
+        return TaskNaming(task.task_id, task.sdkappid, task.room_id, task.room_id_type, prefix, self.ha_index)
+
+    def _on_media(self) -> None:
+        if not self._marked_recording:
+            self._marked_recording = True
+            asyncio.ensure_future(asyncio.to_thread(self.store.mark_recording, self.task_id))
+
+    def _put_file(self, file: StorageFile) -> None:
+        asyncio.ensure_future(asyncio.to_thread(self.store.put_file, self.task_id, file))
+
+    async def _attend(self, task: TaskRecord, app: App, lease_ms: int, uploader: Uploader) -> int | None:
+        """Stay in the room and record until the task should stop; return the LeaveCode, or
+        None if the lease was lost."""
+        record = RecordParams.model_validate(json.loads(task.params_json)["RecordParams"])
         address = janus_room(task.room_id, task.room_id_type, task.user_id, app.room)
         if address is None:
             log.error("this Janus has no string_ids: string room %r cannot be recorded", task.room_id)
-        idle = IdleClock(params.MaxIdleTime, self.clock())
-        janus: JanusSession | None = None
-        presence: RobotPresence | None = None
+        if record.RecordMode == 2:
+            log.error("mixed-stream recording (RecordMode 2) is not available yet; the robot only attends")
+        idle = IdleClock(record.MaxIdleTime, self.clock())
+        recording = None
+        if record.RecordMode == 1 and address is not None:
+            recording = SingleStreamRecording(RecordingContext(
+                naming=self._naming(task), record=record, uploader=uploader, address=address,
+                ice_servers=app.room.ice_servers, emit=self._emit, put_file=self._put_file,
+                on_media=self._on_media, segment_s=self.segment_s,
+                work_dir=self.settings.run_dir / "work" / safe_name(self.task_id),
+            ))
+        room: _Room | None = None
         next_heartbeat = next_join = 0.0
         try:
             while True:
@@ -137,44 +223,63 @@ class Recorder:
                     return current.leave_code if current.leave_code is not None else 0
                 anchors_present = False
                 try:
-                    if address is not None and now >= next_join and (presence is None or not presence.joined):
+                    if address is not None and now >= next_join and (room is None or not room.presence.joined):
                         next_join = now + JOIN_RETRY_S
-                        if presence is None:
-                            janus, presence = await self._connect(app, address)
-                        if presence is not None:
-                            await presence.try_join()
-                    if presence is not None:
-                        anchors_present = bool(await presence.anchors())
-                except (TimeoutError, JanusError, aiohttp.ClientError) as exc:
+                        if room is None:
+                            room = await self._connect(app, address)
+                        if room is not None:
+                            await room.presence.try_join()
+                    if room is not None and room.presence.joined:
+                        if recording is not None:
+                            await self._follow(room, recording, current, now)
+                        anchors_present = bool(await room.presence.anchors())
+                except (JanusError, aiohttp.ClientError, TimeoutError) as exc:
                     log.warning("janus unavailable (%s); reconnecting", exc)
-                    await self._close(janus, None)
-                    janus, presence = None, None
+                    if recording is not None:
+                        await recording.drop_subscriptions()
+                    await self._close(room)
+                    room = None
                 idle.observe(anchors_present, now)
                 if idle.expired(now):
-                    log.info("no anchor for MaxIdleTime (%s s): stopping", params.MaxIdleTime)
+                    log.info("no anchor for MaxIdleTime (%s s): stopping", record.MaxIdleTime)
                     return LEAVE_IDLE
                 try:
                     await asyncio.wait_for(self._stop_signal.wait(), POLL_S)
                 except TimeoutError:
                     pass
         finally:
-            await self._close(janus, presence)
+            if recording is not None:
+                try:
+                    await recording.close()
+                except Exception:
+                    log.exception("closing the recording failed")
+            await self._close(room)
 
-    async def _connect(self, app: App, address: RoomAddress) -> tuple[JanusSession | None, RobotPresence | None]:
+    @staticmethod
+    async def _follow(room: _Room, recording: SingleStreamRecording, current: TaskRecord, now: float) -> None:
+        """Keep the subscriptions in line with the room's publishers and the task's rules."""
+        changed = room.presence.take_events()
+        if changed or current.config_version != room.config_version or now >= room.next_reconcile:
+            room.config_version = current.config_version
+            room.next_reconcile = now + RECONCILE_S
+            await recording.reconcile(room.janus, list(room.presence.publishers.values()), _rules(current))
+
+    async def _connect(self, app: App, address: RoomAddress) -> _Room | None:
         janus = JanusSession(app.room.janus_url, app.room.api_secret, app.room.token)
         try:
             await janus.__aenter__()
-        except (TimeoutError, JanusError, aiohttp.ClientError, OSError) as exc:
+        except (JanusError, aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning("cannot reach Janus: %s", type(exc).__name__)
-            return None, None
-        return janus, RobotPresence(janus, address)
+            return None
+        return _Room(janus, RobotPresence(janus, address))
 
     @staticmethod
-    async def _close(janus: JanusSession | None, presence: RobotPresence | None) -> None:
-        if presence is not None:
-            try:
-                await presence.leave()
-            except Exception:
-                log.warning("leaving the room failed", exc_info=True)
-        if janus is not None:
-            await janus.__aexit__(None, None, None)
+    async def _close(room: _Room | None) -> None:
+        if room is None:
+            return
+        try:
+            await room.presence.leave()
+        except Exception:
+            log.warning("leaving the room failed", exc_info=True)
+        await room.janus.__aexit__(None, None, None)
+

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.apps import RoomBackend
+from chalicelib.subscription import PublishedStream, Publisher
 from recorder_container.janus import JanusError, JanusSession
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,35 @@ def is_robot(participant: dict[str, Any]) -> bool:
     return str(participant.get("display", "")).startswith(ROBOT_DISPLAY_PREFIX)
 
 
+def parse_publisher(data: dict[str, Any]) -> Publisher:
+    """A publisher as Janus's VideoRoom describes it (multistream `streams` list)."""
+    streams = tuple(
+        PublishedStream(mid=str(st.get("mid", "")), kind=str(st.get("type", "")), codec=str(st.get("codec", "")),
+                        description=str(st.get("description", "")), disabled=bool(st.get("disabled", False)))
+        for st in data.get("streams", []) if st.get("type") in ("audio", "video")
+    )
+    return Publisher(user_id=str(data["id"]), streams=streams, robot=is_robot(data))
+
+
+def apply_event(publishers: dict[str, Publisher], data: dict[str, Any]) -> bool:
+    """Update the room's publishers from a VideoRoom event; True if they changed."""
+    changed = False
+    for pub in data.get("publishers", []) or []:
+        parsed = parse_publisher(pub)
+        if publishers.get(parsed.user_id) != parsed:
+            publishers[parsed.user_id] = parsed
+            changed = True
+    for key in ("unpublished", "leaving", "kicked"):
+        gone = data.get(key)
+        if gone is not None and str(gone) in publishers:
+            del publishers[str(gone)]
+            changed = True
+    if data.get("videoroom") == "destroyed" and publishers:
+        publishers.clear()
+        changed = True
+    return changed
+
+
 class RobotPresence:
     """Joins the room as a participant that publishes nothing, and lists the others."""
 
@@ -51,6 +81,7 @@ class RobotPresence:
         self.address = address
         self._handle: int | None = None
         self.joined = False
+        self.publishers: dict[str, Publisher] = {}  # in the order they were seen
 
     async def room_exists(self) -> bool:
         handle = await self._ensure_handle()
@@ -60,6 +91,7 @@ class RobotPresence:
     async def _ensure_handle(self) -> int:
         if self._handle is None:
             self._handle = await self._janus.attach(VIDEOROOM)
+            self._janus.events_of(self._handle)  # start collecting room events
         return self._handle
 
     async def try_join(self) -> bool:
@@ -75,15 +107,30 @@ class RobotPresence:
                 body["id"] = self.address.robot_id
             if self.address.pin:
                 body["pin"] = self.address.pin
-            await self._janus.request(await self._ensure_handle(), body)
+            joined = await self._janus.request(await self._ensure_handle(), body)
         except JanusError as exc:
             if exc.code in (NO_SUCH_ROOM, ID_EXISTS):
                 log.info("cannot join the room yet: %s", exc.reason)
                 return False
             raise
         self.joined = True
-        log.info("robot joined the room")
+        apply_event(self.publishers, joined)
+        log.info("robot joined the room", extra={"publishers": len(self.publishers)})
         return True
+
+    def take_events(self) -> bool:
+        """Apply the room events received since the last call; True if the publishers changed."""
+        if self._handle is None:
+            return False
+        events = self._janus.events_of(self._handle)
+        changed = False
+        while not events.empty():
+            event = events.get_nowait()
+            data = event.get("plugindata", {}).get("data", {})
+            if data.get("videoroom") == "destroyed":
+                self.joined = False
+            changed = apply_event(self.publishers, data) or changed
+        return changed
 
     async def participants(self) -> list[dict[str, Any]]:
         handle = await self._ensure_handle()

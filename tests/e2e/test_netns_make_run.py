@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,31 +13,17 @@ from pathlib import Path
 
 import pytest
 
+from tests import netns
 from tests.e2e.conftest import ROOT, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns]
 NS = f"cloudrec-t{os.getpid()}"
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=20)
-
-
 @pytest.fixture
 def namespace() -> Iterator[str]:
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("creating a network namespace needs root and iproute2")
-    _ip("netns", "add", NS)
-    try:
-        _ip("-n", NS, "link", "set", "lo", "up")
-        _ip("-n", NS, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
-        _ip("-n", NS, "addr", "add", "10.99.0.1/24", "dev", "v0")
-        _ip("-n", NS, "link", "set", "v0", "up")
-        _ip("-n", NS, "link", "set", "v1", "up")
-        _ip("netns", "exec", NS, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
-        yield NS
-    finally:
-        subprocess.run(["ip", "netns", "del", NS], capture_output=True, timeout=20)
+    with netns.namespace(NS) as name:
+        yield name
 
 
 def test_make_run_inside_a_namespace(namespace: str, tmp_path: Path) -> None:

@@ -1,0 +1,425 @@
+"""Writes one recorded stream (a user's audio, video, or both with AvMerge) as MPEG-TS
+segments, in a thread of its own so codec work never blocks the event loop.
+
+Video is remuxed as it arrived (H.264 access units; VP8 is transcoded to H.264). Audio is
+re-encoded to AAC on a continuous sample timeline: gaps inside a source (Opus DTX, loss)
+become silence, so audio never drifts against video. Segments start on keyframes once the
+target length is reached; a keyframe is requested shortly before. A lost video frame
+(frame_num gap) drops everything to the next keyframe and requests one. A resolution change
+or a new source (the publisher came back) starts a new segment.
+"""
+
+from __future__ import annotations
+
+import fractions
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from recorder_container import h264
+from recorder_container.codec_seam import EncodedVideo
+from recorder_container.timeline import SourceClock
+
+log = logging.getLogger(__name__)
+
+VIDEO_RATE = 90000
+AUDIO_RATE = 48000
+AAC_FRAME = 1024
+OUT_BASE = VIDEO_RATE  # output timestamps start at 1 s: AAC priming never goes negative
+KEYFRAME_LEAD_S = 0.3  # ask for a keyframe this long before a segment is due (it takes ~RTT + a frame)
+KEYFRAME_RETRY_S = 1.0
+AUDIO_SLACK = 480  # samples (10 ms) of jitter tolerated before silence is inserted
+AUDIO_ONLY_CUT_S = 2.0  # AvMerge: without video for this long, audio may cut segments
+# aiortc's audio jitter buffer holds 4 packets (~80 ms) before it hands out the first one
+AUDIO_RECEIVE_LATENCY_S = 0.08
+
+SR_INDEX = {96000: 0, 88200: 1, 64000: 2, 48000: 3, 44100: 4, 32000: 5, 24000: 6, 22050: 7, 16000: 8}
+
+
+def adts_header(payload_size: int, sample_rate: int, channels: int) -> bytes:
+    """ADTS header for one raw AAC-LC frame (MPEG-TS carries AAC in ADTS)."""
+    n = payload_size + 7
+    return bytes([
+        0xFF, 0xF1,
+        (1 << 6) | (SR_INDEX[sample_rate] << 2) | (channels >> 2),
+        ((channels & 3) << 6) | (n >> 11),
+        (n >> 3) & 0xFF,
+        ((n & 7) << 5) | 0x1F,
+        0xFC,
+    ])
+
+
+@dataclass(frozen=True)
+class SegmentDone:
+    """A finished TS file, ready to upload."""
+
+    path: Path
+    start_ms: int  # wall-clock time of its first sample
+    duration: float
+    size: int
+    width: int = 0
+    height: int = 0
+    discontinuity: bool = False
+
+
+@dataclass(frozen=True)
+class WriterSpec:
+    name: str
+    audio: bool
+    video: bool
+    work_dir: Path
+    segment_s: float = 12.0
+    audio_channels: int = 1
+    audio_bitrate: int = 48000
+
+
+@dataclass
+class _Segment:
+    container: Any
+    path: Path
+    start_ts: int  # output timestamp (1/90000) of the first sample
+    start_wall: float
+    video_stream: Any = None
+    audio_stream: Any = None
+    end_ts: int = 0
+    width: int = 0
+    height: int = 0
+    discontinuity: bool = False
+    keyframe_asked: bool = False
+    has_packets: bool = False
+    video_packets: int = 0
+
+
+@dataclass
+class _Stats:
+    video_frames: int = 0
+    video_dropped: int = 0
+    audio_frames: int = 0
+    silence_samples: int = 0
+    segments: int = 0
+
+
+@dataclass
+class StreamWriter:
+    """Consumes frames (from any thread) and writes segments in its own thread."""
+
+    spec: WriterSpec
+    on_segment: Callable[[SegmentDone], None]
+    on_first_sample: Callable[[float], None]
+    request_keyframe: Callable[[], None]
+    stats: _Stats = field(default_factory=_Stats)
+
+    def __post_init__(self) -> None:
+        self._queue: queue.Queue[tuple[str, Any, float, Any]] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name=f"writer-{self.spec.name[-24:]}", daemon=True)
+        self._origin: float | None = None
+        self._segment: _Segment | None = None
+        self._seq = 0
+        self._pending_discontinuity = False
+        # video
+        self._vclocks: dict[Any, SourceClock] = {}
+        self._vsource: Any = None
+        self._sps: h264.Sps | None = None
+        self._size = (0, 0)
+        self._last_frame_num: int | None = None
+        self._want_keyframe = True
+        self._last_ask = -1e9
+        self._last_video_ts: int | None = None
+        self._video_step = VIDEO_RATE // 15
+        self._transcoder: Any = None
+        self._force_key = False
+        # audio
+        self._aclocks: dict[Any, SourceClock] = {}
+        self._asource: Any = None
+        self._encoder: Any = None
+        self._resampler: Any = None
+        self._fifo: Any = None
+        self._next_sample: int | None = None  # output position (1/48000) of the next sample
+        self._fifo_pos = 0
+        self._audio_start_ts = 0  # first real sample of the current encoder (AAC priming comes before it)
+        self._thread.start()
+
+    # -- producer side (any thread) ----------------------------------------------------
+
+    def video(self, frame: Any, arrival: float, source: Any) -> None:
+        self._queue.put(("video", frame, arrival, source))
+
+    def audio(self, frame: Any, arrival: float, source: Any) -> None:
+        self._queue.put(("audio", frame, arrival, source))
+
+    def finish(self) -> None:
+        """Close the open segment and stop; blocks until written."""
+        self._queue.put(("end", None, 0.0, None))
+        self._thread.join()
+
+    # -- writer thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            kind, frame, arrival, source = self._queue.get()
+            if kind == "end":
+                break
+            try:
+                if kind == "video":
+                    self._on_video(frame, arrival, source)
+                else:
+                    self._on_audio(frame, arrival, source)
+            except Exception:  # one bad frame must not end the recording
+                log.exception("writer %s: frame dropped", self.spec.name)
+        try:
+            self._drain_audio(final=True)
+            self._close_segment()
+        except Exception:
+            log.exception("writer %s: closing the last segment failed", self.spec.name)
+
+    def _out_ts(self, wall: float) -> int:
+        if self._origin is None:
+            self._origin = wall
+            self.on_first_sample(wall)
+        return OUT_BASE + round((wall - self._origin) * VIDEO_RATE)
+
+    def _open_segment(self, ts: int) -> _Segment:
+        assert self._origin is not None
+        self._seq += 1
+        path = self.spec.work_dir / f"{self.spec.name}.{self._seq:06d}.ts"
+        container = av.open(str(path), "w", format="mpegts")
+        seg = _Segment(container, path, ts, self._origin + (ts - OUT_BASE) / VIDEO_RATE,
+                       discontinuity=self._pending_discontinuity, width=self._size[0], height=self._size[1])
+        if self.spec.video:
+            seg.video_stream = container.add_mux_stream("h264")
+        if self.spec.audio:
+            seg.audio_stream = container.add_mux_stream("aac", rate=AUDIO_RATE)
+        self._pending_discontinuity = False
+        self._segment = seg
+        return seg
+
+    def _close_segment(self) -> None:
+        seg = self._segment
+        self._segment = None
+        if seg is None:
+            return
+        seg.container.close()
+        if not seg.has_packets:
+            seg.path.unlink(missing_ok=True)
+            return
+        self.stats.segments += 1
+        self.on_segment(SegmentDone(
+            path=seg.path, start_ms=round(seg.start_wall * 1000), duration=(seg.end_ts - seg.start_ts) / VIDEO_RATE,
+            size=seg.path.stat().st_size, width=seg.width, height=seg.height, discontinuity=seg.discontinuity))
+
+    def _cut(self, ts: int, discontinuity: bool = False) -> _Segment:
+        self._close_segment()
+        self._pending_discontinuity = self._pending_discontinuity or discontinuity
+        return self._open_segment(ts)
+
+    def _ask_keyframe(self, now: float) -> None:
+        if now - self._last_ask >= KEYFRAME_RETRY_S:
+            self._last_ask = now
+            self._force_key = True  # a transcoded source makes its own keyframe
+            self.request_keyframe()
+
+    # -- video -------------------------------------------------------------------------
+
+    def _encoded(self, frame: Any) -> EncodedVideo | None:
+        if isinstance(frame, EncodedVideo):
+            return frame
+        if self._transcoder is None:
+            log.warning("writer %s: the publisher sends %s, not H.264: transcoding it to H.264",
+                        self.spec.name, "VP8")
+            enc = av.CodecContext.create("libx264", "w")
+            enc.width, enc.height, enc.pix_fmt = frame.width, frame.height, "yuv420p"
+            enc.time_base = fractions.Fraction(1, VIDEO_RATE)
+            enc.options = {"preset": "veryfast", "tune": "zerolatency", "profile": "baseline",
+                           "x264-params": "keyint=600:scenecut=0:annexb=1:repeat-headers=1"}
+            enc.open()
+            self._transcoder = enc
+        picture = frame.reformat(width=self._transcoder.width, height=self._transcoder.height, format="yuv420p")
+        picture.pts = frame.pts
+        picture.time_base = fractions.Fraction(1, VIDEO_RATE)
+        if self._force_key:
+            picture.pict_type = av.video.frame.PictureType.I
+            self._force_key = False
+        packets = self._transcoder.encode(picture)
+        if not packets:
+            return None
+        return EncodedVideo(b"".join(bytes(p) for p in packets), int(frame.pts))
+
+    def _on_video(self, frame: Any, arrival: float, source: Any) -> None:
+        encoded = self._encoded(frame)
+        if encoded is None:
+            return
+        clock = self._vclocks.setdefault(source, SourceClock(VIDEO_RATE))
+        wall, jumped = clock.wall(encoded.pts, arrival)
+        new_source = source is not self._vsource
+        if new_source or jumped:
+            self._vsource = source
+            self._want_keyframe = True
+            self._last_frame_num = None
+        au = h264.inspect(encoded.data, self._sps)
+        if au.sps is not None:
+            self._sps = au.sps
+        self.stats.video_frames += 1
+        if not au.keyframe and self._frame_lost(au):
+            self._want_keyframe = True
+        if self._want_keyframe and not au.keyframe:
+            self.stats.video_dropped += 1
+            self._ask_keyframe(arrival)
+            return
+        self._want_keyframe = False
+        self._last_frame_num = au.frame_num
+        ts = self._out_ts(wall)
+        seg = self._segment
+        size = (self._sps.width, self._sps.height) if self._sps else self._size
+        if au.keyframe:
+            resized = size != self._size
+            self._size = size
+            elapsed = ts - seg.start_ts if seg is not None else 0
+            # the keyframe asked for shortly before the target cuts; unasked ones from the target on
+            due = seg is not None and (elapsed >= (self.spec.segment_s - 0.05) * VIDEO_RATE or (
+                seg.keyframe_asked and elapsed >= (self.spec.segment_s - KEYFRAME_LEAD_S) * VIDEO_RATE))
+            if seg is not None and seg.video_packets == 0 and not due:
+                seg.width, seg.height = size  # audio opened this segment: its first picture is here
+            elif seg is None or due or resized or new_source or jumped:
+                seg = self._cut(ts, discontinuity=(new_source or jumped) and seg is not None)
+                seg.width, seg.height = size
+        if seg is None:
+            return
+        if self._last_video_ts is not None and 0 < ts - self._last_video_ts < VIDEO_RATE:
+            self._video_step = ts - self._last_video_ts
+        self._last_video_ts = ts
+        packet = av.Packet(encoded.data)
+        packet.pts = packet.dts = ts
+        packet.time_base = fractions.Fraction(1, VIDEO_RATE)
+        packet.stream = seg.video_stream
+        packet.is_keyframe = au.keyframe
+        seg.container.mux(packet)
+        seg.has_packets = True
+        seg.video_packets += 1
+        seg.end_ts = max(seg.end_ts, ts + self._video_step)
+        elapsed = ts - seg.start_ts
+        if elapsed >= (self.spec.segment_s - KEYFRAME_LEAD_S) * VIDEO_RATE:
+            if not seg.keyframe_asked or elapsed >= self.spec.segment_s * VIDEO_RATE:  # ask again when late
+                seg.keyframe_asked = True
+                self._ask_keyframe(arrival)
+
+    def _frame_lost(self, au: h264.AccessUnit) -> bool:
+        if self._sps is None or au.frame_num is None or self._last_frame_num is None:
+            return False
+        modulus = 1 << self._sps.log2_max_frame_num
+        return au.frame_num not in (self._last_frame_num, (self._last_frame_num + 1) % modulus)
+
+    # -- audio -------------------------------------------------------------------------
+
+    def _audio_encoder(self) -> None:
+        enc = av.CodecContext.create("aac", "w")
+        enc.sample_rate = AUDIO_RATE
+        enc.layout = "mono" if self.spec.audio_channels == 1 else "stereo"
+        enc.format = "fltp"
+        enc.bit_rate = self.spec.audio_bitrate
+        enc.time_base = fractions.Fraction(1, AUDIO_RATE)
+        enc.open()
+        self._encoder = enc
+        self._resampler = av.AudioResampler(format="fltp", layout=enc.layout, rate=AUDIO_RATE)
+        self._fifo = av.AudioFifo()
+
+    def _on_audio(self, frame: Any, arrival: float, source: Any) -> None:
+        clock = self._aclocks.setdefault(source, SourceClock(frame.sample_rate, AUDIO_RECEIVE_LATENCY_S))
+        wall, jumped = clock.wall(int(frame.pts), arrival)
+        new_source = source is not self._asource
+        self.stats.audio_frames += 1
+        ts = self._out_ts(wall)
+        pos = round((ts - OUT_BASE) * AUDIO_RATE / VIDEO_RATE)
+        if self._encoder is None or new_source or jumped:
+            if self._encoder is not None:
+                self._drain_audio(final=True)
+                if not self.spec.video:  # a video stream decides its own cuts
+                    self._close_segment()
+                self._pending_discontinuity = True
+            self._asource = source
+            self._audio_encoder()
+            self._next_sample = pos
+            self._fifo_pos = pos
+            self._audio_start_ts = ts
+        for chunk in self._resampler.resample(frame):
+            self._feed(chunk, pos)
+            pos += chunk.samples
+        self._drain_audio(final=False)
+
+    def _feed(self, chunk: Any, pos: int) -> None:
+        assert self._next_sample is not None
+        gap = pos - self._next_sample
+        if gap > AUDIO_SLACK:  # DTX or loss: fill with silence to stay on the clock
+            self._push(np.zeros((self.spec.audio_channels, gap), np.float32))
+            self.stats.silence_samples += gap
+        elif gap < -AUDIO_SLACK:  # overlap: drop what is already written
+            keep = chunk.samples + gap
+            if keep <= 0:
+                return
+            self._push(chunk.to_ndarray()[:, -keep:])
+            return
+        self._fifo.write(chunk)
+        self._next_sample += chunk.samples
+
+    def _push(self, samples: np.ndarray) -> None:
+        assert self._next_sample is not None
+        silence = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, np.float32), format="fltp",
+                                             layout=self._encoder.layout.name)
+        silence.sample_rate = AUDIO_RATE
+        self._fifo.write(silence)
+        self._next_sample += samples.shape[1]
+
+    def _drain_audio(self, final: bool) -> None:
+        if self._encoder is None:
+            return
+        frames = []
+        while self._fifo.samples >= AAC_FRAME:
+            chunk = self._fifo.read(AAC_FRAME)
+            chunk.pts = self._fifo_pos
+            chunk.time_base = fractions.Fraction(1, AUDIO_RATE)
+            self._fifo_pos += AAC_FRAME
+            frames.append(chunk)
+        if final and self._fifo.samples:  # pad the tail to a whole AAC frame
+            tail = self._fifo.read(self._fifo.samples).to_ndarray()
+            padded = np.zeros((tail.shape[0], AAC_FRAME), np.float32)
+            padded[:, : tail.shape[1]] = tail
+            chunk = av.AudioFrame.from_ndarray(padded, format="fltp", layout=self._encoder.layout.name)
+            chunk.sample_rate, chunk.pts = AUDIO_RATE, self._fifo_pos
+            chunk.time_base = fractions.Fraction(1, AUDIO_RATE)
+            self._fifo_pos += AAC_FRAME
+            frames.append(chunk)
+        packets = [p for f in frames for p in self._encoder.encode(f)]
+        if final:
+            packets += self._encoder.encode(None)
+            self._encoder = None
+        for packet in packets:
+            self._mux_audio(packet)
+
+    def _mux_audio(self, packet: Any) -> None:
+        ts = OUT_BASE + round(packet.pts * VIDEO_RATE / AUDIO_RATE)
+        seg = self._segment
+        if seg is None or (not self.spec.video and ts - seg.start_ts >= self.spec.segment_s * VIDEO_RATE) or (
+                self.spec.video and self._audio_may_cut(seg, ts)):
+            # a file is named by its first real sample, not by the encoder's priming before it
+            seg = self._cut(max(ts, self._audio_start_ts))
+        if seg.audio_stream is None:
+            return
+        data = bytes(packet)
+        out = av.Packet(adts_header(len(data), AUDIO_RATE, self.spec.audio_channels) + data)
+        out.pts = out.dts = packet.pts + round((OUT_BASE * AUDIO_RATE) / VIDEO_RATE)
+        out.time_base = fractions.Fraction(1, AUDIO_RATE)
+        out.stream = seg.audio_stream
+        seg.container.mux(out)
+        seg.has_packets = True
+        seg.end_ts = max(seg.end_ts, ts + round(AAC_FRAME * VIDEO_RATE / AUDIO_RATE))
+
+    def _audio_may_cut(self, seg: _Segment, ts: int) -> bool:
+        """AvMerge: when video has paused, audio alone cuts segments on time."""
+        video_quiet = self._last_video_ts is None or ts - self._last_video_ts > AUDIO_ONLY_CUT_S * VIDEO_RATE
+        return video_quiet and ts - seg.start_ts >= self.spec.segment_s * VIDEO_RATE

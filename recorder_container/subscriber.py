@@ -1,0 +1,94 @@
+"""Receiving one publisher's streams: a Janus subscriber handle and an aiortc peer
+connection that carries the chosen streams of that feed (one m-line each, bundled).
+
+The transport only: received tracks are handed to `on_track` with the publisher's mid of
+the stream; what happens to their frames is the caller's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+
+from recorder_container.janus import JanusError, JanusSession
+from recorder_container.room import VIDEOROOM, RoomAddress
+
+log = logging.getLogger(__name__)
+
+OnTrack = Callable[[str, MediaStreamTrack, RTCRtpReceiver], None]
+
+
+def ice_servers(servers: Sequence[dict[str, Any]]) -> list[RTCIceServer]:
+    return [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+            for s in servers]
+
+
+class FeedSubscriber:
+    """Subscribes to `mids` of one publisher (`feed`) and reports each arriving track."""
+
+    def __init__(self, janus: JanusSession, address: RoomAddress, feed: str, mids: Sequence[str],
+                 servers: Sequence[dict[str, Any]], on_track: OnTrack) -> None:
+        self.feed = feed
+        self.mids = tuple(mids)
+        self._janus = janus
+        self._address = address
+        self._servers = servers
+        self._on_track = on_track
+        self._handle: int | None = None
+        self._pc: RTCPeerConnection | None = None
+        self._receivers: dict[str, RTCRtpReceiver] = {}
+
+    async def start(self) -> None:
+        self._handle = await self._janus.attach(VIDEOROOM)
+        feed: Any = self.feed if self._address.robot_id is not None else int(self.feed)
+        body: dict[str, Any] = {"request": "join", "ptype": "subscriber", "room": self._address.room,
+                                "streams": [{"feed": feed, "mid": mid} for mid in self.mids]}
+        if self._address.pin:
+            body["pin"] = self._address.pin
+        attached = await self._janus.request(self._handle, body)
+        # the subscriber's own mids map to the publisher's
+        feed_mid = {str(s["mid"]): str(s.get("feed_mid", s["mid"])) for s in attached.get("streams", [])}
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(self._servers) or None,
+                                                bundlePolicy="max-bundle"))  # type: ignore[arg-type]
+        self._pc = pc
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            for transceiver in pc.getTransceivers():
+                if transceiver.receiver.track is track:
+                    mid = feed_mid.get(str(transceiver.mid), str(transceiver.mid))
+                    self._receivers[mid] = transceiver.receiver
+                    self._on_track(mid, track, transceiver.receiver)
+                    return
+
+        await pc.setRemoteDescription(RTCSessionDescription(**attached["jsep"]))
+        await pc.setLocalDescription(await pc.createAnswer())
+        await self._janus.request(self._handle, {"request": "start"},
+                                  jsep={"type": "answer", "sdp": pc.localDescription.sdp})
+        log.info("subscribed to %s (%s)", self.feed, ",".join(self.mids))
+
+    async def request_keyframe(self, mid: str) -> None:
+        """Send a PLI for the publisher's stream `mid` (Janus relays it to the publisher)."""
+        receiver = self._receivers.get(mid)
+        if receiver is None:
+            return
+        for source in receiver.getSynchronizationSources():
+            await receiver._send_rtcp_pli(source.source)
+
+    async def close(self) -> None:
+        if self._pc is not None:
+            await self._pc.close()
+            self._pc = None
+        if self._handle is not None:
+            with contextlib.suppress(JanusError, asyncio.TimeoutError, OSError):
+                await self._janus.request(self._handle, {"request": "leave"}, timeout=3)
+            with contextlib.suppress(JanusError, OSError):
+                await self._janus.detach(self._handle)
+            self._handle = None

@@ -1,0 +1,252 @@
+"""Single-stream recording end to end: aiortc publishers in a real Janus room, the official
+SDK as client, the recorder process, moto S3 as the customer's storage; the files are
+judged with PyAV."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.trtc.v20190722 import models
+
+from chalicelib.naming import b64_name
+from tests.e2e.conftest import SDKAPPID, LocalStack, wait_for
+from tests.e2e.test_sdk import create_request, delete, describe
+from tests.media.checks import Recording, middle_color, probe, tone_hz, utc17_ms
+from tests.media.conftest import SEGMENT_S
+from tests.media.publisher import Participant
+
+RED, BLUE, GREEN = (255, 0, 0), (0, 0, 255), (0, 255, 0)
+
+
+def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
+    return asyncio.run(scenario())
+
+
+async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """SDK and boto3 calls block: keep them off the loop that drives the publishers."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def join(stack: LocalStack, room: str, user: str, color: tuple[int, int, int], hz: float,
+               create: bool = False, **kw: Any) -> Participant:
+    p = Participant(stack.janus_url, room, user)
+    await p.join(create_room=create)
+    await p.publish(color, hz, **kw)
+    return p
+
+
+def task_ended(stack: LocalStack, task_id: str) -> bool:
+    try:
+        describe(stack, task_id)
+        return False
+    except TencentCloudSDKException as exc:
+        return exc.code == "ResourceNotFound"
+
+
+async def stop_and_wait(stack: LocalStack, task_id: str) -> None:
+    await call(delete, stack, task_id)
+    await call(wait_for, lambda: task_ended(stack, task_id), 60, "the task to end")
+
+
+def close_to(value: float, target: float, tolerance: float) -> bool:
+    return abs(value - target) <= tolerance
+
+
+def check_stream_files(rec: Recording, playlist_name: str, kind: str, color: tuple[int, int, int] | None,
+                       hz: float | None, seconds: float) -> list[int]:
+    """Tags, names and media of one stream; returns its segments' UTC17 times (ms)."""
+    pl = rec.playlist(playlist_name)
+    assert pl.ended and pl.segments, pl.text
+    start = int(pl.tag("EXT-X-TRTC-START-REC-TIME") or 0)
+    stem = playlist_name.removesuffix(".m3u8")
+    times = [utc17_ms(name) for name in pl.segments]
+    for name in pl.segments:
+        assert re.fullmatch(re.escape(stem) + r"_\d{17}\.ts", name) and name in rec.names()
+    assert abs(times[0] - start) <= 1  # the first file starts at START-REC-TIME, on one clock
+    assert re.search(r"#EXTINF:\d+\.\d{3},\n", pl.text)
+    assert int(pl.tag("EXT-X-TARGETDURATION") or 0) >= round(max(pl.durations))
+    assert close_to(sum(pl.durations), seconds, SEGMENT_S + 1.5), (sum(pl.durations), seconds)
+    for duration in pl.durations[:-1]:  # every segment but the last is near the target length
+        assert SEGMENT_S - 0.6 <= duration <= SEGMENT_S + 1.6, pl.durations
+    middle = rec.download(pl.segments[len(pl.segments) // 2])
+    info = probe(middle)
+    if kind == "video":
+        assert pl.tag("EXT-X-TRTC-VIDEO-METADATA") == "WIDTH:320 HEIGHT:180"
+        assert info["video"]["codec"] == "h264" and (info["video"]["width"], info["video"]["height"]) == (320, 180)
+        assert color is not None and all(abs(a - b) < 40 for a, b in zip(middle_color(middle), color, strict=True))
+    else:
+        assert info["audio"]["codec"] == "aac" and info["audio"]["sample_rate"] == 48000
+        assert hz is not None and close_to(tone_hz(middle), hz, 5)
+    return times
+
+
+def test_two_publishers_each_recorded_to_its_own_hls(stack: LocalStack) -> None:
+    async def scenario() -> tuple[str, Any, float]:
+        alice = await join(stack, "6001", "alice", RED, 440, create=True)
+        bob = await join(stack, "6001", "bob", BLUE, 660)
+        task_id = (await call(stack.client().CreateCloudRecording, create_request("rec_two", room="6001"))).TaskId
+        await asyncio.sleep(6)
+        mid = await call(describe, stack, task_id)
+        await asyncio.sleep(7)
+        await stop_and_wait(stack, task_id)
+        await alice.leave()
+        await bob.leave()
+        return task_id, mid, 13.0
+
+    task_id, mid, seconds = run(scenario)
+    assert mid.Status == "InProgress"
+    listed = {(f.UserId, f.TrackType): f for f in mid.StorageFileList}
+    assert set(listed) == {("alice", "audio"), ("alice", "video"), ("bob", "audio"), ("bob", "video")}
+    rec = Recording(stack.boto("s3"), task_id)
+    for user, color, hz in (("alice", RED, 440), ("bob", BLUE, 660)):
+        for kind in ("audio", "video"):
+            name = f"{SDKAPPID}_6001__UserId_s_{b64_name(user)}__UserId_e_main_{kind}.m3u8"
+            assert listed[(user, kind)].FileName == name
+            times = check_stream_files(rec, name, kind, color if kind == "video" else None,
+                                       hz if kind == "audio" else None, seconds)
+            assert abs(listed[(user, kind)].BeginTimeStamp - times[0]) <= 1
+    events = stack.callbacks.of(task_id)
+    types = [e["EventType"] for e in events]
+    assert types[0] == 301 and types.count(307) == 4 and types.count(304) == 4 and 303 in types
+    assert types[-2:] == [302, 305]
+    assert events[-2]["EventInfo"]["Payload"] == {"LeaveCode": 0}
+    assert events[-1]["EventInfo"]["Payload"] == {"Status": 0}
+
+
+def test_late_joiner_and_a_user_who_leaves_and_returns(stack: LocalStack) -> None:
+    async def scenario() -> tuple[str, float]:
+        alice = await join(stack, "6002", "alice", RED, 440, create=True)
+        task_id = (await call(stack.client().CreateCloudRecording, create_request("rec_late", room="6002"))).TaskId
+        await asyncio.sleep(5)
+        carol = await join(stack, "6002", "carol", GREEN, 880)
+        joined_at = time.time()
+        await asyncio.sleep(4)
+        await alice.leave()
+        await asyncio.sleep(3)
+        alice = await join(stack, "6002", "alice", RED, 440)
+        await asyncio.sleep(5)
+        await stop_and_wait(stack, task_id)
+        await alice.leave()
+        await carol.leave()
+        return task_id, joined_at
+
+    task_id, carol_joined = run(scenario)
+    rec = Recording(stack.boto("s3"), task_id)
+    carol_video = rec.playlist(f"{SDKAPPID}_6002__UserId_s_{b64_name('carol')}__UserId_e_main_video.m3u8")
+    carol_start = int(carol_video.tag("EXT-X-TRTC-START-REC-TIME") or 0) / 1000
+    assert 0 <= carol_start - carol_joined <= 3
+    alice_video = rec.playlist(f"{SDKAPPID}_6002__UserId_s_{b64_name('alice')}__UserId_e_main_video.m3u8")
+    assert "#EXT-X-DISCONTINUITY" in alice_video.text and alice_video.ended
+    times = [utc17_ms(n) for n in alice_video.segments]
+    gaps = [(b - a) / 1000 - d for a, b, d in zip(times, times[1:], alice_video.durations, strict=False)]
+    assert max(gaps) >= 2.0  # the 3 s away are a gap between files, not inside one
+    alice_audio = rec.playlist(f"{SDKAPPID}_6002__UserId_s_{b64_name('alice')}__UserId_e_main_audio.m3u8")
+    assert "#EXT-X-DISCONTINUITY" in alice_audio.text
+
+
+def test_allow_and_block_lists_and_a_live_modify(stack: LocalStack) -> None:
+    async def scenario() -> tuple[str, list[Any], list[Any]]:
+        alice = await join(stack, "6003", "alice", RED, 440, create=True)
+        bob = await join(stack, "6003", "bob", BLUE, 660)
+        request = create_request("rec_rules", room="6003")
+        request.RecordParams.SubscribeStreamUserIds = models.SubscribeStreamUserIds()
+        request.RecordParams.SubscribeStreamUserIds.SubscribeVideoUserIds = ["alice"]
+        request.RecordParams.SubscribeStreamUserIds.UnSubscribeAudioUserIds = ["b.*$"]
+        task_id = (await call(stack.client().CreateCloudRecording, request)).TaskId
+        await asyncio.sleep(6)
+        before = (await call(describe, stack, task_id)).StorageFileList
+        modify = models.ModifyCloudRecordingRequest()
+        modify.from_json_string(json.dumps({"SdkAppId": SDKAPPID, "TaskId": task_id, "SubscribeStreamUserIds": {
+            "SubscribeVideoUserIds": ["b.*$"], "UnSubscribeAudioUserIds": ["bob"]}}))
+        await call(stack.client().ModifyCloudRecording, modify)
+        changed = time.time()
+        while time.time() - changed < 10:
+            after = (await call(describe, stack, task_id)).StorageFileList
+            if any(f.UserId == "bob" and f.TrackType == "video" for f in after):
+                break
+            await asyncio.sleep(0.5)
+        took = time.time() - changed
+        await asyncio.sleep(2)
+        await stop_and_wait(stack, task_id)
+        await alice.leave()
+        await bob.leave()
+        assert took < 8, f"Modify took {took:.1f} s to reach the recording"
+        return task_id, before, after
+
+    task_id, before, after = run(scenario)
+    assert {(f.UserId, f.TrackType) for f in before} == {("alice", "audio"), ("alice", "video")}
+    assert {(f.UserId, f.TrackType) for f in after} == {("alice", "audio"), ("alice", "video"), ("bob", "video")}
+    rec = Recording(stack.boto("s3"), task_id)
+    assert not [n for n in rec.names() if b64_name("bob") in n and "_audio" in n]
+    alice_video = rec.playlist(f"{SDKAPPID}_6003__UserId_s_{b64_name('alice')}__UserId_e_main_video.m3u8")
+    assert alice_video.ended and sum(alice_video.durations) <= 6 + SEGMENT_S  # it stopped at the Modify
+
+
+def test_max_idle_time_ends_the_task_after_everyone_left(stack: LocalStack) -> None:
+    async def scenario() -> str:
+        alice = await join(stack, "6004", "alice", RED, 440, create=True)
+        request = create_request("rec_idle", room="6004", MaxIdleTime=5)
+        task_id = (await call(stack.client().CreateCloudRecording, request)).TaskId
+        await asyncio.sleep(6)
+        await alice.leave()
+        await call(stack.callbacks.wait, task_id, 302, 30)
+        await call(wait_for, lambda: task_ended(stack, task_id), 60, "the task to end")
+        return str(task_id)
+
+    task_id = run(scenario)
+    assert stack.callbacks.of(task_id, 302)[0]["EventInfo"]["Payload"] == {"LeaveCode": 99}
+    rec = Recording(stack.boto("s3"), task_id)
+    playlists = rec.playlists()
+    assert len(playlists) == 2 and all(p.ended for p in playlists.values())
+
+
+def test_string_room_and_a_user_id_with_slash_and_padding(stack: LocalStack) -> None:
+    user = "ab?x"  # base64 YWI/eA== : "/" and "=" both appear
+    room = "class #1"
+
+    async def scenario() -> str:
+        p = await join(stack, room, user, GREEN, 550, create=True, video=False)
+        request = create_request("rec_str", room=room)
+        request.RoomIdType = 0
+        task_id = (await call(stack.client().CreateCloudRecording, request)).TaskId
+        await asyncio.sleep(6)
+        await stop_and_wait(stack, task_id)
+        await p.leave()
+        return str(task_id)
+
+    task_id = run(scenario)
+    rec = Recording(stack.boto("s3"), task_id)
+    assert b64_name(user) == "YWI-eA.."
+    name = f"{SDKAPPID}_{b64_name(room)}__UserId_s_YWI-eA..__UserId_e_main_audio.m3u8"
+    assert base64.b64decode(b64_name(room).replace("-", "/").replace(".", "=")).decode() == room
+    assert name in rec.names()
+    check_stream_files(rec, name, "audio", None, 550, 6.0)
+
+
+@pytest.mark.parametrize("av_merge", [1])
+def test_av_merge_puts_a_users_audio_and_video_in_one_stream(stack: LocalStack, av_merge: int) -> None:
+    async def scenario() -> str:
+        p = await join(stack, "6005", "dave", BLUE, 440, create=True)
+        request = create_request("rec_merge", room="6005", AvMerge=av_merge)
+        task_id = (await call(stack.client().CreateCloudRecording, request)).TaskId
+        await asyncio.sleep(9)
+        await stop_and_wait(stack, task_id)
+        await p.leave()
+        return str(task_id)
+
+    task_id = run(scenario)
+    rec = Recording(stack.boto("s3"), task_id)
+    name = f"{SDKAPPID}_6005__UserId_s_{b64_name('dave')}__UserId_e_main_audio_video.m3u8"
+    assert [n for n in rec.names() if n.endswith(".m3u8")] == [name]
+    pl = rec.playlist(name)
+    info = probe(rec.download(pl.segments[0]))
+    assert info["video"]["codec"] == "h264" and info["audio"]["codec"] == "aac"
+    assert info["frames"]["video"] > 0 and info["frames"]["audio"] > 0
