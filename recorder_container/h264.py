@@ -140,19 +140,37 @@ class AccessUnit:
     frame_num: int | None  # of its first slice, when an SPS is known
 
 
+SLICE_HEADER_BYTES = 48  # frame_num sits within the first bytes of a slice header
+
+
+def _nal_starts(access_unit: bytes) -> list[int]:
+    """Offsets of the first byte after each start code."""
+    starts, i = [], access_unit.find(b"\x00\x00\x01")
+    while i >= 0:
+        starts.append(i + 3)
+        i = access_unit.find(b"\x00\x00\x01", i + 3)
+    return starts
+
+
 def inspect(access_unit: bytes, known_sps: Sps | None) -> AccessUnit:
+    """Keyframe, SPS and frame_num of an access unit, reading only the bytes that hold them
+    (an access unit can be hundreds of KB; its slice data is never copied)."""
     sps = None
     keyframe = False
     num = None
-    for unit in nal_units(access_unit):
-        kind = nal_type(unit)
+    starts = _nal_starts(access_unit)
+    for i, start in enumerate(starts):
+        if start >= len(access_unit):
+            continue
+        kind = access_unit[start] & 0x1F
         if kind == SPS:
+            end = starts[i + 1] - 3 if i + 1 < len(starts) else len(access_unit)
             try:
-                sps = parse_sps(unit)
+                sps = parse_sps(access_unit[start:end])
             except (ValueError, IndexError):
                 sps = None
         elif kind == IDR:
             keyframe = True
         if kind in (1, IDR) and num is None and (sps or known_sps) is not None:
-            num = frame_num(unit, sps or known_sps)  # type: ignore[arg-type]
+            num = frame_num(access_unit[start:start + SLICE_HEADER_BYTES], sps or known_sps)  # type: ignore[arg-type]
     return AccessUnit(keyframe, sps, num)

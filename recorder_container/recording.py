@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import time
@@ -223,7 +224,28 @@ class SingleStreamRecording:
             task.cancel()
         await asyncio.gather(*self._consumers, return_exceptions=True)
 
+    async def log_stats(self) -> None:
+        """One log line per stream: frames written and dropped, RTP packets received and lost."""
+        packets: dict[StreamKey, list[int]] = {}
+        for feed, sub in self.subscribers.items():
+            for mid, (received, lost) in (await sub.packet_stats()).items():
+                route = self._routes.get((feed, mid))
+                if route is not None:
+                    totals = packets.setdefault(route[0], [0, 0])
+                    totals[0] += received
+                    totals[1] += lost
+        for key, stream in self.streams.items():
+            received, lost = packets.get(key, [0, 0])
+            log.info("stream stats", extra={
+                "user_id": key.user_id, "media_id": key.media_id, "track_type": key.track_type,
+                **(dataclasses.asdict(stream.writer.stats) if stream.writer else {}),
+                "rtp_received": received, "rtp_lost": lost})
+
     async def close(self) -> None:
         """Stop receiving, close the open segments, publish the final playlists."""
+        try:
+            await self.log_stats()
+        except Exception:
+            log.warning("stream stats unavailable", exc_info=True)
         await self.drop_subscriptions()
         await asyncio.gather(*(s.finish() for s in self.streams.values()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,6 +24,23 @@ from recorder_container.room import VIDEOROOM, RoomAddress
 log = logging.getLogger(__name__)
 
 OnTrack = Callable[[str, MediaStreamTrack, RTCRtpReceiver], None]
+
+
+RECEIVE_BUFFER = 4 * 1024 * 1024  # bytes: bursts of 720p30 keyframes overflow the default ~200 KB
+
+
+def enlarge_receive_buffers(pc: RTCPeerConnection) -> int:
+    """Grow the UDP receive buffers of a connection's ICE sockets; returns how many it grew.
+    The sockets sit inside aioice (private), so a change there only costs the enlargement."""
+    grown = 0
+    for transceiver in pc.getTransceivers():
+        connection = getattr(transceiver.receiver.transport.transport, "_connection", None)
+        for protocol in getattr(connection, "_protocols", []):
+            sock = protocol.transport.get_extra_info("socket") if getattr(protocol, "transport", None) else None
+            if sock is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < RECEIVE_BUFFER:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+                grown += 1
+    return grown
 
 
 def ice_servers(servers: Sequence[dict[str, Any]]) -> list[RTCIceServer]:
@@ -69,7 +87,9 @@ class FeedSubscriber:
                     return
 
         await pc.setRemoteDescription(RTCSessionDescription(**attached["jsep"]))
-        await pc.setLocalDescription(await pc.createAnswer())
+        await pc.setLocalDescription(await pc.createAnswer())  # gathers: the sockets exist now
+        if not enlarge_receive_buffers(pc):
+            log.warning("could not enlarge the UDP receive buffers (aioice internals changed?)")
         await self._janus.request(self._handle, {"request": "start"},
                                   jsep={"type": "answer", "sdp": pc.localDescription.sdp})
         log.info("subscribed to %s (%s)", self.feed, ",".join(self.mids))
@@ -81,6 +101,15 @@ class FeedSubscriber:
             return
         for source in receiver.getSynchronizationSources():
             await receiver._send_rtcp_pli(source.source)
+
+    async def packet_stats(self) -> dict[str, tuple[int, int]]:
+        """Per publisher mid: RTP packets received and lost (from sequence numbers)."""
+        out: dict[str, tuple[int, int]] = {}
+        for mid, receiver in self._receivers.items():
+            for stat in (await receiver.getStats()).values():
+                if stat.type == "inbound-rtp":
+                    out[mid] = (stat.packetsReceived, stat.packetsLost)
+        return out
 
     async def close(self) -> None:
         if self._pc is not None:

@@ -87,13 +87,13 @@ class Participant:
         assert reply.get("janus") != "error", reply
         return reply
 
-    async def join(self, create_room: bool = False) -> None:
+    async def join(self, create_room: bool = False, videocodec: str = "h264") -> None:
         self._http = aiohttp.ClientSession()
         self._session = (await self._send("", {"janus": "create"}))["data"]["id"]
         self._handle = (await self._send(f"/{self._session}", {"janus": "attach",
                                                                 "plugin": "janus.plugin.videoroom"}))["data"]["id"]
         if create_room:
-            await self._message({"request": "create", "room": self.room, "publishers": 30, "videocodec": "h264",
+            await self._message({"request": "create", "room": self.room, "publishers": 30, "videocodec": videocodec,
                                  "audiocodec": "opus", "fir_freq": 10})
         joined = await self._message({"request": "join", "ptype": "publisher", "room": self.room,
                                       "id": self.user_id, "display": self.user_id})
@@ -105,17 +105,25 @@ class Participant:
             msg["jsep"] = jsep
         return await self._send(f"/{self._session}/{self._handle}", msg)
 
-    async def publish(self, color: tuple[int, int, int], hz: float, audio: bool = True, video: bool = True) -> None:
+    async def publish(self, color: tuple[int, int, int], hz: float, audio: bool = True, video: bool = True,
+                      video_codec: str = "video/H264") -> None:
+        """Publish the synthetic pattern (encoded by aiortc) and tone."""
+        await self.publish_tracks(ToneTrack(hz) if audio else None, PatternTrack(color) if video else None,
+                                  video_codec)
+
+    async def publish_tracks(self, audio: MediaStreamTrack | None, video: MediaStreamTrack | None,
+                             video_codec: str = "video/H264") -> None:
+        """Publish any tracks (e.g. a MediaPlayer replaying encoded H.264 with decode=False)."""
         pc = RTCPeerConnection(RTCConfiguration(bundlePolicy="max-bundle"))  # type: ignore[arg-type]
         self.pc = pc
-        if audio:
-            pc.addTransceiver(ToneTrack(hz), direction="sendonly")
-        if video:
-            transceiver = pc.addTransceiver(PatternTrack(color), direction="sendonly")
+        if audio is not None:
+            pc.addTransceiver(audio, direction="sendonly")
+        if video is not None:
+            transceiver = pc.addTransceiver(video, direction="sendonly")
             transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
-                                             if c.mimeType == "video/H264"])
+                                             if c.mimeType == video_codec])
         await pc.setLocalDescription(await pc.createOffer())
-        reply = await self._message({"request": "configure", "audio": audio, "video": video},
+        reply = await self._message({"request": "configure", "audio": audio is not None, "video": video is not None},
                                     {"type": "offer", "sdp": pc.localDescription.sdp})
         await pc.setRemoteDescription(RTCSessionDescription(**reply["jsep"]))
 

@@ -36,10 +36,10 @@ async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 async def join(stack: LocalStack, room: str, user: str, color: tuple[int, int, int], hz: float,
-               create: bool = False, **kw: Any) -> Participant:
+               create: bool = False, vp8: bool = False, **kw: Any) -> Participant:
     p = Participant(stack.janus_url, room, user)
-    await p.join(create_room=create)
-    await p.publish(color, hz, **kw)
+    await p.join(create_room=create, videocodec="vp8" if vp8 else "h264")
+    await p.publish(color, hz, video_codec="video/VP8" if vp8 else "video/H264", **kw)
     return p
 
 
@@ -250,3 +250,44 @@ def test_av_merge_puts_a_users_audio_and_video_in_one_stream(stack: LocalStack, 
     info = probe(rec.download(pl.segments[0]))
     assert info["video"]["codec"] == "h264" and info["audio"]["codec"] == "aac"
     assert info["frames"]["video"] > 0 and info["frames"]["audio"] > 0
+
+
+def test_vp8_publisher_is_transcoded_to_h264(stack: LocalStack) -> None:
+    async def scenario() -> str:
+        p = await join(stack, "6006", "erin", GREEN, 440, create=True, vp8=True)
+        task_id = (await call(stack.client().CreateCloudRecording, create_request("rec_vp8", room="6006"))).TaskId
+        await asyncio.sleep(9)
+        await stop_and_wait(stack, task_id)
+        await p.leave()
+        return str(task_id)
+
+    task_id = run(scenario)
+    rec = Recording(stack.boto("s3"), task_id)
+    name = f"{SDKAPPID}_6006__UserId_s_{b64_name('erin')}__UserId_e_main_video.m3u8"
+    check_stream_files(rec, name, "video", GREEN, None, 9.0)
+    logs = "".join(p.read_text() for p in stack.recorder_logs() if task_id[:8].replace("+", "_") in p.name)
+    assert "transcoding it to H.264" in logs
+
+
+def test_sigterm_is_a_graceful_stop(stack: LocalStack) -> None:
+    import os
+    import signal
+
+    from tests.e2e.test_recorder_lifecycle import recorder_pid
+
+    async def scenario() -> str:
+        p = await join(stack, "6007", "fay", RED, 440, create=True)
+        task_id = (await call(stack.client().CreateCloudRecording, create_request("rec_term", room="6007"))).TaskId
+        await asyncio.sleep(6)
+        pid = recorder_pid(task_id)
+        assert pid is not None
+        os.kill(pid, signal.SIGTERM)
+        await call(wait_for, lambda: task_ended(stack, task_id), 60, "the task to end")
+        await p.leave()
+        return str(task_id)
+
+    task_id = run(scenario)
+    assert stack.callbacks.of(task_id, 302)[0]["EventInfo"]["Payload"] == {"LeaveCode": 3}
+    rec = Recording(stack.boto("s3"), task_id)
+    playlists = rec.playlists()
+    assert len(playlists) == 2 and all(pl.ended for pl in playlists.values())

@@ -1,0 +1,225 @@
+"""Single-stream recorder cost: CPU% (of one core) and RSS of the recorder per recorded A/V
+participant at 640x360@15 and 1280x720@30 for 1, 2 and 4 participants, Janus's CPU in the
+same run, lost RTP packets and dropped frames, and the time from Create to the first segment
+in storage. The baseline in the same run is a plain aiortc subscriber that receives and
+decodes the same streams (what a recorder that decodes pays before writing anything).
+
+Publishers replay pre-encoded H.264 + Opus (aiortc MediaPlayer, decode=False) so they do
+not eat the CPU being measured. Everything runs inside a network namespace this script
+creates (root): `sudo .venv/bin/python bench/single_stream.py [--seconds 20]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests import netns  # noqa: E402
+
+SEGMENT_S = 6.0
+CONFIGS = (("640x360@15", 640, 360, 15, "800k"), ("1280x720@30", 1280, 720, 30, "2500k"))
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def encode(media_dir: Path, label: str, width: int, height: int, fps: int, bitrate: str) -> Path:
+    """A 30 s clip of moving test pattern (H.264 baseline, keyframe every 2 s) and an Opus tone,
+    in MPEG-TS: aiortc's passthrough sender needs Annex-B H.264 (Matroska/MP4 carry AVCC)."""
+    path = media_dir / f"{label.replace('@', '_')}.ts"
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+                    "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}",
+                    "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "30",
+                    "-c:v", "libx264", "-profile:v", "baseline", "-pix_fmt", "yuv420p", "-g", str(2 * fps),
+                    "-bf", "0", "-b:v", bitrate, "-c:a", "libopus", "-b:a", "32k", "-ac", "1",
+                    "-f", "mpegts", str(path)],
+                   check=True)
+    return path
+
+
+def cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def find_pid(pattern: bytes, env_needle: bytes | None = None) -> int | None:
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if pattern in (proc / "cmdline").read_bytes() and (
+                    env_needle is None or env_needle in (proc / "environ").read_bytes()):
+                return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
+async def sample_cpu(pids: dict[str, int], seconds: float) -> dict[str, float]:
+    start = {k: cpu_ticks(p) for k, p in pids.items()}
+    t0 = time.monotonic()
+    await asyncio.sleep(seconds)
+    elapsed = time.monotonic() - t0
+    return {k: 100.0 * (cpu_ticks(p) - start[k]) / TICKS / elapsed for k, p in pids.items()}
+
+
+@contextmanager
+def local_stack(run_dir: Path) -> Iterator[Any]:
+    from tests.e2e.conftest import CALLBACK_KEY, LocalStack, StackCallbacks, stack_env, wait_for
+
+    receiver = StackCallbacks(CALLBACK_KEY)
+    env = stack_env(run_dir, receiver.start())
+    env.update(CLOUDREC_JANUS_INTERFACE="v0", CLOUDREC_JANUS_IP=netns.ADDRESS, CLOUDREC_SEGMENT_S=str(SEGMENT_S))
+    out = open(run_dir / "stack.out", "wb")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "infra/local/stack.py")], cwd=ROOT, env=env, stdout=out,
+                            stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: b"is up" in (run_dir / "stack.out").read_bytes(), 120, "the local stack")
+        stack = LocalStack(env, run_dir, proc, receiver)
+        stack.boto("s3").create_bucket(Bucket="customer-bucket")
+        yield stack
+    finally:
+        proc.terminate()
+        proc.wait(timeout=90)
+        out.close()
+
+
+async def publishers(stack: Any, room: str, clip: Path, count: int) -> list[Any]:
+    from aiortc.contrib.media import MediaPlayer
+
+    from tests.media.publisher import Participant
+
+    people = []
+    for i in range(count):
+        p = Participant(stack.janus_url, room, f"p{i}")
+        await p.join(create_room=i == 0)
+        player = MediaPlayer(str(clip), decode=False, loop=True)
+        await p.publish_tracks(player.audio, player.video)
+        people.append(p)
+    return people
+
+
+def stream_stats(log_path: Path) -> dict[str, int]:
+    totals = {"rtp_received": 0, "rtp_lost": 0, "video_frames": 0, "video_dropped": 0, "video_waiting": 0}
+    for line in log_path.read_text(errors="replace").splitlines():
+        if '"stream stats"' in line:
+            record = json.loads(line)
+            for key in totals:
+                totals[key] += int(record.get(key, 0))
+    return totals
+
+
+async def measure_recorder(stack: Any, clip: Path, count: int, room: str, seconds: float) -> dict[str, Any]:
+    from tests.e2e.test_sdk import create_request, delete
+    from tests.media.checks import Recording
+
+    people = await publishers(stack, room, clip, count)
+    await asyncio.sleep(2)
+    created = time.monotonic()
+    task_id = (await asyncio.to_thread(stack.client().CreateCloudRecording,
+                                       create_request(f"rec_{room}", room=room))).TaskId
+    s3 = stack.boto("s3")
+    first_segment = None
+    while time.monotonic() - created < 60:
+        names = await asyncio.to_thread(lambda: Recording(s3, task_id).names())
+        if any(n.endswith(".ts") for n in names):
+            first_segment = time.monotonic() - created
+            break
+        await asyncio.sleep(0.1)
+    recorder = find_pid(b"recorder_container", f"CLOUDREC_TASK_ID={task_id}".encode())
+    janus = find_pid(b"janus")
+    assert recorder and janus
+    await asyncio.sleep(3)
+    cpu = await sample_cpu({"recorder": recorder, "janus": janus}, seconds)
+    rss = rss_mb(recorder)
+    await asyncio.to_thread(delete, stack, task_id)
+    while find_pid(b"recorder_container", f"CLOUDREC_TASK_ID={task_id}".encode()):
+        await asyncio.sleep(0.2)
+    for p in people:
+        await p.leave()
+    log = next(stack.run_dir.glob(f"recorders/recorder-*{task_id[:10].replace('+', '_')}*"), None)
+    stats = stream_stats(log) if log else {}
+    return {"cpu": cpu["recorder"], "janus": cpu["janus"], "rss": rss, "first_segment": first_segment, **stats}
+
+
+async def measure_baseline(stack: Any, clip: Path, count: int, room: str, seconds: float) -> dict[str, Any]:
+    """A plain aiortc subscriber in its own process: receive and decode, write nothing."""
+    people = await publishers(stack, room, clip, count)
+    await asyncio.sleep(2)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(Path(__file__).with_name("decode_subscriber.py")), stack.janus_url, room,
+        *[f"p{i}" for i in range(count)], cwd=str(ROOT))
+    await asyncio.sleep(5)
+    cpu = await sample_cpu({"baseline": proc.pid}, seconds)
+    proc.terminate()
+    await proc.wait()
+    for p in people:
+        await p.leave()
+    return {"cpu": cpu["baseline"]}
+
+
+def slope(points: list[tuple[int, float]]) -> float:
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    return sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+
+
+async def bench(seconds: float) -> None:
+    media = Path(tempfile.mkdtemp(prefix="cloudrec-bench-media-"))
+    clips = {label: encode(media, label, w, h, fps, br) for label, w, h, fps, br in CONFIGS}
+    with local_stack(Path(tempfile.mkdtemp(prefix="cloudrec-bench-"))) as stack:
+        print(f"single-stream recorder, {os.cpu_count()} cores, segments {SEGMENT_S:.0f} s, "
+              f"CPU over {seconds:.0f} s (100 % = one core)")
+        for index, (label, *_) in enumerate(CONFIGS):
+            rows = []
+            for count in (1, 2, 4):
+                room = str(7000 + 10 * index + count)
+                r = await measure_recorder(stack, clips[label], count, room, seconds)
+                rows.append((count, r))
+                if not r.get("video_frames"):
+                    raise SystemExit(f"{label} x{count}: no video reached the recorder; the figures would be wrong")
+                print(f"  {label} x{count}: recorder {r['cpu']:5.1f} % ({r['cpu'] / count:4.1f} %/participant), "
+                      f"RSS {r['rss']:5.0f} MB, Janus {r['janus']:4.1f} %, first segment "
+                      f"{r['first_segment']:.1f} s, RTP lost {r.get('rtp_lost')} of {r.get('rtp_received')}, "
+                      f"frames lost {r.get('video_dropped')} of {r.get('video_frames')} "
+                      f"({r.get('video_waiting')} before the first keyframe)")
+            print(f"  {label}: slope {slope([(c, r['cpu']) for c, r in rows]):.1f} % per participant")
+            base = await measure_baseline(stack, clips[label], 2, str(7009 + 10 * index), seconds)
+            print(f"  {label} baseline (aiortc receive + decode, nothing written) x2: "
+                  f"{base['cpu']:5.1f} % ({base['cpu'] / 2:4.1f} %/participant)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    if not os.environ.get("CLOUDREC_IN_NETNS"):
+        with netns.namespace(f"cloudrec-b{os.getpid()}") as name:
+            env = {**os.environ, "CLOUDREC_IN_NETNS": name}
+            return subprocess.run(["ip", "netns", "exec", name, sys.executable, __file__,
+                                   "--seconds", str(args.seconds)], env=env, cwd=ROOT).returncode
+    asyncio.run(bench(args.seconds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
