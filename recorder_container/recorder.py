@@ -22,30 +22,20 @@ from typing import Any
 
 import aiohttp
 
-from chalicelib import aws
 from chalicelib.apps import App
 from chalicelib.config import Settings
-from chalicelib.events import (
-    FAILOVER,
-    LEAVE_IDLE,
-    RECORDER_START,
-    RECORDER_STOP,
-    UPLOAD_ERROR,
-    UPLOAD_START,
-    UPLOAD_STOP,
-    EventQueue,
-    build_event,
-)
+from chalicelib.events import FAILOVER, LEAVE_IDLE, RECORDER_START, RECORDER_STOP, UPLOAD_STOP, EventQueue
 from chalicelib.launcher import safe_name
-from chalicelib.models import RecordParams, StorageParams, SubscribeStreamUserIds
-from chalicelib.naming import TaskNaming
-from chalicelib.storage import storage_client
-from chalicelib.task_store import STOP, StorageFile, TaskRecord, TaskStore
+from chalicelib.models import RecordParams, SubscribeStreamUserIds
+from chalicelib.subscription import select
+from chalicelib.task_store import STOP, TaskRecord, TaskStore
 from recorder_container import codec_seam
 from recorder_container.janus import JanusError, JanusSession
+from recorder_container.outputs import TaskOutputs
 from recorder_container.recording import RecordingContext, SingleStreamRecording
 from recorder_container.room import RobotPresence, RoomAddress, janus_room
 from recorder_container.uploader import Uploader
+from recorder_container.workers import IN_PROCESS, WorkerProcess, plan_slots
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +90,17 @@ class Recorder:
     clock: Callable[[], float] = time.time
     segment_s: float = field(default_factory=lambda: float(os.environ.get("CLOUDREC_SEGMENT_S", "12")))
     drain_s: float = field(default_factory=lambda: float(os.environ.get("CLOUDREC_DRAIN_S", "120")))
+    streams_per_process: int = field(default_factory=lambda: int(os.environ.get("CLOUDREC_STREAMS_PER_PROCESS",
+                                                                                 "16")))
+    max_processes: int = field(default_factory=lambda: int(os.environ.get("CLOUDREC_MAX_PROCESSES", "4")))
 
     def __post_init__(self) -> None:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stop_signal = asyncio.Event()
-        self._task: TaskRecord | None = None
+        self._outputs: TaskOutputs | None = None
         self._marked_recording = False
+        self._workers: dict[int, WorkerProcess] = {}
+        self._slots: dict[str, int] = {}
         codec_seam.install()
 
     def now_ms(self) -> int:
@@ -116,13 +111,8 @@ class Recorder:
         self._stop_signal.set()
 
     def _emit(self, event_type: int, payload: dict[str, Any], key: str) -> None:
-        task = self._task
-        assert task is not None
-        try:
-            self.events.publish(build_event(event_type, task, payload, self.now_ms()), task.sdkappid,
-                                f"{key}-ha{self.ha_index}")
-        except Exception:  # an event that cannot be queued must not stop the recording
-            log.exception("event %s could not be queued", event_type)
+        assert self._outputs is not None
+        self._outputs.emit(event_type, payload, key)
 
     async def run(self) -> int:
         lease_ms = int(self.settings.lease_s * 1000)
@@ -130,7 +120,7 @@ class Recorder:
         if task is None:
             log.warning("task has ended or another recorder holds its lease; exiting")
             return 0
-        self._task = task
+        self._outputs = TaskOutputs(task, self.ha_index, self.settings, self.store, self.events, self.clock)
         app = self.app_for(task.sdkappid)
         if app is None:
             log.error("the task's app is not registered; ending the task")
@@ -139,7 +129,7 @@ class Recorder:
         self._emit(RECORDER_START, {"Status": 0}, "301")
         if self.ha_index > 0:
             self._emit(FAILOVER, {"Status": 0}, "306")
-        uploader = self._uploader(task)
+        uploader = self._outputs.uploader()
         uploader.start()
         leave_code = await self._attend(task, app, lease_ms, uploader)
         if leave_code is None:
@@ -147,42 +137,23 @@ class Recorder:
             await uploader.drain(self.drain_s)
             await uploader.stop()
             return 0
-        self._task = self.store.get(self.task_id) or task
+        self._outputs.task = self.store.get(self.task_id) or task
         self._emit(RECORDER_STOP, {"LeaveCode": leave_code}, "302")
-        uploaded = await uploader.drain(self.drain_s)
+        await uploader.drain(self.drain_s)
         await uploader.stop()
-        if uploader.uploaded:
-            self._emit(UPLOAD_STOP, {"Status": 0 if uploaded else 1}, "305")
-        if not uploaded:
-            log.error("%d uploads still pending; their files stay in the work directory", uploader.pending)
+        pending = uploader.pending + sum(w.pending for w in self._workers.values())
+        if self._marked_recording:
+            self._emit(UPLOAD_STOP, {"Status": 0 if not pending else 1}, "305")
+        if pending:
+            log.error("%d uploads still pending; their files stay in the work directory", pending)
         self.store.finish(self.task_id, self.now_ms(), leave_code=leave_code, owner=self.owner)
         log.info("task ended", extra={"leave_code": leave_code})
         return 0
-
-    def _uploader(self, task: TaskRecord) -> Uploader:
-        storage = StorageParams.model_validate(json.loads(task.params_json)["StorageParams"])
-        if storage.CloudStorage is not None:
-            target = storage.CloudStorage
-            bucket, factory = target.Bucket, (lambda: storage_client(target, self.settings))
-        else:  # VOD tasks: HLS goes to the internal bucket, the VOD commit comes after
-            bucket, factory = self.settings.internal_bucket, (lambda: aws.client("s3"))
-        return Uploader(factory, bucket,
-                        on_error=lambda code, msg: self._emit(UPLOAD_ERROR, {"Code": code, "Message": msg},
-                                                              f"308-{int(self.clock())}"),
-                        on_first=lambda: self._emit(UPLOAD_START, {"Status": 0}, "303"))
-
-    def _naming(self, task: TaskRecord) -> TaskNaming:
-        storage = json.loads(task.params_json)["StorageParams"]
-        prefix = tuple(storage.get("CloudStorage", {}).get("FileNamePrefix") or ())
-        return TaskNaming(task.task_id, task.sdkappid, task.room_id, task.room_id_type, prefix, self.ha_index)
 
     def _on_media(self) -> None:
         if not self._marked_recording:
             self._marked_recording = True
             asyncio.ensure_future(asyncio.to_thread(self.store.mark_recording, self.task_id))
-
-    def _put_file(self, file: StorageFile) -> None:
-        asyncio.ensure_future(asyncio.to_thread(self.store.put_file, self.task_id, file))
 
     async def _attend(self, task: TaskRecord, app: App, lease_ms: int, uploader: Uploader) -> int | None:
         """Stay in the room and record until the task should stop; return the LeaveCode, or
@@ -195,10 +166,12 @@ class Recorder:
             log.error("mixed-stream recording (RecordMode 2) is not available yet; the robot only attends")
         idle = IdleClock(record.MaxIdleTime, self.clock())
         recording = None
+        outputs = self._outputs
+        assert outputs is not None
         if record.RecordMode == 1 and address is not None:
             recording = SingleStreamRecording(RecordingContext(
-                naming=self._naming(task), record=record, uploader=uploader, address=address,
-                ice_servers=app.room.ice_servers, emit=self._emit, put_file=self._put_file,
+                naming=outputs.naming(), record=record, uploader=uploader, address=address,
+                ice_servers=app.room.ice_servers, emit=outputs.emit, put_file=outputs.put_file,
                 on_media=self._on_media, segment_s=self.segment_s,
                 work_dir=self.settings.run_dir / "work" / safe_name(self.task_id),
             ))
@@ -231,7 +204,7 @@ class Recorder:
                             await room.presence.try_join()
                     if room is not None and room.presence.joined:
                         if recording is not None:
-                            await self._follow(room, recording, current, now)
+                            await self._follow(room, recording, record, current, now)
                         anchors_present = bool(await room.presence.anchors())
                 except (JanusError, aiohttp.ClientError, TimeoutError) as exc:
                     log.warning("janus unavailable (%s); reconnecting", exc)
@@ -253,16 +226,32 @@ class Recorder:
                     await recording.close()
                 except Exception:
                     log.exception("closing the recording failed")
+            await asyncio.gather(*(w.stop(self.drain_s + 30) for w in self._workers.values()))
             await self._close(room)
 
-    @staticmethod
-    async def _follow(room: _Room, recording: SingleStreamRecording, current: TaskRecord, now: float) -> None:
-        """Keep the subscriptions in line with the room's publishers and the task's rules."""
+    async def _follow(self, room: _Room, recording: SingleStreamRecording, record: RecordParams,
+                      current: TaskRecord, now: float) -> None:
+        """Keep the subscriptions in line with the room's publishers and the task's rules,
+        spreading publishers over worker processes beyond the per-process budget."""
         changed = room.presence.take_events()
-        if changed or current.config_version != room.config_version or now >= room.next_reconcile:
-            room.config_version = current.config_version
-            room.next_reconcile = now + RECONCILE_S
-            await recording.reconcile(room.janus, list(room.presence.publishers.values()), _rules(current))
+        if not (changed or current.config_version != room.config_version or now >= room.next_reconcile):
+            return
+        room.config_version = current.config_version
+        room.next_reconcile = now + RECONCILE_S
+        selected = select(room.presence.publishers.values(), record, _rules(current))
+        per_user: dict[str, int] = {}
+        for sel in selected:
+            per_user[sel.user_id] = per_user.get(sel.user_id, 0) + 1
+        self._slots = plan_slots(per_user, self._slots, self.streams_per_process, self.max_processes)
+        await recording.reconcile(room.janus, [s for s in selected if self._slots[s.user_id] == IN_PROCESS])
+        for slot in sorted(set(self._slots.values()) | set(self._workers)):
+            if slot == IN_PROCESS:
+                continue
+            worker = self._workers.get(slot)
+            if worker is None:
+                worker = self._workers[slot] = WorkerProcess(slot, self._on_media)
+                await worker.start()
+            await worker.reconcile([s for s in selected if self._slots[s.user_id] == slot])
 
     async def _connect(self, app: App, address: RoomAddress) -> _Room | None:
         janus = JanusSession(app.room.janus_url, app.room.api_secret, app.room.token)

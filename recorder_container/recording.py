@@ -22,9 +22,9 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
 from chalicelib.events import FILE_INFO, FILE_SLICE
-from chalicelib.models import RecordParams, SubscribeStreamUserIds
+from chalicelib.models import RecordParams
 from chalicelib.naming import AUDIO, AUDIO_VIDEO, MAIN, VIDEO, TaskNaming
-from chalicelib.subscription import Publisher, Selected, select
+from chalicelib.subscription import Selected
 from chalicelib.task_store import StorageFile
 from recorder_container.hls_writer import SegmentDone, StreamWriter, WriterSpec
 from recorder_container.janus import JanusError, JanusSession
@@ -145,10 +145,8 @@ class SingleStreamRecording:
         self._media_seen = False
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
 
-    async def reconcile(self, janus: JanusSession, publishers: list[Publisher],
-                        rules: SubscribeStreamUserIds | None) -> None:
-        """Subscribe to what the rules select now; drop subscriptions no longer selected."""
-        selected = select(publishers, self.ctx.record, rules)
+    async def reconcile(self, janus: JanusSession, selected: list[Selected]) -> None:
+        """Subscribe to the selected streams; drop subscriptions no longer selected."""
         want: dict[str, list[str]] = {}
         self._routes = {}
         for sel in selected:

@@ -15,6 +15,7 @@ from tests.netns import ADDRESS
 
 BUCKET = "customer-bucket"
 SEGMENT_S = 4.0
+STREAMS_PER_PROCESS = 4  # a task with more streams spreads over worker processes
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +24,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     run_dir = tmp_path_factory.mktemp("media-stack")
     receiver = StackCallbacks(CALLBACK_KEY)
     env = stack_env(run_dir, receiver.start())
-    env.update(CLOUDREC_JANUS_INTERFACE="v0", CLOUDREC_JANUS_IP=ADDRESS, CLOUDREC_SEGMENT_S=str(SEGMENT_S))
+    env.update(CLOUDREC_JANUS_INTERFACE="v0", CLOUDREC_JANUS_IP=ADDRESS, CLOUDREC_SEGMENT_S=str(SEGMENT_S),
+               CLOUDREC_STREAMS_PER_PROCESS=str(STREAMS_PER_PROCESS))
     out = open(run_dir / "stack.out", "wb")
     proc = subprocess.Popen([sys.executable, str(ROOT / "infra/local/stack.py")], cwd=ROOT, env=env, stdout=out,
                             stderr=subprocess.STDOUT)

@@ -291,3 +291,26 @@ def test_sigterm_is_a_graceful_stop(stack: LocalStack) -> None:
     rec = Recording(stack.boto("s3"), task_id)
     playlists = rec.playlists()
     assert len(playlists) == 2 and all(pl.ended for pl in playlists.values())
+
+
+def test_a_big_task_spreads_over_worker_processes(stack: LocalStack) -> None:
+    users = [("gus", RED, 330), ("hal", BLUE, 440), ("ivy", GREEN, 550), ("jon", (200, 200, 0), 660)]
+
+    async def scenario() -> str:
+        people = [await join(stack, "6008", u, c, hz, create=i == 0) for i, (u, c, hz) in enumerate(users)]
+        task_id = (await call(stack.client().CreateCloudRecording, create_request("rec_big", room="6008"))).TaskId
+        await asyncio.sleep(9)
+        await stop_and_wait(stack, task_id)
+        for p in people:
+            await p.leave()
+        return str(task_id)
+
+    task_id = run(scenario)
+    rec = Recording(stack.boto("s3"), task_id)
+    for user, color, hz in users:  # 8 streams, 4 per process: two processes recorded them
+        check_stream_files(rec, f"{SDKAPPID}_6008__UserId_s_{b64_name(user)}__UserId_e_main_video.m3u8",
+                           "video", color, None, 9.0)
+        check_stream_files(rec, f"{SDKAPPID}_6008__UserId_s_{b64_name(user)}__UserId_e_main_audio.m3u8",
+                           "audio", None, hz, 9.0)
+    logs = "".join(p.read_text() for p in stack.recorder_logs() if task_id[:8].replace("+", "_") in p.name)
+    assert "worker 1 started" in logs and '"worker":1' in logs

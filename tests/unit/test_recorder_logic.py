@@ -28,3 +28,15 @@ def test_room_mapping() -> None:
     assert janus_room("3560", 1, "rec", integer_ids).robot_id is None  # type: ignore[union-attr]
     assert janus_room("room a", 0, "rec", integer_ids) is None
     assert is_robot({"display": numeric.display}) and not is_robot({"display": "alice"})
+
+
+def test_plan_slots_keeps_users_and_fills_in_order() -> None:
+    from recorder_container.workers import plan_slots
+
+    plan = plan_slots({"a": 2, "b": 2, "c": 2}, {}, per_slot=4, max_slots=3)
+    assert plan == {"a": 0, "b": 0, "c": 1}
+    # b left, d arrives: users keep their slot, the newcomer takes the free room in slot 0
+    assert plan_slots({"a": 2, "c": 2, "d": 2}, plan, per_slot=4, max_slots=3) == {"a": 0, "c": 1, "d": 0}
+    # over capacity: the least loaded slot
+    full = plan_slots({u: 4 for u in "abcd"}, {}, per_slot=4, max_slots=3)
+    assert sorted(full.values()) == [0, 0, 1, 2]
