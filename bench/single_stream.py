@@ -82,12 +82,13 @@ async def sample_cpu(pids: dict[str, int], seconds: float) -> dict[str, float]:
 
 
 @contextmanager
-def local_stack(run_dir: Path) -> Iterator[Any]:
+def local_stack(run_dir: Path, **extra_env: str) -> Iterator[Any]:
     from tests.e2e.conftest import CALLBACK_KEY, LocalStack, StackCallbacks, stack_env, wait_for
 
     receiver = StackCallbacks(CALLBACK_KEY)
     env = stack_env(run_dir, receiver.start())
-    env.update(CLOUDREC_JANUS_INTERFACE="v0", CLOUDREC_JANUS_IP=netns.ADDRESS, CLOUDREC_SEGMENT_S=str(SEGMENT_S))
+    env.update(CLOUDREC_JANUS_INTERFACE="v0", CLOUDREC_JANUS_IP=netns.ADDRESS, CLOUDREC_SEGMENT_S=str(SEGMENT_S),
+               **extra_env)
     out = open(run_dir / "stack.out", "wb")
     proc = subprocess.Popen([sys.executable, str(ROOT / "infra/local/stack.py")], cwd=ROOT, env=env, stdout=out,
                             stderr=subprocess.STDOUT)

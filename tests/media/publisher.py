@@ -98,6 +98,13 @@ class Participant:
         joined = await self._message({"request": "join", "ptype": "publisher", "room": self.room,
                                       "id": self.user_id, "display": self.user_id})
         assert joined["plugindata"]["data"].get("videoroom") == "joined", joined
+        self._keepalive = asyncio.create_task(self._keep_session())
+
+    async def _keep_session(self) -> None:
+        """Janus ends a session that says nothing for session_timeout (60 s)."""
+        while True:
+            await asyncio.sleep(20)
+            await self.keepalive()
 
     async def _message(self, body: dict[str, Any], jsep: dict[str, Any] | None = None) -> dict[str, Any]:
         msg: dict[str, Any] = {"janus": "message", "body": body}
@@ -131,6 +138,7 @@ class Participant:
         await self._send(f"/{self._session}", {"janus": "keepalive"})
 
     async def leave(self) -> None:
+        self._keepalive.cancel()
         if self.pc is not None:
             await self.pc.close()
         try:
