@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.single_stream import cpu_ticks, encode, find_pid, local_stack, rss_mb, stream_stats, TICKS  # noqa: E402
+from bench.single_stream import TICKS, cpu_ticks, encode, find_pid, local_stack, rss_mb, stream_stats  # noqa: E402
 from tests import netns  # noqa: E402
 
 PARTICIPANTS = 12
