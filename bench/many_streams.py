@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,26 +19,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.single_stream import TICKS, cpu_ticks, encode, find_pid, local_stack, rss_mb, stream_stats  # noqa: E402
+from bench.single_stream import (  # noqa: E402
+    TICKS,
+    cpu_ticks,
+    encode,
+    find_pid,
+    local_stack,
+    recorder_pids,
+    rss_mb,
+    stream_stats,
+)
 from tests import netns  # noqa: E402
 
 PARTICIPANTS = 12
 STREAMS_PER_PROCESS = 8
-
-
-def recorder_pids(task_id: str) -> list[int]:
-    """The supervisor and its workers (they share the task id in their environment)."""
-    needle = f"CLOUDREC_TASK_ID={task_id}".encode()
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if b"recorder_container" in (proc / "cmdline").read_bytes() and \
-                        needle in (proc / "environ").read_bytes().split(b"\0"):
-                    pids.append(int(proc.name))
-            except OSError:
-                continue
-    return pids
 
 
 async def bench(seconds: float) -> None:
@@ -50,12 +43,13 @@ async def bench(seconds: float) -> None:
 
     clip = encode(Path(tempfile.mkdtemp()), "320x180@15", 320, 180, 15, "250k")
     run_dir = Path(tempfile.mkdtemp(prefix="cloudrec-bench-"))
-    with local_stack(run_dir, CLOUDREC_STREAMS_PER_PROCESS=str(STREAMS_PER_PROCESS)) as stack:
+    with local_stack(run_dir, CLOUDREC_STREAMS_PER_PROCESS=str(STREAMS_PER_PROCESS),
+                     CLOUDREC_SEGMENT_S="12") as stack:
         people = []
         for i in range(PARTICIPANTS + 1):
             p = Participant(stack.janus_url, "8025", f"p{i:02d}")
             await p.join(create_room=i == 0)
-            player = MediaPlayer(str(clip), decode=False, loop=True)
+            player = MediaPlayer(str(clip), decode=False)
             await p.publish_tracks(player.audio, player.video if i < PARTICIPANTS else None)
             people.append(p)
         await asyncio.sleep(2)
@@ -96,10 +90,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
     if not os.environ.get("CLOUDREC_IN_NETNS"):
-        with netns.namespace(f"cloudrec-b{os.getpid()}") as name:
-            env = {**os.environ, "CLOUDREC_IN_NETNS": name}
-            return subprocess.run(["ip", "netns", "exec", name, sys.executable, __file__,
-                                   "--seconds", str(args.seconds)], env=env, cwd=ROOT).returncode
+        return netns.run_inside("cloudrec-b", [sys.executable, __file__, "--seconds", str(args.seconds)], ROOT)
     asyncio.run(bench(args.seconds))
     return 0
 

@@ -35,12 +35,13 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def encode(media_dir: Path, label: str, width: int, height: int, fps: int, bitrate: str) -> Path:
-    """A 30 s clip of moving test pattern (H.264 baseline, keyframe every 2 s) and an Opus tone,
+    """A 2-minute clip of moving test pattern (H.264 baseline, keyframe every 2 s) and an Opus tone
+    (longer than any measurement: aiortc's passthrough player bursts frames when it loops),
     in MPEG-TS: aiortc's passthrough sender needs Annex-B H.264 (Matroska/MP4 carry AVCC)."""
     path = media_dir / f"{label.replace('@', '_')}.ts"
     subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
                     "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}",
-                    "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "30",
+                    "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "120",
                     "-c:v", "libx264", "-profile:v", "baseline", "-pix_fmt", "yuv420p", "-g", str(2 * fps),
                     "-bf", "0", "-b:v", bitrate, "-c:a", "libopus", "-b:a", "32k", "-ac", "1",
                     "-f", "mpegts", str(path)],
@@ -58,6 +59,21 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def recorder_pids(task_id: str) -> list[int]:
+    """The recorder of a task and its worker processes (they share the task id in their environment)."""
+    needle = f"CLOUDREC_TASK_ID={task_id}".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if b"recorder_container" in (proc / "cmdline").read_bytes() and \
+                        needle in (proc / "environ").read_bytes().split(b"\0"):
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
 
 
 def find_pid(pattern: bytes, env_needle: bytes | None = None) -> int | None:
@@ -83,24 +99,14 @@ async def sample_cpu(pids: dict[str, int], seconds: float) -> dict[str, float]:
 
 @contextmanager
 def local_stack(run_dir: Path, **extra_env: str) -> Iterator[Any]:
-    from tests.e2e.conftest import CALLBACK_KEY, LocalStack, StackCallbacks, stack_env, wait_for
+    """The local stack as the media tests run it (Janus on the namespace's v0), with a bucket."""
+    from tests.e2e.conftest import running_stack
+    from tests.media.conftest import BUCKET, media_env
 
-    receiver = StackCallbacks(CALLBACK_KEY)
-    env = stack_env(run_dir, receiver.start())
-    env.update(CLOUDREC_JANUS_INTERFACE="v0", CLOUDREC_JANUS_IP=netns.ADDRESS, CLOUDREC_SEGMENT_S=str(SEGMENT_S),
-               **extra_env)
-    out = open(run_dir / "stack.out", "wb")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "infra/local/stack.py")], cwd=ROOT, env=env, stdout=out,
-                            stderr=subprocess.STDOUT)
-    try:
-        wait_for(lambda: b"is up" in (run_dir / "stack.out").read_bytes(), 120, "the local stack")
-        stack = LocalStack(env, run_dir, proc, receiver)
-        stack.boto("s3").create_bucket(Bucket="customer-bucket")
+    env = {**media_env(), "CLOUDREC_SEGMENT_S": str(SEGMENT_S), "CLOUDREC_STREAMS_PER_PROCESS": "16", **extra_env}
+    with running_stack(run_dir, **env) as stack:
+        stack.boto("s3").create_bucket(Bucket=BUCKET)
         yield stack
-    finally:
-        proc.terminate()
-        proc.wait(timeout=90)
-        out.close()
 
 
 async def publishers(stack: Any, room: str, clip: Path, count: int) -> list[Any]:
@@ -112,7 +118,7 @@ async def publishers(stack: Any, room: str, clip: Path, count: int) -> list[Any]
     for i in range(count):
         p = Participant(stack.janus_url, room, f"p{i}")
         await p.join(create_room=i == 0)
-        player = MediaPlayer(str(clip), decode=False, loop=True)
+        player = MediaPlayer(str(clip), decode=False)
         await p.publish_tracks(player.audio, player.video)
         people.append(p)
     return people
@@ -145,20 +151,21 @@ async def measure_recorder(stack: Any, clip: Path, count: int, room: str, second
             first_segment = time.monotonic() - created
             break
         await asyncio.sleep(0.1)
-    recorder = find_pid(b"recorder_container", f"CLOUDREC_TASK_ID={task_id}".encode())
-    janus = find_pid(b"janus")
-    assert recorder and janus
     await asyncio.sleep(3)
-    cpu = await sample_cpu({"recorder": recorder, "janus": janus}, seconds)
-    rss = rss_mb(recorder)
+    recorders = recorder_pids(task_id)
+    janus = find_pid(b"janus")
+    assert recorders and janus
+    cpu = await sample_cpu({**{f"r{p}": p for p in recorders}, "janus": janus}, seconds)
+    rss = sum(rss_mb(p) for p in recorders)
     await asyncio.to_thread(delete, stack, task_id)
-    while find_pid(b"recorder_container", f"CLOUDREC_TASK_ID={task_id}".encode()):
+    while recorder_pids(task_id):
         await asyncio.sleep(0.2)
     for p in people:
         await p.leave()
     log = next(stack.run_dir.glob(f"recorders/recorder-*{task_id[:10].replace('+', '_')}*"), None)
     stats = stream_stats(log) if log else {}
-    return {"cpu": cpu["recorder"], "janus": cpu["janus"], "rss": rss, "first_segment": first_segment, **stats}
+    return {"cpu": sum(v for k, v in cpu.items() if k.startswith("r")), "processes": len(recorders),
+            "janus": cpu["janus"], "rss": rss, "first_segment": first_segment, **stats}
 
 
 async def measure_baseline(stack: Any, clip: Path, count: int, room: str, seconds: float) -> dict[str, Any]:
@@ -198,7 +205,8 @@ async def bench(seconds: float) -> None:
                 rows.append((count, r))
                 if not r.get("video_frames"):
                     raise SystemExit(f"{label} x{count}: no video reached the recorder; the figures would be wrong")
-                print(f"  {label} x{count}: recorder {r['cpu']:5.1f} % ({r['cpu'] / count:4.1f} %/participant), "
+                print(f"  {label} x{count}: recorder {r['cpu']:5.1f} % ({r['cpu'] / count:4.1f} %/participant, "
+                      f"{r['processes']} process), "
                       f"RSS {r['rss']:5.0f} MB, Janus {r['janus']:4.1f} %, first segment "
                       f"{r['first_segment']:.1f} s, RTP lost {r.get('rtp_lost')} of {r.get('rtp_received')}, "
                       f"frames lost {r.get('video_dropped')} of {r.get('video_frames')} "
@@ -214,10 +222,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args()
     if not os.environ.get("CLOUDREC_IN_NETNS"):
-        with netns.namespace(f"cloudrec-b{os.getpid()}") as name:
-            env = {**os.environ, "CLOUDREC_IN_NETNS": name}
-            return subprocess.run(["ip", "netns", "exec", name, sys.executable, __file__,
-                                   "--seconds", str(args.seconds)], env=env, cwd=ROOT).returncode
+        return netns.run_inside("cloudrec-b", [sys.executable, __file__, "--seconds", str(args.seconds)], ROOT)
     asyncio.run(bench(args.seconds))
     return 0
 

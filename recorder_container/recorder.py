@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 POLL_S = 1.0
 JOIN_RETRY_S = 2.0
 RECONCILE_S = 5.0  # re-check subscriptions this often even without room events
+PRESENCE_S = 2.0  # how often the room's participants are listed (for MaxIdleTime)
 LEAVE_SIGNAL = 3  # 302 LeaveCode when the service itself stops the recorder (SIGTERM)
 
 
@@ -176,7 +177,8 @@ class Recorder:
                 work_dir=self.settings.run_dir / "work" / safe_name(self.task_id),
             ))
         room: _Room | None = None
-        next_heartbeat = next_join = 0.0
+        next_heartbeat = next_join = next_presence = 0.0
+        last_anchors = False
         try:
             while True:
                 now = self.clock()
@@ -205,7 +207,12 @@ class Recorder:
                     if room is not None and room.presence.joined:
                         if recording is not None:
                             await self._follow(room, recording, record, current, now)
-                        anchors_present = bool(await room.presence.anchors())
+                        if now >= next_presence:  # the idle countdown needs no finer grain
+                            next_presence = now + PRESENCE_S
+                            anchors_present = bool(await room.presence.anchors())
+                        else:
+                            anchors_present = last_anchors
+                        last_anchors = anchors_present
                 except (JanusError, aiohttp.ClientError, TimeoutError) as exc:
                     log.warning("janus unavailable (%s); reconnecting", exc)
                     if recording is not None:

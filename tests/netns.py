@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +35,10 @@ def namespace(name: str) -> Iterator[str]:
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=20)
+
+
+def run_inside(prefix: str, argv: list[str], cwd: Path) -> int:
+    """Run a command inside a fresh namespace (with CLOUDREC_IN_NETNS set); its exit code."""
+    with namespace(f"{prefix}{os.getpid()}") as name:
+        env = {**os.environ, "CLOUDREC_IN_NETNS": name}
+        return subprocess.run(["ip", "netns", "exec", name, *argv], env=env, cwd=cwd).returncode

@@ -3,6 +3,7 @@ callback receiver, fast heartbeats and a frequent reaper."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -116,11 +117,11 @@ def stack_env(run_dir: Path, callback_url: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    run_dir = tmp_path_factory.mktemp("stack")
+@contextlib.contextmanager
+def running_stack(run_dir: Path, **extra_env: str) -> Iterator[LocalStack]:
+    """`infra/local/stack.py` on free ports with a callback receiver, until the block ends."""
     receiver = StackCallbacks(CALLBACK_KEY)
-    env = stack_env(run_dir, receiver.start())
+    env = {**stack_env(run_dir, receiver.start()), **extra_env}
     out = open(run_dir / "stack.out", "wb")
     proc = subprocess.Popen([sys.executable, str(ROOT / "infra/local/stack.py")], cwd=ROOT, env=env,
                             stdout=out, stderr=subprocess.STDOUT)
@@ -133,9 +134,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=60)
+            proc.wait(timeout=90)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
         out.close()
         receiver.server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with running_stack(tmp_path_factory.mktemp("stack")) as local:
+        yield local

@@ -78,7 +78,7 @@ class Participant:
         msg = {**msg, "transaction": secrets.token_hex(6)}
         async with self._http.post(self.url + path, json=msg) as resp:
             reply: dict[str, Any] = await resp.json(content_type=None)
-        if reply.get("janus") == "ack":  # the answer comes as an event
+        if reply.get("janus") == "ack" and msg["janus"] == "message":  # the answer comes as an event
             while True:
                 async with self._http.get(f"{self.url}/{self._session}?maxev=1") as resp:
                     event = await resp.json(content_type=None)

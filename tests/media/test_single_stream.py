@@ -13,11 +13,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.trtc.v20190722 import models
 
 from chalicelib.naming import b64_name
 from tests.e2e.conftest import SDKAPPID, LocalStack, wait_for
+from tests.e2e.test_recorder_lifecycle import ended as task_ended
 from tests.e2e.test_sdk import create_request, delete, describe
 from tests.media.checks import Recording, middle_color, probe, tone_hz, utc17_ms
 from tests.media.conftest import SEGMENT_S
@@ -41,14 +41,6 @@ async def join(stack: LocalStack, room: str, user: str, color: tuple[int, int, i
     await p.join(create_room=create, videocodec="vp8" if vp8 else "h264")
     await p.publish(color, hz, video_codec="video/VP8" if vp8 else "video/H264", **kw)
     return p
-
-
-def task_ended(stack: LocalStack, task_id: str) -> bool:
-    try:
-        describe(stack, task_id)
-        return False
-    except TencentCloudSDKException as exc:
-        return exc.code == "ResourceNotFound"
 
 
 async def stop_and_wait(stack: LocalStack, task_id: str) -> None:
@@ -216,6 +208,7 @@ def test_string_room_and_a_user_id_with_slash_and_padding(stack: LocalStack) -> 
         p = await join(stack, room, user, GREEN, 550, create=True, video=False)
         request = create_request("rec_str", room=room)
         request.RoomIdType = 0
+        request.StorageParams.CloudStorage.Vendor = 0  # COS, through its S3-compatible API
         task_id = (await call(stack.client().CreateCloudRecording, request)).TaskId
         await asyncio.sleep(6)
         await stop_and_wait(stack, task_id)
