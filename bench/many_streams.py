@@ -8,7 +8,6 @@ Runs inside a network namespace it creates (root): `sudo .venv/bin/python bench/
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sys
@@ -25,11 +24,11 @@ from bench.single_stream import (  # noqa: E402
     encode,
     find_pid,
     local_stack,
+    namespace_main,
     recorder_pids,
     rss_mb,
     stream_stats,
 )
-from tests import netns  # noqa: E402
 
 PARTICIPANTS = 12
 STREAMS_PER_PROCESS = 8
@@ -85,15 +84,5 @@ async def bench(seconds: float) -> None:
             raise SystemExit("not every stream was recorded whole")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=30.0)
-    args = parser.parse_args()
-    if not os.environ.get("CLOUDREC_IN_NETNS"):
-        return netns.run_inside("cloudrec-b", [sys.executable, __file__, "--seconds", str(args.seconds)], ROOT)
-    asyncio.run(bench(args.seconds))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(namespace_main(__file__, bench, 30.0, __doc__.splitlines()[0]))

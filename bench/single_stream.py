@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -217,15 +217,17 @@ async def bench(seconds: float) -> None:
                   f"{base['cpu']:5.1f} % ({base['cpu'] / 2:4.1f} %/participant)")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20.0)
+def namespace_main(script: str, run: Callable[[float], Awaitable[None]], default_seconds: float,
+                   description: str) -> int:
+    """A bench's entry point: parse --seconds, re-run inside a fresh network namespace, run."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seconds", type=float, default=default_seconds)
     args = parser.parse_args()
     if not os.environ.get("CLOUDREC_IN_NETNS"):
-        return netns.run_inside("cloudrec-b", [sys.executable, __file__, "--seconds", str(args.seconds)], ROOT)
-    asyncio.run(bench(args.seconds))
+        return netns.run_inside("cloudrec-b", [sys.executable, script, "--seconds", str(args.seconds)], ROOT)
+    asyncio.run(run(args.seconds))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(namespace_main(__file__, bench, 20.0, __doc__.splitlines()[0]))

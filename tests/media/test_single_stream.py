@@ -80,6 +80,13 @@ def check_stream_files(rec: Recording, playlist_name: str, kind: str, color: tup
     return times
 
 
+def check_ended(stack: LocalStack, task_id: str, leave_code: int, playlists: int) -> None:
+    """The task ended with `leave_code` and every playlist it left is closed."""
+    assert stack.callbacks.of(task_id, 302)[0]["EventInfo"]["Payload"] == {"LeaveCode": leave_code}
+    found = Recording(stack.boto("s3"), task_id).playlists()
+    assert len(found) == playlists and all(pl.ended for pl in found.values())
+
+
 def test_two_publishers_each_recorded_to_its_own_hls(stack: LocalStack) -> None:
     async def scenario() -> tuple[str, Any, float]:
         alice = await join(stack, "6001", "alice", RED, 440, create=True)
@@ -193,11 +200,7 @@ def test_max_idle_time_ends_the_task_after_everyone_left(stack: LocalStack) -> N
         await call(wait_for, lambda: task_ended(stack, task_id), 60, "the task to end")
         return str(task_id)
 
-    task_id = run(scenario)
-    assert stack.callbacks.of(task_id, 302)[0]["EventInfo"]["Payload"] == {"LeaveCode": 99}
-    rec = Recording(stack.boto("s3"), task_id)
-    playlists = rec.playlists()
-    assert len(playlists) == 2 and all(p.ended for p in playlists.values())
+    check_ended(stack, run(scenario), leave_code=99, playlists=2)
 
 
 def test_string_room_and_a_user_id_with_slash_and_padding(stack: LocalStack) -> None:
@@ -279,11 +282,7 @@ def test_sigterm_is_a_graceful_stop(stack: LocalStack) -> None:
         await p.leave()
         return str(task_id)
 
-    task_id = run(scenario)
-    assert stack.callbacks.of(task_id, 302)[0]["EventInfo"]["Payload"] == {"LeaveCode": 3}
-    rec = Recording(stack.boto("s3"), task_id)
-    playlists = rec.playlists()
-    assert len(playlists) == 2 and all(pl.ended for pl in playlists.values())
+    check_ended(stack, run(scenario), leave_code=3, playlists=2)
 
 
 def test_a_big_task_spreads_over_worker_processes(stack: LocalStack) -> None:
