@@ -102,6 +102,7 @@ class Recorder:
         self._marked_recording = False
         self._workers: dict[int, WorkerProcess] = {}
         self._slots: dict[str, int] = {}
+        self._lease_keeper: asyncio.Task[None] | None = None
         codec_seam.install()
 
     def now_ms(self) -> int:
@@ -135,12 +136,18 @@ class Recorder:
         leave_code = await self._attend(task, app, lease_ms, uploader)
         if leave_code is None:
             log.warning("lease lost: another recorder owns the task now")
+            if self._lease_keeper is not None:
+                self._lease_keeper.cancel()
             await uploader.drain(self.drain_s)
             await uploader.stop()
             return 0
         self._outputs.task = self.store.get(self.task_id) or task
         self._emit(RECORDER_STOP, {"LeaveCode": leave_code}, "302")
-        await uploader.drain(self.drain_s)
+        try:
+            await uploader.drain(self.drain_s)
+        finally:
+            if self._lease_keeper is not None:
+                self._lease_keeper.cancel()
         await uploader.stop()
         pending = uploader.pending + sum(w.pending for w in self._workers.values())
         if self._marked_recording:
@@ -150,6 +157,13 @@ class Recorder:
         self.store.finish(self.task_id, self.now_ms(), leave_code=leave_code, owner=self.owner)
         log.info("task ended", extra={"leave_code": leave_code})
         return 0
+
+    async def _keep_lease(self, lease_ms: int) -> None:
+        """Heartbeat while the last uploads drain, so the task is not taken for dead."""
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_s)
+            if await asyncio.to_thread(self.store.heartbeat, self.task_id, self.owner, self.now_ms(), lease_ms) is None:
+                return
 
     def _on_media(self) -> None:
         if not self._marked_recording:
@@ -228,6 +242,8 @@ class Recorder:
                 except TimeoutError:
                     pass
         finally:
+            # closing files, workers and uploads may outlast the lease: keep heartbeating
+            self._lease_keeper = asyncio.create_task(self._keep_lease(lease_ms))
             if recording is not None:
                 try:
                     await recording.close()

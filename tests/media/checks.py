@@ -50,17 +50,18 @@ def utc17_ms(name: str) -> int:
 class Recording:
     """The objects one task left in the bucket."""
 
-    def __init__(self, s3: Any, task_id: str, prefix: str = "rec/") -> None:
+    def __init__(self, s3: Any, task_id: str, prefix: str = "rec/", bucket: str = BUCKET) -> None:
         self.s3 = s3
+        self.bucket = bucket
         self.dir = f"{prefix}{task_id}/"
-        objects = s3.list_objects_v2(Bucket=BUCKET, Prefix=self.dir).get("Contents", [])
+        objects = s3.list_objects_v2(Bucket=bucket, Prefix=self.dir).get("Contents", [])
         self.keys = [o["Key"] for o in objects]
 
     def names(self) -> list[str]:
         return [k[len(self.dir):] for k in self.keys]
 
     def playlist(self, name: str) -> Playlist:
-        body = self.s3.get_object(Bucket=BUCKET, Key=self.dir + name)["Body"].read().decode()
+        body = self.s3.get_object(Bucket=self.bucket, Key=self.dir + name)["Body"].read().decode()
         return Playlist(self.dir + name, body)
 
     def playlists(self) -> dict[str, Playlist]:
@@ -68,7 +69,7 @@ class Recording:
 
     def download(self, name: str) -> Path:
         path = Path(tempfile.mkdtemp()) / name
-        path.write_bytes(self.s3.get_object(Bucket=BUCKET, Key=self.dir + name)["Body"].read())
+        path.write_bytes(self.s3.get_object(Bucket=self.bucket, Key=self.dir + name)["Body"].read())
         return path
 
 

@@ -306,3 +306,31 @@ def test_a_big_task_spreads_over_worker_processes(stack: LocalStack) -> None:
                            "audio", None, hz, 9.0)
     logs = "".join(p.read_text() for p in stack.recorder_logs() if task_id[:8].replace("+", "_") in p.name)
     assert "worker 1 started" in logs and '"worker":1' in logs
+
+
+def test_storage_outage_loses_nothing_and_keeps_the_task(stack: LocalStack) -> None:
+    bucket = "late-bucket"
+
+    async def scenario() -> str:
+        p = await join(stack, "6009", "kim", RED, 440, create=True)
+        request = create_request("rec_outage", room="6009")
+        request.StorageParams.CloudStorage.Bucket = bucket  # does not exist yet: every upload fails
+        task_id = (await call(stack.client().CreateCloudRecording, request)).TaskId
+        await asyncio.sleep(6)
+        await call(delete, stack, task_id)
+        await p.leave()
+        await asyncio.sleep(8)  # twice the lease: the recorder keeps it while it retries
+        assert (await call(describe, stack, task_id)).Status == "Exited"
+        await call(stack.boto("s3").create_bucket, Bucket=bucket)
+        await call(wait_for, lambda: task_ended(stack, task_id), 60, "the task to end")
+        return str(task_id)
+
+    task_id = run(scenario)
+    types = [e["EventType"] for e in stack.callbacks.of(task_id)]
+    assert 308 in types and types.count(302) == 1 and types[-1] == 305
+    assert stack.callbacks.of(task_id, 305)[0]["EventInfo"]["Payload"] == {"Status": 0}
+    assert stack.callbacks.of(task_id, 302)[0]["EventInfo"]["Payload"] == {"LeaveCode": 0}
+    rec = Recording(stack.boto("s3"), task_id, bucket=bucket)
+    for kind, hz in (("audio", 440), ("video", None)):
+        check_stream_files(rec, f"{SDKAPPID}_6009__UserId_s_{b64_name('kim')}__UserId_e_main_{kind}.m3u8", kind,
+                           RED if kind == "video" else None, hz, 6.0)
