@@ -46,12 +46,32 @@ def test_make_run_inside_a_namespace(namespace: str, tmp_path: Path) -> None:
         outcome = json.loads(result.stdout.strip().splitlines()[-1])
         assert outcome["status"] == "Idle" and outcome["after_delete"] == "ResourceNotFound"
     finally:
-        if make.poll() is None:
-            os.killpg(make.pid, signal.SIGTERM)
-            try:
-                make.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(make.pid, signal.SIGKILL)
-                make.wait()
+        stop_group(make.pid)
+        make.wait()
         out.close()
     assert b"stopping cloudrec local stack" in (tmp_path / "make-run.out").read_bytes()
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs (zombies left to an init that does not reap
+    them do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def stop_group(pgid: int, timeout: float = 60) -> None:
+    """SIGTERM (what Ctrl-C's neighbour would send) to make and everything it started, and wait
+    for all of them: make exits at once, the stack only after stopping its children."""
+    if _group_alive(pgid):
+        os.killpg(pgid, signal.SIGTERM)
+    try:
+        wait_for(lambda: not _group_alive(pgid), timeout, "make run to stop")
+    except AssertionError:
+        os.killpg(pgid, signal.SIGKILL)
+        raise

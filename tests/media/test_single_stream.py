@@ -80,6 +80,17 @@ def check_stream_files(rec: Recording, playlist_name: str, kind: str, color: tup
     return times
 
 
+async def listed_files(stack: LocalStack, task_id: str, count: int, timeout: float = 15) -> list[Any]:
+    """Describe's StorageFileList once it lists `count` files (a file is listed when its first
+    segment is cut, a segment length after its first media)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        files = (await call(describe, stack, task_id)).StorageFileList
+        if len(files) >= count or time.monotonic() > deadline:
+            return list(files)
+        await asyncio.sleep(0.5)
+
+
 def check_ended(stack: LocalStack, task_id: str, leave_code: int, playlists: int) -> None:
     """The task ended with `leave_code` and every playlist it left is closed."""
     assert stack.callbacks.of(task_id, 302)[0]["EventInfo"]["Payload"] == {"LeaveCode": leave_code}
@@ -92,9 +103,10 @@ def test_two_publishers_each_recorded_to_its_own_hls(stack: LocalStack) -> None:
         alice = await join(stack, "6001", "alice", RED, 440, create=True)
         bob = await join(stack, "6001", "bob", BLUE, 660)
         task_id = (await call(stack.client().CreateCloudRecording, create_request("rec_two", room="6001"))).TaskId
-        await asyncio.sleep(6)
+        started = time.monotonic()
+        await listed_files(stack, task_id, 4)
         mid = await call(describe, stack, task_id)
-        await asyncio.sleep(7)
+        await asyncio.sleep(13 - (time.monotonic() - started))
         await stop_and_wait(stack, task_id)
         await alice.leave()
         await bob.leave()
@@ -160,7 +172,8 @@ def test_allow_and_block_lists_and_a_live_modify(stack: LocalStack) -> None:
         request.RecordParams.SubscribeStreamUserIds.SubscribeVideoUserIds = ["alice"]
         request.RecordParams.SubscribeStreamUserIds.UnSubscribeAudioUserIds = ["b.*$"]
         task_id = (await call(stack.client().CreateCloudRecording, request)).TaskId
-        await asyncio.sleep(6)
+        before = await listed_files(stack, task_id, 2)
+        await asyncio.sleep(1)  # nothing more shows up: bob's audio and video are not recorded
         before = (await call(describe, stack, task_id)).StorageFileList
         modify = models.ModifyCloudRecordingRequest()
         modify.from_json_string(json.dumps({"SdkAppId": SDKAPPID, "TaskId": task_id, "SubscribeStreamUserIds": {
