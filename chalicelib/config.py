@@ -39,6 +39,7 @@ class Settings:
     ecs_subnets: tuple[str, ...]
     ecs_security_groups: tuple[str, ...]
     ecs_public_ip: bool
+    allow_private_urls: bool  # layout/watermark images may come from private addresses
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -67,4 +68,5 @@ class Settings:
             ecs_subnets=_csv(e.get("CLOUDREC_ECS_SUBNETS", "")),
             ecs_security_groups=_csv(e.get("CLOUDREC_ECS_SECURITY_GROUPS", "")),
             ecs_public_ip=e.get("CLOUDREC_ECS_PUBLIC_IP", "ENABLED") == "ENABLED",
+            allow_private_urls=e.get("CLOUDREC_ALLOW_PRIVATE_URLS", "0") == "1",
         )

@@ -30,15 +30,14 @@ from recorder_container.timeline import SourceClock
 log = logging.getLogger(__name__)
 
 VIDEO_RATE = 90000
-AUDIO_RATE = 48000
 AAC_FRAME = 1024
 OUT_BASE = VIDEO_RATE  # output timestamps start at 1 s: AAC priming never goes negative
 KEYFRAME_LEAD_S = 0.3  # ask for a keyframe this long before a segment is due (it takes ~RTT + a frame)
 KEYFRAME_RETRY_S = 1.0
 AUDIO_SLACK = 480  # samples (10 ms) of jitter tolerated before silence is inserted
 AUDIO_ONLY_CUT_S = 2.0  # AvMerge: without video for this long, audio may cut segments
-# aiortc's audio jitter buffer holds 4 packets (~80 ms) before it hands out the first one
-AUDIO_RECEIVE_LATENCY_S = 0.08
+# aiortc's audio jitter buffer holds 4 packets (~80 ms) before it hands out the first one:
+# WriterSpec.audio_latency_s defaults to that
 
 SR_INDEX = {96000: 0, 88200: 1, 64000: 2, 48000: 3, 44100: 4, 32000: 5, 24000: 6, 22050: 7, 16000: 8}
 
@@ -78,6 +77,8 @@ class WriterSpec:
     segment_s: float = 12.0
     audio_channels: int = 1
     audio_bitrate: int = 48000
+    audio_rate: int = 48000  # AAC sample rate of the output
+    audio_latency_s: float = 0.08  # how long the receiver held audio before handing it out
 
 
 @dataclass
@@ -197,7 +198,7 @@ class StreamWriter:
         if self.spec.video:
             seg.video_stream = container.add_mux_stream("h264")
         if self.spec.audio:
-            seg.audio_stream = container.add_mux_stream("aac", rate=AUDIO_RATE)
+            seg.audio_stream = container.add_mux_stream("aac", rate=self.spec.audio_rate)
         self._pending_discontinuity = False
         self._segment = seg
         return seg
@@ -326,24 +327,24 @@ class StreamWriter:
 
     def _audio_encoder(self) -> None:
         enc = av.CodecContext.create("aac", "w")
-        enc.sample_rate = AUDIO_RATE
+        enc.sample_rate = self.spec.audio_rate
         enc.layout = "mono" if self.spec.audio_channels == 1 else "stereo"
         enc.format = "fltp"
         enc.bit_rate = self.spec.audio_bitrate
-        enc.time_base = fractions.Fraction(1, AUDIO_RATE)
+        enc.time_base = fractions.Fraction(1, self.spec.audio_rate)
         enc.options = {"aac_coder": "fast"}  # ~2.5x cheaper than the default two-loop search, fine for speech
         enc.open()
         self._encoder = enc
-        self._resampler = av.AudioResampler(format="fltp", layout=enc.layout, rate=AUDIO_RATE)
+        self._resampler = av.AudioResampler(format="fltp", layout=enc.layout, rate=self.spec.audio_rate)
         self._fifo = av.AudioFifo()
 
     def _on_audio(self, frame: Any, arrival: float, source: Any) -> None:
-        clock = self._aclocks.setdefault(source, SourceClock(frame.sample_rate, AUDIO_RECEIVE_LATENCY_S))
+        clock = self._aclocks.setdefault(source, SourceClock(frame.sample_rate, self.spec.audio_latency_s))
         wall, jumped = clock.wall(int(frame.pts), arrival)
         new_source = source is not self._asource
         self.stats.audio_frames += 1
         ts = self._out_ts(wall)
-        pos = round((ts - OUT_BASE) * AUDIO_RATE / VIDEO_RATE)
+        pos = round((ts - OUT_BASE) * self.spec.audio_rate / VIDEO_RATE)
         if self._encoder is None or new_source or jumped:
             if self._encoder is not None:
                 self._drain_audio(final=True)
@@ -379,7 +380,7 @@ class StreamWriter:
         assert self._next_sample is not None
         silence = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, np.float32), format="fltp",
                                              layout=self._encoder.layout.name)
-        silence.sample_rate = AUDIO_RATE
+        silence.sample_rate = self.spec.audio_rate
         self._fifo.write(silence)
         self._next_sample += samples.shape[1]
 
@@ -390,7 +391,7 @@ class StreamWriter:
         while self._fifo.samples >= AAC_FRAME:
             chunk = self._fifo.read(AAC_FRAME)
             chunk.pts = self._fifo_pos
-            chunk.time_base = fractions.Fraction(1, AUDIO_RATE)
+            chunk.time_base = fractions.Fraction(1, self.spec.audio_rate)
             self._fifo_pos += AAC_FRAME
             frames.append(chunk)
         if final and self._fifo.samples:  # pad the tail to a whole AAC frame
@@ -398,8 +399,8 @@ class StreamWriter:
             padded = np.zeros((tail.shape[0], AAC_FRAME), np.float32)
             padded[:, : tail.shape[1]] = tail
             chunk = av.AudioFrame.from_ndarray(padded, format="fltp", layout=self._encoder.layout.name)
-            chunk.sample_rate, chunk.pts = AUDIO_RATE, self._fifo_pos
-            chunk.time_base = fractions.Fraction(1, AUDIO_RATE)
+            chunk.sample_rate, chunk.pts = self.spec.audio_rate, self._fifo_pos
+            chunk.time_base = fractions.Fraction(1, self.spec.audio_rate)
             self._fifo_pos += AAC_FRAME
             frames.append(chunk)
         packets = [p for f in frames for p in self._encoder.encode(f)]
@@ -410,7 +411,7 @@ class StreamWriter:
             self._mux_audio(packet)
 
     def _mux_audio(self, packet: Any) -> None:
-        ts = OUT_BASE + round(packet.pts * VIDEO_RATE / AUDIO_RATE)
+        ts = OUT_BASE + round(packet.pts * VIDEO_RATE / self.spec.audio_rate)
         seg = self._segment
         if seg is None or (not self.spec.video and ts - seg.start_ts >= self.spec.segment_s * VIDEO_RATE) or (
                 self.spec.video and self._audio_may_cut(seg, ts)):
@@ -419,13 +420,13 @@ class StreamWriter:
         if seg.audio_stream is None:
             return
         data = bytes(packet)
-        out = av.Packet(adts_header(len(data), AUDIO_RATE, self.spec.audio_channels) + data)
-        out.pts = out.dts = packet.pts + round((OUT_BASE * AUDIO_RATE) / VIDEO_RATE)
-        out.time_base = fractions.Fraction(1, AUDIO_RATE)
+        out = av.Packet(adts_header(len(data), self.spec.audio_rate, self.spec.audio_channels) + data)
+        out.pts = out.dts = packet.pts + round((OUT_BASE * self.spec.audio_rate) / VIDEO_RATE)
+        out.time_base = fractions.Fraction(1, self.spec.audio_rate)
         out.stream = seg.audio_stream
         seg.container.mux(out)
         seg.has_packets = True
-        seg.end_ts = max(seg.end_ts, ts + round(AAC_FRAME * VIDEO_RATE / AUDIO_RATE))
+        seg.end_ts = max(seg.end_ts, ts + round(AAC_FRAME * VIDEO_RATE / self.spec.audio_rate))
 
     def _audio_may_cut(self, seg: _Segment, ts: int) -> bool:
         """AvMerge: when video has paused, audio alone cuts segments on time."""

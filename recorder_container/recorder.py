@@ -26,11 +26,12 @@ from chalicelib.apps import App
 from chalicelib.config import Settings
 from chalicelib.events import FAILOVER, LEAVE_IDLE, RECORDER_START, RECORDER_STOP, UPLOAD_STOP, EventQueue
 from chalicelib.launcher import safe_name
-from chalicelib.models import RecordParams, SubscribeStreamUserIds
+from chalicelib.models import MixLayoutParams, MixTranscodeParams, RecordParams, SubscribeStreamUserIds
 from chalicelib.subscription import select
 from chalicelib.task_store import STOP, TaskRecord, TaskStore
 from recorder_container import codec_seam
 from recorder_container.janus import JanusError, JanusSession
+from recorder_container.mixed_recording import MixedRecording
 from recorder_container.outputs import TaskOutputs
 from recorder_container.recording import RecordingContext, SingleStreamRecording
 from recorder_container.room import RobotPresence, RoomAddress, janus_room
@@ -68,6 +69,10 @@ def _rules(task: TaskRecord) -> SubscribeStreamUserIds | None:
     return SubscribeStreamUserIds.model_validate_json(task.subscribe_json) if task.subscribe_json else None
 
 
+def _layout(task: TaskRecord) -> MixLayoutParams | None:
+    return MixLayoutParams.model_validate_json(task.layout_json) if task.layout_json else None
+
+
 @dataclass
 class _Room:
     """The Janus session and the robot's presence, while connected."""
@@ -103,7 +108,6 @@ class Recorder:
         self._workers: dict[int, WorkerProcess] = {}
         self._slots: dict[str, int] = {}
         self._lease_keeper: asyncio.Task[None] | None = None
-        codec_seam.install()
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -177,19 +181,24 @@ class Recorder:
         address = janus_room(task.room_id, task.room_id_type, task.user_id, app.room)
         if address is None:
             log.error("this Janus has no string_ids: string room %r cannot be recorded", task.room_id)
-        if record.RecordMode == 2:
-            log.error("mixed-stream recording (RecordMode 2) is not available yet; the robot only attends")
         idle = IdleClock(record.MaxIdleTime, self.clock())
-        recording = None
+        recording: SingleStreamRecording | MixedRecording | None = None
         outputs = self._outputs
         assert outputs is not None
-        if record.RecordMode == 1 and address is not None:
-            recording = SingleStreamRecording(RecordingContext(
+        if address is not None:
+            ctx = RecordingContext(
                 naming=outputs.naming(), record=record, uploader=uploader, address=address,
                 ice_servers=app.room.ice_servers, emit=outputs.emit, put_file=outputs.put_file,
                 on_media=self._on_media, segment_s=self.segment_s,
                 work_dir=self.settings.run_dir / "work" / safe_name(self.task_id),
-            ))
+            )
+            if record.RecordMode == 1:
+                codec_seam.install()  # remux: H.264 is never decoded (a mixed task decodes it)
+                recording = SingleStreamRecording(ctx)
+            else:
+                transcode = json.loads(task.params_json).get("MixTranscodeParams")
+                recording = MixedRecording(ctx, MixTranscodeParams.model_validate(transcode) if transcode else None,
+                                           self.settings.allow_private_urls)
         room: _Room | None = None
         next_heartbeat = next_join = next_presence = 0.0
         last_anchors = False
@@ -252,7 +261,7 @@ class Recorder:
             await asyncio.gather(*(w.stop(self.drain_s + 30) for w in self._workers.values()))
             await self._close(room)
 
-    async def _follow(self, room: _Room, recording: SingleStreamRecording, record: RecordParams,
+    async def _follow(self, room: _Room, recording: SingleStreamRecording | MixedRecording, record: RecordParams,
                       current: TaskRecord, now: float) -> None:
         """Keep the subscriptions in line with the room's publishers and the task's rules,
         spreading publishers over worker processes beyond the per-process budget."""
@@ -261,7 +270,11 @@ class Recorder:
             return
         room.config_version = current.config_version
         room.next_reconcile = now + RECONCILE_S
-        selected = select(room.presence.publishers.values(), record, _rules(current))
+        publishers = list(room.presence.publishers.values())
+        selected = select(publishers, record, _rules(current))
+        if isinstance(recording, MixedRecording):  # one picture: decoded in this process
+            await recording.reconcile(room.janus, publishers, selected, _layout(current))
+            return
         per_user: dict[str, int] = {}
         for sel in selected:
             per_user[sel.user_id] = per_user.get(sel.user_id, 0) + 1

@@ -40,9 +40,10 @@ Emit = Callable[[int, dict[str, Any], str], None]
 
 @dataclass(frozen=True)
 class StreamKey:
-    user_id: str
+    user_id: str  # "" for the mixed stream
     media_id: str
     track_type: str  # audio | video | audio_video
+    mixed: bool = False
 
 
 def stream_key(sel: Selected, av_merge: bool) -> StreamKey:
@@ -69,7 +70,14 @@ class HlsStream:
 
     @property
     def playlist_name(self) -> str:
+        if self.key.mixed:
+            return self.naming.mixed_playlist()
         return self.naming.playlist(self.key.user_id, self.key.media_id, self.key.track_type)
+
+    def segment_name(self, start_ms: int) -> str:
+        if self.key.mixed:
+            return self.naming.mixed_segment(start_ms)
+        return self.naming.segment(self.key.user_id, self.key.media_id, self.key.track_type, start_ms)
 
     def open(self, spec: WriterSpec) -> None:
         def threadsafe(fn: Callable[..., None]) -> Callable[..., None]:
@@ -84,7 +92,7 @@ class HlsStream:
         self.start_ms = round(wall * 1000)
 
     def _segment_done(self, done: SegmentDone) -> None:
-        name = self.naming.segment(self.key.user_id, self.key.media_id, self.key.track_type, done.start_ms)
+        name = self.segment_name(done.start_ms)
         self.segments.append(PlaylistSegment(name, done.duration, done.start_ms, done.size, done.width,
                                              done.height, done.discontinuity))
         self.uploader.put(Upload(self.naming.directory + name, "video/mp2t", path=done.path))

@@ -126,6 +126,7 @@ def stack_env(base: dict[str, str]) -> dict[str, str]:
     env.setdefault("CLOUDREC_AWS_PORT", "5000")
     env.setdefault("CLOUDREC_RUN_DIR", str(ROOT / ".run"))
     env.setdefault("CLOUDREC_LAUNCHER", "local")
+    env.setdefault("CLOUDREC_ALLOW_PRIVATE_URLS", "1")  # images for layouts may be served locally
     env["CLOUDREC_AWS_ENDPOINT"] = f"http://127.0.0.1:{env['CLOUDREC_AWS_PORT']}"
     env.setdefault("CLOUDREC_STORAGE_ENDPOINT", env["CLOUDREC_AWS_ENDPOINT"])
     env.setdefault("PYTHONUNBUFFERED", "1")
