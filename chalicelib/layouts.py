@@ -227,3 +227,11 @@ def fit(source: tuple[int, int], window: tuple[int, int], render_mode: int) -> t
     keep = max(sh * (1 - limit), sw / win_ratio)
     ch = even(min(sh, keep))
     return (0, even((sh - ch) / 2), sw, ch), (0, 0, ww, wh)
+
+
+def simulcast_layer(tile_width: int, canvas_width: int) -> int:
+    """The simulcast substream to receive for a window: publishers send their picture at full,
+    half and quarter width (substreams 2, 1, 0); take the smallest that still fills the tile
+    when the full picture is about as wide as the canvas."""
+    share = tile_width / max(1, canvas_width)
+    return 0 if share <= 0.25 else 1 if share <= 0.5 else 2

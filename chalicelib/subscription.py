@@ -29,6 +29,7 @@ class PublishedStream:
     codec: str = ""
     description: str = ""
     disabled: bool = False
+    simulcast: bool = False
 
     @property
     def media_id(self) -> str:

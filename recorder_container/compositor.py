@@ -45,35 +45,48 @@ class Overlay:
         return self.y.shape[1], self.y.shape[0]
 
 
+def planes(arr: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Y, U, V views of a yuv420p array as PyAV lays it out: the planes one after the other
+    (a chroma plane need not start on a row of the array)."""
+    flat = arr.reshape(-1)
+    luma, chroma = width * height, (width // 2) * (height // 2)
+    return (flat[:luma].reshape(height, width),
+            flat[luma:luma + chroma].reshape(height // 2, width // 2),
+            flat[luma + chroma:luma + 2 * chroma].reshape(height // 2, width // 2))
+
+
 def overlay_from_rgba(rgba: np.ndarray) -> Overlay:
     """An (h, w, 4) uint8 RGBA image (even sides) as an Overlay."""
     h, w = rgba.shape[:2]
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgba[..., :3]), format="rgb24")
-    yuv = frame.reformat(format="yuv420p").to_ndarray()
+    y, u, v = planes(frame.reformat(format="yuv420p").to_ndarray(), w, h)
     alpha = rgba[..., 3].astype(np.float32) / 255.0
-    return Overlay(
-        y=yuv[:h], u=yuv[h:h + h // 4].reshape(h // 2, w // 2), v=yuv[h + h // 4:].reshape(h // 2, w // 2),
-        alpha_y=alpha, alpha_uv=alpha.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3)),
-    )
+    return Overlay(y=y, u=u, v=v, alpha_y=alpha, alpha_uv=alpha.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3)))
 
 
-def picture(frame: av.VideoFrame, size: tuple[int, int], render_mode: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """`frame` fitted into a window of `size`: (yuv420p array of the placed part, offset in
-    the window). One swscale to the size that makes the cropped part fill its place."""
+@dataclass
+class Tile:
+    """A picture fitted to a window: its planes and where it sits inside the window."""
+
+    y: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    x: int
+    top: int
+
+
+def picture(frame: av.VideoFrame, size: tuple[int, int], render_mode: int) -> Tile:
+    """`frame` fitted into a window of `size` (one swscale to the size that makes the
+    cropped part fill its place, then a slice)."""
     (cx, cy, cw, ch), (px, py, pw, ph) = fit((frame.width, frame.height), size, render_mode)
     scaled_w = max(2, round(frame.width * pw / cw / 2) * 2)
     scaled_h = max(2, round(frame.height * ph / ch / 2) * 2)
-    arr = frame.reformat(width=scaled_w, height=scaled_h, format="yuv420p").to_ndarray()
-    ox, oy = (round(cx * pw / cw / 2) * 2, round(cy * ph / ch / 2) * 2)
-    ox, oy = min(ox, scaled_w - pw), min(oy, scaled_h - ph)
-    y = arr[:scaled_h]
-    u = arr[scaled_h:scaled_h + scaled_h // 4].reshape(scaled_h // 2, scaled_w // 2)
-    v = arr[scaled_h + scaled_h // 4:].reshape(scaled_h // 2, scaled_w // 2)
-    out = np.empty((ph * 3 // 2, pw), np.uint8)
-    out[:ph] = y[oy:oy + ph, ox:ox + pw]
-    out[ph:ph + ph // 4] = u[oy // 2:(oy + ph) // 2, ox // 2:(ox + pw) // 2].reshape(ph // 4, pw)
-    out[ph + ph // 4:] = v[oy // 2:(oy + ph) // 2, ox // 2:(ox + pw) // 2].reshape(ph // 4, pw)
-    return out, (px, py)
+    y, u, v = planes(frame.reformat(width=scaled_w, height=scaled_h, format="yuv420p").to_ndarray(),
+                     scaled_w, scaled_h)
+    ox = min(round(cx * pw / cw / 2) * 2, scaled_w - pw)
+    oy = min(round(cy * ph / ch / 2) * 2, scaled_h - ph)
+    return Tile(y[oy:oy + ph, ox:ox + pw], u[oy // 2:(oy + ph) // 2, ox // 2:(ox + pw) // 2],
+                v[oy // 2:(oy + ph) // 2, ox // 2:(ox + pw) // 2], px, py)
 
 
 class Canvas:
@@ -82,19 +95,14 @@ class Canvas:
     def __init__(self, width: int, height: int, background: tuple[int, int, int]) -> None:
         self.width, self.height = width, height
         self.buffer = np.empty((height * 3 // 2, width), np.uint8)
-        self.y = self.buffer[:height]
-        self.u = self.buffer[height:height + height // 4].reshape(height // 2, width // 2)
-        self.v = self.buffer[height + height // 4:].reshape(height // 2, width // 2)
+        self.y, self.u, self.v = planes(self.buffer, width, height)
         self.base = np.empty_like(self.buffer)
         self.set_background_color(background)
-        self._tiles: dict[tuple[int, Window], tuple[np.ndarray, tuple[int, int]]] = {}
+        self._tiles: dict[tuple[int, Window], Tile] = {}
 
     def set_background_color(self, rgb: tuple[int, int, int]) -> None:
-        y, u, v = rgb_to_yuv(*rgb)
-        h = self.height
-        self.base[:h] = y
-        self.base[h:h + h // 4] = u
-        self.base[h + h // 4:] = v
+        for plane, value in zip(planes(self.base, self.width, self.height), rgb_to_yuv(*rgb), strict=True):
+            plane[:] = value
 
     def set_background_image(self, frame: av.VideoFrame, render_mode: int) -> None:
         self.buffer[:] = self.base
@@ -114,27 +122,20 @@ class Canvas:
         if tile is None:
             tile = picture(frame, (window.width, window.height), window.render_mode)
             self._tiles[key] = tile
-        arr, (px, py) = tile
-        ph, pw = arr.shape[0] * 2 // 3, arr.shape[1]
-        self._paste(arr, window.x + px, window.y + py, pw, ph, window.alpha)
+        self._paste(tile, window.x + tile.x, window.y + tile.top, window.alpha)
 
     def forget_old_tiles(self, frames: set[int]) -> None:
         self._tiles = {k: v for k, v in self._tiles.items() if k[0] in frames}
 
-    def _paste(self, arr: np.ndarray, x: int, y: int, w: int, h: int, alpha: int) -> None:
+    def _paste(self, tile: Tile, x: int, y: int, alpha: int) -> None:
+        h, w = tile.y.shape
         w, h = min(w, self.width - x), min(h, self.height - y)
         if w <= 0 or h <= 0:
             return
-        full_h = arr.shape[0] * 2 // 3
-        planes = (
-            (self.y[y:y + h, x:x + w], arr[:h, :w]),
-            (self.u[y // 2:(y + h) // 2, x // 2:(x + w) // 2],
-             arr[full_h:full_h + full_h // 4].reshape(full_h // 2, arr.shape[1] // 2)[:h // 2, :w // 2]),
-            (self.v[y // 2:(y + h) // 2, x // 2:(x + w) // 2],
-             arr[full_h + full_h // 4:].reshape(full_h // 2, arr.shape[1] // 2)[:h // 2, :w // 2]),
-        )
         keep = alpha / 255.0  # the window's transparency: how much of what is below shows
-        for dst, src in planes:
+        for dst, src in ((self.y[y:y + h, x:x + w], tile.y[:h, :w]),
+                         (self.u[y // 2:(y + h) // 2, x // 2:(x + w) // 2], tile.u[:h // 2, :w // 2]),
+                         (self.v[y // 2:(y + h) // 2, x // 2:(x + w) // 2], tile.v[:h // 2, :w // 2])):
             if alpha == 0:
                 dst[:] = src
             else:

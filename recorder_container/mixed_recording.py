@@ -28,7 +28,7 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
 from chalicelib.events import DOWNLOAD_IMAGE_ERROR
 from chalicelib.fetch import FetchError, fetch
-from chalicelib.layouts import Participant, Window, layout
+from chalicelib.layouts import Participant, Window, layout, simulcast_layer
 from chalicelib.models import AudioParams, MixLayoutParams, MixTranscodeParams, VideoParams
 from chalicelib.naming import AUDIO, AUDIO_VIDEO, VIDEO
 from chalicelib.subscription import Publisher, Selected
@@ -174,7 +174,8 @@ class MixedRecording:
         """Lay out the selected participants, then receive exactly what is shown and heard."""
         people = participants_of(publishers, selected)
         await self.apply_layout(params, people)
-        shown = {(w.user_id, w.media_id) for w in self._scene.windows if w.user_id}
+        shown = {(w.user_id, w.media_id): w for w in self._scene.windows if w.user_id}
+        simulcast = {(p.user_id, st.mid) for p in publishers for st in p.streams if st.simulcast}
         want: dict[str, list[str]] = {}
         self._routes = {}
         for sel in selected:
@@ -182,16 +183,23 @@ class MixedRecording:
                     sel.kind == "video" and self.has_video and (sel.user_id, sel.media_id) in shown):
                 want.setdefault(sel.user_id, []).append(sel.mid)
                 self._routes[(sel.user_id, sel.mid)] = (sel.kind, sel.media_id)
+        layers = {(s.user_id, s.mid): simulcast_layer(shown[(s.user_id, s.media_id)].width, self.video.Width)
+                  for s in selected if (s.user_id, s.mid) in simulcast and (s.user_id, s.media_id) in shown}
         for feed, sub in list(self.subscribers.items()):
             if tuple(want.get(feed, ())) != sub.mids:
                 del self.subscribers[feed]
                 await sub.close()
                 self._latest = {k: v for k, v in self._latest.items() if k[0] != feed}
+            else:  # the window changed size: the layer closest to it
+                for (user, mid), layer in layers.items():
+                    if user == feed:
+                        await sub.set_substream(mid, layer)
         for feed, mids in want.items():
             if feed in self.subscribers:
                 continue
             sub = FeedSubscriber(janus, self.ctx.address, feed, mids, self.ctx.ice_servers,
-                                 functools.partial(self._on_track, feed))
+                                 functools.partial(self._on_track, feed),
+                                 {mid: layer for (user, mid), layer in layers.items() if user == feed})
             try:
                 await sub.start()
             except (JanusError, TimeoutError, OSError, ValueError) as exc:
@@ -271,33 +279,42 @@ class MixedRecording:
             elif delay < -1.0:  # fell behind (machine overloaded): skip ahead, keep the clock
                 n += int(-delay / step)
                 continue
-            scene = self._scene
-            canvas.begin()
-            shown: set[int] = set()
-            for window in scene.windows:
-                frame = self._latest.get((window.user_id, window.media_id)) if window.user_id else None
-                if frame is None and window.placeholder:
-                    frame = scene.placeholders.get(window.placeholder)
-                if frame is not None:
-                    canvas.draw(frame, window)
-                    shown.add(id(frame))
-            canvas.forget_old_tiles(shown)
-            for placed in scene.overlays:
-                canvas.blend(placed.overlay, placed.x, placed.y)
-            if scene.clock is not None:
-                second = int(due)
-                if clock_overlay is None or clock_overlay[0] != second:
-                    clock_overlay = (second, timestamp_overlay(scene.clock, due, (canvas.width, canvas.height)))
-                canvas.blend(clock_overlay[1].overlay, clock_overlay[1].x, clock_overlay[1].y)
-            picture = canvas.frame()
-            picture.pts = round((due - origin) * 90000)
-            picture.time_base = fractions.Fraction(1, 90000)
-            if self._force_key.is_set():
-                self._force_key.clear()
-                picture.pict_type = av.video.frame.PictureType.I
-            for packet in encoder.encode(picture):
-                writer.video(EncodedVideo(bytes(packet), int(packet.pts)), origin + packet.pts / 90000, "mix")
+            try:
+                clock_overlay = self._draw(canvas, encoder, writer, origin, due, clock_overlay)
+            except Exception:  # one bad picture must not end the mixed video
+                log.exception("composing a frame failed; skipping it")
             n += 1
+
+    def _draw(self, canvas: Canvas, encoder: Any, writer: Any, origin: float, due: float,
+              clock_overlay: tuple[int, Placed] | None) -> tuple[int, Placed] | None:
+        """Compose, encode and hand over the picture due at `due`."""
+        scene = self._scene
+        canvas.begin()
+        shown: set[int] = set()
+        for window in scene.windows:
+            frame = self._latest.get((window.user_id, window.media_id)) if window.user_id else None
+            if frame is None and window.placeholder:
+                frame = scene.placeholders.get(window.placeholder)
+            if frame is not None:
+                canvas.draw(frame, window)
+                shown.add(id(frame))
+        canvas.forget_old_tiles(shown)
+        for placed in scene.overlays:
+            canvas.blend(placed.overlay, placed.x, placed.y)
+        if scene.clock is not None:
+            second = int(due)
+            if clock_overlay is None or clock_overlay[0] != second:
+                clock_overlay = (second, timestamp_overlay(scene.clock, due, (canvas.width, canvas.height)))
+            canvas.blend(clock_overlay[1].overlay, clock_overlay[1].x, clock_overlay[1].y)
+        picture = canvas.frame()
+        picture.pts = round((due - origin) * 90000)
+        picture.time_base = fractions.Fraction(1, 90000)
+        if self._force_key.is_set():
+            self._force_key.clear()
+            picture.pict_type = av.video.frame.PictureType.I
+        for packet in encoder.encode(picture):
+            writer.video(EncodedVideo(bytes(packet), int(packet.pts)), origin + packet.pts / 90000, "mix")
+        return clock_overlay
 
     def _mix_audio(self, origin: float) -> None:
         writer, mixer = self.stream.writer, self.mixer

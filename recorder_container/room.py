@@ -48,7 +48,8 @@ def parse_publisher(data: dict[str, Any]) -> Publisher:
     """A publisher as Janus's VideoRoom describes it (multistream `streams` list)."""
     streams = tuple(
         PublishedStream(mid=str(st.get("mid", "")), kind=str(st.get("type", "")), codec=str(st.get("codec", "")),
-                        description=str(st.get("description", "")), disabled=bool(st.get("disabled", False)))
+                        description=str(st.get("description", "")), disabled=bool(st.get("disabled", False)),
+                        simulcast=bool(st.get("simulcast", False)))
         for st in data.get("streams", []) if st.get("type") in ("audio", "video")
     )
     return Publisher(user_id=str(data["id"]), streams=streams, robot=is_robot(data))

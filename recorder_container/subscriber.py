@@ -52,9 +52,12 @@ class FeedSubscriber:
     """Subscribes to `mids` of one publisher (`feed`) and reports each arriving track."""
 
     def __init__(self, janus: JanusSession, address: RoomAddress, feed: str, mids: Sequence[str],
-                 servers: Sequence[dict[str, Any]], on_track: OnTrack) -> None:
+                 servers: Sequence[dict[str, Any]], on_track: OnTrack,
+                 substreams: dict[str, int] | None = None) -> None:
         self.feed = feed
         self.mids = tuple(mids)
+        self.substreams = dict(substreams or {})  # publisher mid → simulcast layer to receive
+        self._sub_mids: dict[str, str] = {}  # publisher mid → our mid
         self._janus = janus
         self._address = address
         self._servers = servers
@@ -66,13 +69,16 @@ class FeedSubscriber:
     async def start(self) -> None:
         self._handle = await self._janus.attach(VIDEOROOM)
         feed: Any = self.feed if self._address.robot_id is not None else int(self.feed)
+        streams = [{"feed": feed, "mid": mid, **({"substream": self.substreams[mid]} if mid in self.substreams
+                                                   else {})} for mid in self.mids]
         body: dict[str, Any] = {"request": "join", "ptype": "subscriber", "room": self._address.room,
-                                "streams": [{"feed": feed, "mid": mid} for mid in self.mids]}
+                                "streams": streams}
         if self._address.pin:
             body["pin"] = self._address.pin
         attached = await self._janus.request(self._handle, body)
         # the subscriber's own mids map to the publisher's
         feed_mid = {str(s["mid"]): str(s.get("feed_mid", s["mid"])) for s in attached.get("streams", [])}
+        self._sub_mids = {pub: ours for ours, pub in feed_mid.items()}
         pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(self._servers) or None,
                                                 bundlePolicy="max-bundle"))  # type: ignore[arg-type]
         self._pc = pc
@@ -101,6 +107,14 @@ class FeedSubscriber:
             return
         for source in receiver.getSynchronizationSources():
             await receiver._send_rtcp_pli(source.source)
+
+    async def set_substream(self, mid: str, substream: int) -> None:
+        """Receive another simulcast layer of the publisher's stream `mid`."""
+        if self._handle is None or self.substreams.get(mid) == substream or mid not in self._sub_mids:
+            return
+        self.substreams[mid] = substream
+        await self._janus.request(self._handle, {"request": "configure", "streams": [
+            {"mid": self._sub_mids[mid], "substream": substream}]})
 
     async def packet_stats(self) -> dict[str, tuple[int, int]]:
         """Per publisher mid: RTP packets received and lost (from sequence numbers)."""

@@ -150,3 +150,11 @@ def test_fit_render_modes() -> None:
     # a tall picture into a wide window
     assert fit((360, 640), (640, 360), 1)[0] == (0, 220, 360, 202)
     assert even(3) == 4 and even(5) == 4
+
+
+def test_simulcast_layer_closest_to_the_tile() -> None:
+    from chalicelib.layouts import simulcast_layer
+
+    assert simulcast_layer(1280, 1280) == 2  # the whole canvas: full resolution
+    assert simulcast_layer(640, 1280) == 1  # half width
+    assert simulcast_layer(300, 1280) == 0  # a floating tile: the smallest layer

@@ -6,6 +6,7 @@ import fractions
 
 import av
 import numpy as np
+import pytest
 
 from chalicelib.layouts import Window
 from recorder_container.audio_mixer import RECEIVE_LATENCY_S, AudioMixer, mix
@@ -90,3 +91,25 @@ def test_overlay_blends_with_its_alpha() -> None:
     canvas.begin()
     canvas.blend(overlay_from_rgba(rgba), 10, 10)
     assert canvas.y[12, 12] == rgb_to_yuv(255, 255, 255)[0] and canvas.y[22, 12] == rgb_to_yuv(0, 0, 0)[0]
+
+
+def test_windows_whose_half_height_is_odd() -> None:
+    canvas = Canvas(322, 362, (0, 0, 0))  # 362 / 2 = 181: chroma planes do not start on a row
+    green = av.VideoFrame.from_ndarray(np.full((180, 320, 3), (0, 255, 0), np.uint8), format="rgb24")
+    canvas.begin()
+    canvas.draw(green.reformat(format="yuv420p"), Window(10, 8, 150, 150))
+    out = canvas.frame().to_ndarray(format="rgb24")
+    assert tuple(int(v) for v in out[80, 80]) == pytest.approx((0, 255, 0), abs=12)
+    assert tuple(int(v) for v in out[300, 300]) == (0, 0, 0)
+
+
+def test_background_image_fills_the_canvas_under_the_windows() -> None:
+    canvas = Canvas(320, 180, (255, 255, 255))
+    half = np.zeros((90, 160, 3), np.uint8)
+    half[:, :80] = (255, 0, 0)
+    half[:, 80:] = (0, 0, 255)
+    canvas.set_background_image(av.VideoFrame.from_ndarray(half, format="rgb24").reformat(format="yuv420p"), 0)
+    canvas.begin()
+    out = canvas.frame().to_ndarray(format="rgb24")
+    assert tuple(int(v) for v in out[90, 40]) == pytest.approx((255, 0, 0), abs=12)
+    assert tuple(int(v) for v in out[90, 280]) == pytest.approx((0, 0, 255), abs=12)
