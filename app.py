@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 import uuid
 from typing import Any
 
@@ -17,7 +18,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice import Chalice, Rate, Response
 from chalice.app import SQSEvent
 
-from chalicelib import aws, callbacks, reaper, wiring
+from chalicelib import aws, callbacks, output_jobs, post_record, reaper, wiring
 from chalicelib.api import HttpRequest, handle
 from chalicelib.observability import get_logger, get_metrics
 
@@ -78,38 +79,78 @@ def api_elsewhere() -> Response:
     return Response(body=json.dumps(body), status_code=200, headers=JSON_HEADERS)
 
 
+def _post(body: str) -> dict[str, Any]:
+    delivered = callbacks.deliver(body, wiring.app_registry(), int(time.time() * 1000))
+    if delivered:
+        metrics.add_metric(name="CallbacksDelivered", unit=MetricUnit.Count, value=1)
+    return {"delivered": delivered}
+
+
 def _deliver_callback(record: SQSRecord) -> None:
     event = json.loads(record.body).get("Event", {})
     logger.thread_safe_append_keys(message_id=record.message_id, task_id=event.get("EventInfo", {}).get("TaskId"),
                                    event_type=event.get("EventType"))
     try:
-        if callbacks.deliver(record.body, wiring.app_registry(), int(time.time() * 1000)):
-            metrics.add_metric(name="CallbacksDelivered", unit=MetricUnit.Count, value=1)
-    except callbacks.CallbackError:
+        # a message SQS hands out again after it was delivered (its delete got lost) is not posted twice
+        wiring.once().run("callback", record.message_id, lambda: _post(record.body))
+    except callbacks.CallbackError as exc:
         metrics.add_metric(name="CallbacksFailed", unit=MetricUnit.Count, value=1)
-        # Hold this message back longer each time; the FIFO group waits behind it.
-        delay = callbacks.retry_delay_s(callbacks.record_receive_count(record.raw_event))
-        aws.client("sqs").change_message_visibility(
-            QueueUrl=wiring.event_queue().url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=delay)
-        logger.warning("callback not delivered; retrying later", extra={"retry_in_s": delay})
+        logger.warning("callback not delivered; retrying later", extra={"reason": str(exc)})
         raise
 
 
 @app.on_sqs_message(queue=settings.events_queue, batch_size=10, name="deliver_callbacks")
 def deliver_callbacks(event: SQSEvent) -> dict[str, Any]:
-    """Post queued events to the apps' callback URLs; report failures per message."""
-    processor = SqsFifoPartialProcessor()
+    """Post queued events to the apps' callback URLs; report failures per message. A failure
+    holds back only its own task's later events (its FIFO group), for a growing while."""
+    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
     # a batch that failed entirely is still a partial-batch answer: SQS retries those messages
     # (the FIFO processor's constructor does not take this option)
     processor.raise_on_entire_batch_failure = False
-    return dict(process_partial_response(event=event.to_dict(), record_handler=_deliver_callback,
-                                         processor=processor))
+    records = event.to_dict()["Records"]
+    result: dict[str, Any] = dict(process_partial_response(event=event.to_dict(), record_handler=_deliver_callback,
+                                                           processor=processor))
+    failed = {str(f["itemIdentifier"]) for f in result["batchItemFailures"]}
+    holds = callbacks.hold_back(records, failed, aws.settings().callback_backoff_s)
+    if holds:
+        aws.client("sqs").change_message_visibility_batch(QueueUrl=wiring.event_queue().url, Entries=[
+            {"Id": str(i), "ReceiptHandle": receipt, "VisibilityTimeout": delay}
+            for i, (receipt, delay) in enumerate(holds)])
+    return result
+
+
+# S3-triggered functions: CloudFormation cannot add notifications to a bucket Chalice does not own
+# (Chalice refuses to package @app.on_s3_event), so the trigger is declared here, wired by the
+# deployment template (infra/aws) and by the local event pump alike.
+S3_TRIGGERS = {"make_outputs": (settings.internal_bucket, output_jobs.MARKER_PREFIX)}
+
+
+@app.lambda_function(name="make_outputs")
+def make_outputs(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Run one part of an output job (MP4/AAC, VOD commit) when its marker lands in the internal bucket."""
+    made = 0
+    for record in event.get("Records", []):
+        bucket = record["s3"]["bucket"]["name"]
+        key = urllib.parse.unquote_plus(record["s3"]["object"]["key"])  # "+" in TaskIds arrives as %2B
+        if not key.startswith(output_jobs.MARKER_PREFIX):
+            continue
+        logger.thread_safe_append_keys(marker=key)
+        body = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+
+        def work(body: bytes = body, key: str = key) -> dict[str, Any]:
+            post_record.run(body, wiring.post_deps())
+            return {"done": key}
+
+        wiring.once().run("outputs", key, work, context)
+        made += 1
+        metrics.add_metric(name="OutputPartsMade", unit=MetricUnit.Count, value=1)
+    return {"made": made}
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="reap_recorders")
 def reap_recorders(event: Any) -> dict[str, int]:
     """Relaunch or end tasks whose recorder stopped heartbeating."""
     handled = reaper.reap(wiring.task_store(), wiring.launcher(), wiring.event_queue(), aws.settings(),
-                          time.time())
+                          time.time(), aws.client("s3"))
     metrics.add_metric(name="TasksReaped", unit=MetricUnit.Count, value=handled)
     return {"handled": handled}

@@ -1,4 +1,4 @@
-"""Admin commands: `python -m chalicelib.admin add-app|list-apps|usersig ...`.
+"""Admin commands: `python -m chalicelib.admin add-app|list-apps|usersig|dead-letters ...`.
 
 They act on the deployment the environment points at (CLOUDREC_* and AWS_* variables;
 the local stack's AWS emulation when CLOUDREC_AWS_ENDPOINT is set). Secrets are never
@@ -13,8 +13,9 @@ import sys
 import time
 from collections.abc import Sequence
 
-from chalicelib import wiring
+from chalicelib import aws, dead_letters, wiring
 from chalicelib.apps import App, RoomBackend
+from chalicelib.schema import events_dlq_name
 from chalicelib.usersig import DEFAULT_EXPIRE_S, gen_usersig
 
 
@@ -46,11 +47,16 @@ def _parser() -> argparse.ArgumentParser:
     sig.add_argument("--user-id", required=True)
     sig.add_argument("--sdkappid", type=int, default=1400000001)
     sig.add_argument("--expire", type=int, default=DEFAULT_EXPIRE_S, help="lifetime in seconds")
+
+    dead = sub.add_parser("dead-letters", help="list callback events the receiver never accepted")
+    dead.add_argument("--redeliver", action="store_true", help="queue them for delivery again")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "dead-letters":
+        return _dead_letters(args.redeliver)
     registry = wiring.app_registry()
     if args.command == "add-app":
         app = App(
@@ -74,6 +80,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"SdkAppId {args.sdkappid} is not registered", file=sys.stderr)
             return 1
         print(gen_usersig(found.sdkappid, found.usersig_key, args.user_id, int(time.time()), args.expire))
+    return 0
+
+
+def _dead_letters(redeliver: bool) -> int:
+    sqs, settings = aws.client("sqs"), aws.settings()
+    dlq_url = sqs.get_queue_url(QueueName=events_dlq_name(settings))["QueueUrl"]
+    if redeliver:
+        moved = dead_letters.redeliver(sqs, dlq_url, wiring.event_queue().url)
+        print(json.dumps({"Redelivered": [d.public_view() for d in moved]}, indent=2))
+    else:
+        print(json.dumps([d.public_view() for d in dead_letters.list_dead(sqs, dlq_url)], indent=2))
     return 0
 
 

@@ -80,10 +80,28 @@ def deliver(message_body: str, apps: AppRegistry, now_ms: int,
     return True
 
 
-def retry_delay_s(receive_count: int) -> int:
+def retry_delay_s(receive_count: int, base_s: float = 10) -> int:
     """Visibility timeout after the n-th failed attempt: 10 s, 20 s, 40 s … capped at 5 min."""
-    return int(min(MAX_BACKOFF_S, 10 * 2 ** max(0, receive_count - 1)))
+    return max(1, int(min(MAX_BACKOFF_S, base_s * 2 ** max(0, receive_count - 1))))
 
 
 def record_receive_count(record: dict[str, Any]) -> int:
     return int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
+
+
+def hold_back(records: list[dict[str, Any]], failed: set[str], base_s: float) -> list[tuple[str, int]]:
+    """(receipt handle, visibility timeout) for every failed record. The first failed event of a task
+    stays invisible for the backoff of its attempt count; the task's events behind it are released at
+    once: its FIFO group stays locked while its head is in flight, and they follow it in order."""
+    held: set[str] = set()
+    holds = []
+    for record in records:
+        if record["messageId"] not in failed:
+            continue
+        group = record.get("attributes", {}).get("MessageGroupId", "")
+        if group in held:
+            holds.append((record["receiptHandle"], 0))
+        else:
+            held.add(group)
+            holds.append((record["receiptHandle"], retry_delay_s(record_receive_count(record), base_s)))
+    return holds

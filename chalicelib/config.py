@@ -24,6 +24,7 @@ class Settings:
     apps_table: str
     limits_table: str
     events_queue: str
+    idempotency_table: str
     internal_bucket: str
     launcher: str  # "local" | "ecs"
     run_dir: Path
@@ -40,6 +41,9 @@ class Settings:
     ecs_security_groups: tuple[str, ...]
     ecs_public_ip: bool
     allow_private_urls: bool  # layout/watermark images may come from private addresses
+    vod_endpoint: str  # Tencent VOD API 3.0 endpoint (scheme://host[:port])
+    callback_backoff_s: float  # first retry delay of an undelivered callback; doubles up to 5 min
+    mp4_split_bytes: int  # an MP4/AAC file is split before it reaches this size (2 GB)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -53,6 +57,7 @@ class Settings:
             apps_table=e.get("CLOUDREC_APPS_TABLE", "cloudrec-apps"),
             limits_table=e.get("CLOUDREC_LIMITS_TABLE", "cloudrec-limits"),
             events_queue=e.get("CLOUDREC_EVENTS_QUEUE", "cloudrec-events.fifo"),
+            idempotency_table=e.get("CLOUDREC_IDEMPOTENCY_TABLE", "cloudrec-idempotency"),
             internal_bucket=e.get("CLOUDREC_INTERNAL_BUCKET", "cloudrec-internal"),
             launcher=launcher,
             run_dir=Path(e.get("CLOUDREC_RUN_DIR", str(PROJECT_ROOT / ".run"))),
@@ -69,4 +74,7 @@ class Settings:
             ecs_security_groups=_csv(e.get("CLOUDREC_ECS_SECURITY_GROUPS", "")),
             ecs_public_ip=e.get("CLOUDREC_ECS_PUBLIC_IP", "ENABLED") == "ENABLED",
             allow_private_urls=e.get("CLOUDREC_ALLOW_PRIVATE_URLS", "0") == "1",
+            vod_endpoint=e.get("CLOUDREC_VOD_ENDPOINT", "https://vod.tencentcloudapi.com"),
+            callback_backoff_s=float(e.get("CLOUDREC_CALLBACK_BACKOFF_S", "10")),
+            mp4_split_bytes=int(e.get("CLOUDREC_MP4_SPLIT_BYTES", str(2 * 1024 ** 3))),
         )

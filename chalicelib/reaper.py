@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
+from chalicelib import post_record
 from chalicelib.config import Settings
 from chalicelib.events import RECORDER_STOP, EventQueue, build_event
 from chalicelib.launcher import Launcher
@@ -36,7 +38,8 @@ def plan(task: TaskRecord, settings: Settings, now_s: float) -> Decision:
     return Decision("relaunch", "the recorder stopped heartbeating")
 
 
-def reap(tasks: TaskStore, launcher: Launcher, events: EventQueue, settings: Settings, now_s: float) -> int:
+def reap(tasks: TaskStore, launcher: Launcher, events: EventQueue, settings: Settings, now_s: float,
+         internal: Any = None) -> int:
     """Handle every expired task once; return how many were handled."""
     now_ms = int(now_s * 1000)
     handled = 0
@@ -58,5 +61,8 @@ def reap(tasks: TaskStore, launcher: Launcher, events: EventQueue, settings: Set
             if tasks.finish(task_id, now_ms, leave_code=code):
                 events.publish(build_event(RECORDER_STOP, task, {"LeaveCode": code}, now_ms),
                                task.sdkappid, f"302-reaped-{task.ha_count}")
+                ended = tasks.get(task_id)
+                if ended is not None and internal is not None:
+                    post_record.request(ended, tasks, internal, settings.internal_bucket)
         handled += 1
     return handled

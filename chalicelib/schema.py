@@ -43,6 +43,12 @@ def tables(s: Settings) -> list[dict[str, Any]]:
             "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
             "BillingMode": "PAY_PER_REQUEST",
         },
+        {  # Powertools idempotency records (chalicelib.once)
+            "TableName": s.idempotency_table,
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
         {
             "TableName": s.limits_table,
             "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
@@ -52,7 +58,7 @@ def tables(s: Settings) -> list[dict[str, Any]]:
     ]
 
 
-TTL_ATTRIBUTE = {"limits": "expires_at"}
+TTL_ATTRIBUTE = {"limits": "expires_at", "idempotency": "expiration"}
 
 
 def events_dlq_name(s: Settings) -> str:
@@ -68,6 +74,10 @@ def create_resources(s: Settings, dynamodb: Any, sqs: Any, s3: Any) -> None:
     dynamodb.update_time_to_live(
         TableName=s.limits_table,
         TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE["limits"]},
+    )
+    dynamodb.update_time_to_live(
+        TableName=s.idempotency_table,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE["idempotency"]},
     )
     dlq_url = sqs.create_queue(
         QueueName=events_dlq_name(s), Attributes={"FifoQueue": "true"}

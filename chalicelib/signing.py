@@ -110,8 +110,9 @@ def signature(secret_key: str, timestamp: str, date: str, service: str, canonica
     return hmac.new(k_signing, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def verify_tc3(req: SignedRequest, lookup_secret_key: Callable[[str], str | None], now: float) -> str:
-    """Verify a TC3-HMAC-SHA256 request and return its SecretId.
+def verify_tc3(req: SignedRequest, lookup_secret_key: Callable[[str], str | None], now: float,
+               service: str = SERVICE) -> str:
+    """Verify a TC3-HMAC-SHA256 request signed for `service` (the credential scope) and return its SecretId.
 
     `lookup_secret_key(secret_id)` returns the key or None for an unknown SecretId.
     Header values are compared lower-cased (as TC3 canonicalises them) and, for
@@ -138,7 +139,7 @@ def verify_tc3(req: SignedRequest, lookup_secret_key: Callable[[str], str | None
         "The provided credentials could not be validated. Please check your signature is correct.",
         "AuthFailure.SignatureFailure",
     )
-    if auth.service != SERVICE or auth.date != utc_date(timestamp):
+    if auth.service != service or auth.date != utc_date(timestamp):
         raise failure
     for lower_values in (True, False):
         canonical = canonical_request(req, auth.signed_headers, lower_values)

@@ -33,6 +33,8 @@ def storage_client(storage: CloudStorage, settings: Settings) -> Any:
         endpoint_url=endpoint,
         aws_access_key_id=storage.AccessKey.get_secret_value(),
         aws_secret_access_key=storage.SecretKey.get_secret_value(),
+        # COS rejects the default checksums of boto3 >= 1.36 (trailer-signed streaming uploads)
         config=Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=30,
+                      request_checksum_calculation="when_required", response_checksum_validation="when_required",
                       s3={"addressing_style": style}),
     )

@@ -338,6 +338,29 @@ class TaskStore:
             ExpressionAttributeValues=_values(file=vars(file)),
         )
 
+    def start_outputs(self, task_id: str, jobs: int) -> bool:
+        """Note how many output jobs (MP4/AAC/VOD) the ended task has; False if already noted."""
+        try:
+            self._db.update_item(
+                TableName=self._tasks, Key={"task_id": {"S": task_id}},
+                UpdateExpression="SET output_jobs = :n, output_done = :zero",
+                ConditionExpression="attribute_exists(task_id) AND attribute_not_exists(output_jobs)",
+                ExpressionAttributeValues=_values(n=jobs, zero=0),
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def output_job_done(self, task_id: str, failed: bool) -> tuple[int, int, int]:
+        """Count one output job as finished; (done, total, failed) after counting."""
+        item = self._db.update_item(
+            TableName=self._tasks, Key={"task_id": {"S": task_id}},
+            UpdateExpression="ADD output_done :one, output_failed :failed",
+            ConditionExpression="attribute_exists(output_jobs)",
+            ExpressionAttributeValues=_values(one=1, failed=int(failed)), ReturnValues="ALL_NEW",
+        )["Attributes"]
+        return int(item["output_done"]["N"]), int(item["output_jobs"]["N"]), int(item["output_failed"]["N"])
+
     def finish(self, task_id: str, now_ms: int, leave_code: int | None = None,
                owner: str | None = None) -> bool:
         """End a task and free its slot in the app's concurrency count, exactly once.

@@ -11,6 +11,8 @@ from chalicelib.apps import AppRegistry
 from chalicelib.events import EventQueue
 from chalicelib.launcher import Launcher, get_launcher
 from chalicelib.limits import RateLimiter
+from chalicelib.once import Once
+from chalicelib.post_record import PostDeps
 from chalicelib.recordings import Recordings
 from chalicelib.task_store import TaskStore
 
@@ -38,6 +40,16 @@ def launcher() -> Launcher:
 
 
 @functools.cache
+def once() -> Once:
+    return Once(aws.client("dynamodb"), aws.settings().idempotency_table)
+
+
+@functools.cache
+def post_deps() -> PostDeps:
+    return PostDeps(task_store(), aws.client("s3"), event_queue(), aws.settings(), app_registry())
+
+
+@functools.cache
 def api() -> Api:
     s = aws.settings()
     return Api(
@@ -50,7 +62,7 @@ def api() -> Api:
 
 def reset() -> None:
     """Forget every adapter (tests switch environments)."""
-    for built in (task_store, app_registry, event_queue, launcher, api):
+    for built in (task_store, app_registry, event_queue, launcher, api, once, post_deps):
         clear = getattr(built, "cache_clear", None)  # tests may replace an adapter
         if clear is not None:
             clear()

@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 
+from chalicelib import aws, post_record
 from chalicelib.apps import App
 from chalicelib.config import Settings
 from chalicelib.events import FAILOVER, LEAVE_IDLE, RECORDER_START, RECORDER_STOP, UPLOAD_STOP, EventQueue
@@ -160,7 +161,21 @@ class Recorder:
             log.error("%d uploads still pending; their files stay in the work directory", pending)
         self.store.finish(self.task_id, self.now_ms(), leave_code=leave_code, owner=self.owner)
         log.info("task ended", extra={"leave_code": leave_code})
+        self._request_outputs()
         return 0
+
+    def _request_outputs(self) -> None:
+        """Hand the stored HLS over to the MP4/AAC/VOD jobs the task asked for."""
+        ended = self.store.get(self.task_id)
+        if ended is None:
+            return
+        try:
+            jobs = post_record.request(ended, self.store, aws.client("s3"), self.settings.internal_bucket)
+        except Exception:  # the HLS is stored; only the follow-up files are missing
+            log.exception("the output jobs could not be requested")
+            return
+        if jobs:
+            log.info("output jobs requested", extra={"jobs": jobs})
 
     async def _keep_lease(self, lease_ms: int) -> None:
         """Heartbeat while the last uploads drain, so the task is not taken for dead."""

@@ -18,6 +18,7 @@ class CallbackReceiver:
     key: str
     posts: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     status: int = 200  # what it answers: anything but 200 makes the sender retry
+    accepted: list[bytes] = field(default_factory=list)  # bodies answered with 200, in arrival order
 
     def start(self) -> str:
         """Serve on 127.0.0.1 in a thread; return the URL to register as callback URL."""
@@ -27,7 +28,10 @@ class CallbackReceiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.posts.append((dict(self.headers.items()), body))
-                self.send_response(outer.status)
+                status = outer.status
+                if status == 200:
+                    outer.accepted.append(body)
+                self.send_response(status)
                 self.end_headers()
                 self.wfile.write(b'{"code":0}')
 

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from chalicelib.config import Settings  # noqa: E402
+from chalicelib.output_jobs import MARKER_PREFIX  # noqa: E402
 from chalicelib.schema import (  # noqa: E402
     EVENTS_MAX_RECEIVES,
     EVENTS_VISIBILITY_S,
@@ -30,12 +31,13 @@ from chalicelib.schema import (  # noqa: E402
 )
 
 OUT = Path(__file__).with_name("resources.json")
-FUNCTIONS = ("APIHandler", "DeliverCallbacks", "ReapRecorders")
+FUNCTIONS = ("APIHandler", "DeliverCallbacks", "ReapRecorders", "MakeOutputs")
 API_STAGE = "api"
 
 
 def _table_resources(s: Settings) -> dict[str, Any]:
-    logical = {s.tasks_table: "TasksTable", s.apps_table: "AppsTable", s.limits_table: "LimitsTable"}
+    logical = {s.tasks_table: "TasksTable", s.apps_table: "AppsTable", s.limits_table: "LimitsTable",
+               s.idempotency_table: "IdempotencyTable"}
     out: dict[str, Any] = {}
     for spec in tables(s):
         props: dict[str, Any] = {k: v for k, v in spec.items()}
@@ -43,6 +45,8 @@ def _table_resources(s: Settings) -> dict[str, Any]:
         props["SSESpecification"] = {"SSEEnabled": True}
         if spec["TableName"] == s.limits_table:
             props["TimeToLiveSpecification"] = {"AttributeName": TTL_ATTRIBUTE["limits"], "Enabled": True}
+        if spec["TableName"] == s.idempotency_table:
+            props["TimeToLiveSpecification"] = {"AttributeName": TTL_ATTRIBUTE["idempotency"], "Enabled": True}
         out[logical[spec["TableName"]]] = {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain",
                                            "UpdateReplacePolicy": "Retain", "Properties": props}
     return out
@@ -144,8 +148,10 @@ def build(s: Settings) -> dict[str, Any]:
         "CLOUDREC_TASKS_TABLE": {"Ref": "TasksTable"},
         "CLOUDREC_APPS_TABLE": {"Ref": "AppsTable"},
         "CLOUDREC_LIMITS_TABLE": {"Ref": "LimitsTable"},
+        "CLOUDREC_IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"},
         "CLOUDREC_EVENTS_QUEUE": {"Fn::GetAtt": ["EventsQueue", "QueueName"]},
         "CLOUDREC_INTERNAL_BUCKET": {"Ref": "InternalBucket"},
+        "CLOUDREC_VOD_ENDPOINT": {"Ref": "VodEndpoint"},
         "CLOUDREC_ECS_CLUSTER": {"Ref": "RecorderCluster"},
         "CLOUDREC_ECS_TASK_DEFINITION": {"Ref": "RecorderTaskDefinition"},
         "CLOUDREC_ECS_SUBNETS": {"Fn::Join": [",", {"Ref": "RecorderSubnets"}]},
@@ -157,6 +163,15 @@ def build(s: Settings) -> dict[str, Any]:
     # Chalice names the queue by its ARN; the GetAtt in the environment orders the queue first
     resources["DeliverCallbacks"]["Properties"]["Events"] = {
         "DeliverCallbacksSqsEventSource": {"Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"]}}}
+    # the output jobs: triggered by their markers in the internal bucket (app.S3_TRIGGERS), PyAV from a
+    # layer (requirements-media.txt) so the other functions stay small, room for one 2 GB part in /tmp
+    resources["MakeOutputs"]["Properties"].update({
+        "Layers": [{"Ref": "MediaLayerArn"}],
+        "EphemeralStorage": {"Size": 10240},
+        "Events": {"OutputMarker": {"Type": "S3", "Properties": {
+            "Bucket": {"Ref": "InternalBucket"}, "Events": "s3:ObjectCreated:*",
+            "Filter": {"S3Key": {"Rules": [{"Name": "prefix", "Value": MARKER_PREFIX}]}}}}},
+    })
     return {
         "Parameters": {
             "RecorderImage": {"Type": "String",
@@ -169,6 +184,9 @@ def build(s: Settings) -> dict[str, Any]:
             "RecorderCpu": {"Type": "String", "Default": "1024"},
             "RecorderMemory": {"Type": "String", "Default": "2048"},
             "ApiDomainName": {"Type": "String", "Description": "e.g. trtc.example.com (the SDK endpoint)"},
+            "MediaLayerArn": {"Type": "String", "Description": "Lambda layer with requirements-media.txt (PyAV)"},
+            "VodEndpoint": {"Type": "String", "Default": "https://vod.tencentcloudapi.com",
+                            "Description": "Tencent VOD API 3.0 endpoint for CloudVod tasks"},
             "ApiCertificateArn": {"Type": "String", "Description": "ACM certificate for ApiDomainName, same region"},
         },
         "Resources": resources,

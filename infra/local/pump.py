@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -61,6 +62,7 @@ class EventPump:
         return getattr(self._module, handler_string.split(".", 1)[1])
 
     def start(self) -> None:
+        s3_routes: list[tuple[str, str, str, Any]] = []  # (bucket, prefix, suffix, handler)
         for source in self._module.app.event_sources:
             kind = type(source).__name__
             target: Any
@@ -69,16 +71,25 @@ class EventPump:
                 target = self._pump_sqs
                 args = (source.queue, self._handler(source.handler_string), source.batch_size)
             elif kind == "S3EventConfig":
-                target, args = self._pump_s3, (source.bucket, self._handler(source.handler_string))
+                s3_routes.append((source.bucket, source.prefix or "", source.suffix or "",
+                                  self._handler(source.handler_string)))
+                continue
             elif kind == "ScheduledEventConfig":
                 target, args = self._run_schedule, (source.name, self._handler(source.handler_string))
             else:
                 log.warning("event source %s is not emulated locally", kind)
                 continue
-            thread = threading.Thread(target=self._guard, args=(target, args), name=f"pump-{source.name}",
-                                      daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._spawn(source.name, target, args)
+        # plain functions with S3 triggers the deployment template wires (see app.S3_TRIGGERS)
+        for name, (bucket, prefix) in getattr(self._module, "S3_TRIGGERS", {}).items():
+            s3_routes.append((bucket, prefix, "", getattr(self._module, name)))
+        if s3_routes:
+            self._spawn("s3", self._pump_s3, (s3_routes,))
+
+    def _spawn(self, name: str, target: Any, args: tuple[Any, ...]) -> None:
+        thread = threading.Thread(target=self._guard, args=(target, args), name=f"pump-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def stop(self) -> None:
         self._stop.set()
@@ -115,7 +126,8 @@ class EventPump:
                 self._sqs.delete_message_batch(QueueUrl=url, Entries=[
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:start + 10])])
 
-    def _pump_s3(self, bucket: str, handler: Any) -> None:
+    def _pump_s3(self, routes: list[tuple[str, str, str, Any]]) -> None:
+        """Every notification to each handler whose bucket and key filter match it."""
         url = self._sqs.get_queue_url(QueueName=S3_EVENTS_QUEUE)["QueueUrl"]
         while not self._stop.is_set():
             for msg in self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
@@ -123,10 +135,14 @@ class EventPump:
                 records = json.loads(msg["Body"]).get("Records", [])
                 try:
                     for record in records:
-                        if record.get("s3", {}).get("bucket", {}).get("name") == bucket:
-                            handler({"Records": [record]}, LambdaContext(f"s3-{bucket}"))
+                        s3 = record.get("s3", {})
+                        bucket = s3.get("bucket", {}).get("name")
+                        key = urllib.parse.unquote_plus(s3.get("object", {}).get("key", ""))
+                        for want_bucket, prefix, suffix, handler in routes:
+                            if bucket == want_bucket and key.startswith(prefix) and key.endswith(suffix):
+                                handler({"Records": [record]}, LambdaContext(f"s3-{bucket}"))
                 except Exception:
-                    log.exception("S3 handler for %s failed: the notification will be retried", bucket)
+                    log.exception("an S3 handler failed: the notification will be retried")
                     continue
                 self._sqs.delete_message(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -76,3 +77,75 @@ def test_duplicate_events_are_dropped_by_the_fifo_queue(aws_env: Settings) -> No
     for _ in range(3):
         wiring.event_queue().publish(build_event(RECORDER_START, TASK, {"Status": 0}, 1), 1400000001, "same")
     assert len(_sqs_event(aws_env)["Records"]) == 1
+
+
+def test_a_message_delivered_twice_is_posted_once(aws_env: Settings, receiver: CallbackReceiver) -> None:
+    import app as chalice_app
+
+    wiring.event_queue().publish(build_event(RECORDER_START, TASK, {"Status": 0}, 1), 1400000001, "once")
+    event = _sqs_event(aws_env)
+    assert chalice_app.deliver_callbacks(event, None) == {"batchItemFailures": []}
+    # SQS hands the message out again (its delete was lost): same message id, no second POST
+    assert chalice_app.deliver_callbacks(event, None) == {"batchItemFailures": []}
+    assert len(receiver.posts) == 1
+
+
+def test_receiver_down_then_back_loses_nothing_and_keeps_order(
+        aws_env: Settings, receiver: CallbackReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    import app as chalice_app
+    from infra.local.pump import EventPump
+    from tests.e2e.conftest import wait_for
+
+    monkeypatch.setenv("CLOUDREC_CALLBACK_BACKOFF_S", "1")  # TRTC's 10 s, shortened for the test
+    wiring.reset()
+    receiver.status = 503  # the customer's endpoint is down
+    other = TaskRecord(**{**TASK.__dict__, "task_id": "T+2."})
+    for n in range(4):
+        for task in (TASK, other):
+            wiring.event_queue().publish(build_event(RECORDER_START, task, {"Status": 0, "n": n}, 1_000 + n),
+                                         1400000001, f"{task.task_id}-{n}")
+    pump = EventPump(chalice_app, aws.client("sqs"), aws_env.aws_region)
+    pump.start()
+    try:
+        wait_for(lambda: len(receiver.posts) >= 4, 20, "retries while the receiver is down")
+        receiver.status = 200  # back up
+        wait_for(lambda: len(receiver.accepted) >= 8, 40, "every event after recovery")
+        time.sleep(1)  # nothing more arrives (no duplicates)
+    finally:
+        pump.stop()
+    delivered = [json.loads(body)["EventInfo"] for body in receiver.accepted]
+    assert len(delivered) == 8
+    for task in (TASK, other):
+        mine = [d["Payload"]["n"] for d in delivered if d["TaskId"] == task.task_id]
+        assert mine == [0, 1, 2, 3]  # each once, in order
+    assert all(h["Sign"] == callback_sign("cbkey123", b) for h, b in receiver.posts)
+
+
+def test_dead_letters_are_listed_and_redelivered(aws_env: Settings, receiver: CallbackReceiver,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import app as chalice_app
+    from chalicelib import admin
+    from chalicelib.schema import events_dlq_name
+
+    sqs = aws.client("sqs")
+    dlq = sqs.get_queue_url(QueueName=events_dlq_name(aws_env))["QueueUrl"]
+    for n in range(2):  # as SQS leaves them after the queue's last retry
+        body = json.dumps({"SdkAppId": 1400000001,
+                           "Event": build_event(RECORDER_START, TASK, {"Status": 0, "n": n}, 5)})
+        sqs.send_message(QueueUrl=dlq, MessageBody=body, MessageGroupId=TASK.task_id, MessageDeduplicationId=f"d{n}")
+    assert admin.main(["dead-letters"]) == 0
+    listed = _printed(capsys)
+    assert [(d["TaskId"], d["EventType"]) for d in listed] == [(TASK.task_id, 301)] * 2
+    assert admin.main(["dead-letters"]) == 0  # listing leaves them where they are
+    assert len(_printed(capsys)) == 2
+    assert admin.main(["dead-letters", "--redeliver"]) == 0
+    assert len(_printed(capsys)["Redelivered"]) == 2
+    assert chalice_app.deliver_callbacks(_sqs_event(aws_env), None) == {"batchItemFailures": []}
+    assert [json.loads(b)["EventInfo"]["Payload"]["n"] for _, b in receiver.posts] == [0, 1]
+    assert admin.main(["dead-letters"]) == 0 and _printed(capsys) == []
+
+
+def _printed(capsys: pytest.CaptureFixture[str]) -> Any:
+    """What the admin command printed (the JSON document; structured log lines aside)."""
+    lines = capsys.readouterr().out.splitlines()
+    return json.loads("\n".join(line for line in lines if not line.startswith('{"')))

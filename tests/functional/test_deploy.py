@@ -36,6 +36,9 @@ def test_chalice_package_with_merge_template_lints_clean(tmp_path: Path) -> None
     events = sam["Resources"]["DeliverCallbacks"]["Properties"]["Events"]
     assert events["DeliverCallbacksSqsEventSource"]["Properties"]["FunctionResponseTypes"] == [
         "ReportBatchItemFailures"]
+    outputs = sam["Resources"]["MakeOutputs"]["Properties"]
+    assert outputs["Timeout"] == 900 and outputs["Events"]["OutputMarker"]["Type"] == "S3"
+    assert outputs["Events"]["OutputMarker"]["Properties"]["Bucket"] == {"Ref": "InternalBucket"}
     lint = subprocess.run([str(bin_dir / "cfn-lint"), str(tmp_path / "out" / "sam.json")], capture_output=True,
                           text=True, timeout=300)
     assert lint.returncode == 0, lint.stdout + lint.stderr

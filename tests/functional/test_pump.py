@@ -37,7 +37,7 @@ def app_module(aws_env: Settings, monkeypatch: pytest.MonkeyPatch) -> types.Modu
                 failed.append({"itemIdentifier": record.to_dict()["messageId"]})
         return {"batchItemFailures": failed}
 
-    @app.on_s3_event(bucket=aws_env.internal_bucket)
+    @app.on_s3_event(bucket=aws_env.internal_bucket, prefix="prefix/")
     def on_object(event: Any) -> None:
         with lock:
             seen["s3"].append(event.key)
@@ -61,6 +61,7 @@ def test_pump_delivers_sqs_s3_and_schedules(aws_env: Settings, app_module: Any) 
     for body in ("ok-1", "fail-1", "ok-2"):
         sqs.send_message(QueueUrl=url, MessageBody=body)
     key = "prefix/Tk+a b.ts"  # TaskIds hold "+": the notification URL-encodes the key
+    s3.put_object(Bucket=aws_env.internal_bucket, Key="elsewhere/a.ts", Body=b"x")  # outside the filter
     s3.put_object(Bucket=aws_env.internal_bucket, Key=key, Body=b"x")
     pump = EventPump(app_module, sqs, aws_env.aws_region)
     pump.start()
