@@ -31,6 +31,9 @@ from chalicelib.config import Settings  # noqa: E402
 from chalicelib.schema import create_resources  # noqa: E402
 from infra.local import janus  # noqa: E402
 from infra.local.pump import EventPump  # noqa: E402
+from infra.local.vod_server import VodServer  # noqa: E402
+
+VOD_BUCKET = "cloudrec-vod"  # where the VOD stand-in keeps committed media
 
 EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 
@@ -93,6 +96,7 @@ class Stack:
         self.log_dir = self.run_dir / "logs"
         self.procs: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
         self.pump: EventPump | None = None
+        self.vod: VodServer | None = None
 
     def spawn(self, name: str, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +109,8 @@ class Stack:
     def stop(self) -> None:
         if self.pump is not None:
             self.pump.stop()
+        if self.vod is not None:
+            self.vod.stop()
         _stop_recorders()
         for _name, proc, log in reversed(self.procs):
             if proc.poll() is None:
@@ -129,6 +135,9 @@ def stack_env(base: dict[str, str]) -> dict[str, str]:
     env.setdefault("CLOUDREC_ALLOW_PRIVATE_URLS", "1")  # images for layouts may be served locally
     env["CLOUDREC_AWS_ENDPOINT"] = f"http://127.0.0.1:{env['CLOUDREC_AWS_PORT']}"
     env.setdefault("CLOUDREC_STORAGE_ENDPOINT", env["CLOUDREC_AWS_ENDPOINT"])
+    if not env.get("CLOUDREC_VOD_ENDPOINT"):  # VOD tasks commit to the local stand-in
+        env.setdefault("CLOUDREC_VOD_PORT", "8090")
+        env["CLOUDREC_VOD_ENDPOINT"] = f"http://127.0.0.1:{env['CLOUDREC_VOD_PORT']}"
     env.setdefault("PYTHONUNBUFFERED", "1")
     for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         env.pop(proxy, None)  # everything here is on 127.0.0.1
@@ -160,6 +169,12 @@ def start(stack: Stack) -> None:
                               "--port", api_port], cwd=ROOT)
     _wait_http(f"http://127.0.0.1:{api_port}/", api, "the API")
 
+    if env.get("CLOUDREC_VOD_PORT"):
+        if VOD_BUCKET not in {b["Name"] for b in clients["s3"].list_buckets().get("Buckets", [])}:
+            clients["s3"].create_bucket(Bucket=VOD_BUCKET)
+        stack.vod = VodServer(int(env["CLOUDREC_VOD_PORT"]), clients["s3"], VOD_BUCKET, {secret_id: secret_key})
+        stack.vod.start()
+
     stack.pump = EventPump(importlib.import_module("app"), clients["sqs"], settings.aws_region)
     stack.pump.start()
 
@@ -175,6 +190,8 @@ def banner(env: dict[str, str]) -> str:
         f"  AWS emulation        {env['CLOUDREC_AWS_ENDPOINT']}   (moto: DynamoDB, S3, SQS)",
         f"  Janus                {janus_url}" + ("" if env.get("CLOUDREC_JANUS_URL") else
                                                  f"   WebSocket ws://127.0.0.1:{janus_ws_port}"),
+        f"  VOD (API 3.0)        {env['CLOUDREC_VOD_ENDPOINT']}"
+        + ("   local stand-in, media in bucket " + VOD_BUCKET if env.get("CLOUDREC_VOD_PORT") else ""),
         f"  logs                 {env['CLOUDREC_RUN_DIR']}/logs/ (recorders in {env['CLOUDREC_RUN_DIR']}/recorders/)",
         "development app:",
         f"  SdkAppId {app.sdkappid}   SecretId {secret_id}   SecretKey {secret_key}",

@@ -106,6 +106,7 @@ def stack_env(run_dir: Path, callback_url: str) -> dict[str, str]:
         CLOUDREC_JANUS_HTTP_PORT=str(free_port()),
         CLOUDREC_JANUS_WS_PORT=str(free_port()),
         CLOUDREC_JANUS_RTP_PORTS="30000-30099",
+        CLOUDREC_VOD_PORT=str(free_port()),
         CLOUDREC_CALLBACK_URL=callback_url,
         CLOUDREC_CALLBACK_KEY=CALLBACK_KEY,
         CLOUDREC_HEARTBEAT_S="1",

@@ -1,0 +1,133 @@
+"""HLS → MP4 remux: throughput and peak RSS of cloudrec's remux (chalicelib.remux, what the
+output-job function runs) against `ffmpeg -c copy` on the same HLS of about 1 GB, same run.
+
+The HLS is a recording as the recorder writes it (H.264 + AAC in 6-s TS segments, 90 kHz
+timestamps, TRTC playlist tags), made by re-stamping one encoded segment many times, so
+building 1 GB takes seconds. Both sides read local files: the engines are compared, not S3.
+Each side runs in its own process; RSS is that process's peak.
+
+    .venv/bin/python bench/remux.py [--size-mb 1024] [--bitrate 2000000] [--fps 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import fractions
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from chalicelib.naming import utc17  # noqa: E402
+from recorder_container.playlist import PlaylistSegment, render  # noqa: E402
+from tests.hls_recording import write_stream  # noqa: E402
+
+SEGMENT_S = 6
+T0 = 1_760_000_000_000
+OURS = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from chalicelib import hls_index, mp4_parts
+from chalicelib.remux import Source, remux_part
+directory = Path({directory!r})
+playlist = hls_index.parse((directory / "rec.m3u8").read_text())
+(part,) = mp4_parts.plan(playlist, [])
+source = Source(playlist, frozenset({{"audio", "video"}}), lambda name: (directory / name).read_bytes())
+result = remux_part([source], part, Path({out!r}))
+print(result.packets)
+"""
+
+
+def build_hls(directory: Path, size_mb: int, bitrate: int, fps: int) -> int:
+    """A recording of about size_mb: one encoded 6-s segment, re-stamped as segment after segment."""
+    seed = write_stream(directory / "seed", "seed", T0, SEGMENT_S + 0.5, SEGMENT_S, width=1280, height=720,
+                        fps=fps, bitrate=bitrate, noise=True)
+    source = seed.segments[0]
+    copies = max(1, size_mb * 1024 * 1024 // source.stat().st_size)
+    offset = SEGMENT_S * 90000
+    segments = []
+    with av.open(str(source)) as src:
+        packets = [(p.stream.type, bytes(p), int(p.pts), int(p.dts)) for p in src.demux() if p.size]
+        kinds = {s.type: s for s in src.streams}
+        span = max(pts for _, _, pts, _ in packets) - min(pts for _, _, pts, _ in packets)
+        assert span < offset + 90000, span
+        for i in range(copies):
+            start = T0 + i * SEGMENT_S * 1000
+            path = directory / f"rec_{utc17(start)}.ts"
+            with av.open(str(path), "w", format="mpegts") as out:
+                streams = {"video": out.add_mux_stream("h264"),
+                           "audio": out.add_mux_stream("aac", rate=kinds["audio"].sample_rate)}
+                for kind, payload, pts, dts in packets:
+                    packet = av.Packet(payload)
+                    packet.pts, packet.dts = pts + i * offset, dts + i * offset
+                    packet.time_base = fractions.Fraction(1, 90000)
+                    packet.stream = streams[kind]
+                    out.mux(packet)
+            segments.append(PlaylistSegment(path.name, SEGMENT_S, start, path.stat().st_size, 1280, 720))
+    (directory / "rec.m3u8").write_text(render(segments, T0, ended=True))
+    shutil.rmtree(directory / "seed")
+    return sum(s.size for s in segments)
+
+
+def measure(argv: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds and peak RSS (MB) of one child process (its own rusage, by wait4)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{argv[0]} failed with {proc.returncode}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def main() -> int:
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args.add_argument("--size-mb", type=int, default=1024)
+    args.add_argument("--bitrate", type=int, default=2_000_000)
+    args.add_argument("--fps", type=int, default=30)
+    args.add_argument("--rounds", type=int, default=2)
+    opts = args.parse_args()
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
+        work = Path(tmp)
+        hls = work / "hls"
+        hls.mkdir()
+        started = time.perf_counter()
+        total = build_hls(hls, opts.size_mb, opts.bitrate, opts.fps)
+        segments = len(list(hls.glob("*.ts")))
+        print(f"HLS: {total / 1e6:.0f} MB in {segments} segments of {SEGMENT_S} s "
+              f"({segments * SEGMENT_S / 60:.0f} min of 1280x720@{opts.fps} at {opts.bitrate / 1e6:.1f} Mb/s + AAC), "
+              f"built in {time.perf_counter() - started:.0f} s")
+        ffmpeg = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(hls / "rec.m3u8"),
+                  "-c", "copy", "-f", "mp4", str(work / "ffmpeg.mp4")]
+        ours = [sys.executable, "-c", OURS.format(root=str(ROOT), directory=str(hls), out=str(work / "ours.mp4"))]
+        results: dict[str, list[tuple[float, float, float]]] = {"ffmpeg -c copy": [], "cloudrec remux": []}
+        for _ in range(opts.rounds):  # alternate, so the page cache favours neither
+            results["ffmpeg -c copy"].append(measure(ffmpeg))
+            results["cloudrec remux"].append(measure(ours))
+        print(f"{'':16} {'wall s':>7} {'CPU s':>7} {'MB/s':>7} {'peak RSS MB':>12}")
+        best: dict[str, float] = {}
+        for name, runs in results.items():
+            wall, cpu, rss = min(runs)
+            best[name] = total / 1e6 / wall
+            print(f"{name:16} {wall:7.1f} {cpu:7.1f} {best[name]:7.0f} {rss:12.0f}")
+        for name in ("ffmpeg.mp4", "ours.mp4"):
+            with av.open(str(work / name)) as c:
+                v = c.streams.video[0]
+                print(f"  {name}: {(work / name).stat().st_size / 1e6:.0f} MB, video {v.frames} frames, "
+                      f"{float(v.duration * v.time_base):.0f} s")
+        print(f"cloudrec / ffmpeg throughput: {best['cloudrec remux'] / best['ffmpeg -c copy']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
