@@ -202,6 +202,8 @@ class _JobRun:
 
         upload = self.deps.vod_upload or vod.upload
         assert self.vod is not None
+        if self.vod.UserDefineRecordId:  # spec §2.2: the user's prefix, joined by "__UserDefine_u_"
+            name = f"{self.vod.UserDefineRecordId}__UserDefine_u_{name}"
         try:
             secret_id, secret_key = self._vod_credentials()
             return upload(self.vod, secret_id, secret_key, self.deps.settings, media, name, extra), ""

@@ -91,7 +91,8 @@ def _internal_keys(prefix: str) -> list[str]:
 
 def test_hls_and_mp4_committed_to_vod_with_the_tasks_vod_fields(stack: dict[str, Any], tmp_path: Path) -> None:
     fields = {"MediaType": 3, "Procedure": "LongVideoPreset", "ClassId": 7, "SubAppId": 1500001,
-              "SourceContext": "src-ctx", "SessionContext": "sess-ctx", "ExpireTime": 86400}
+              "SourceContext": "src-ctx", "SessionContext": "sess-ctx", "ExpireTime": 86400,
+              "UserDefineRecordId": "lesson_42"}
     task, hls_keys = _vod_task(tmp_path, fields, TASK_IDS["ok"])
     _run_jobs(task)
     events = _all_events()
@@ -107,6 +108,7 @@ def test_hls_and_mp4_committed_to_vod_with_the_tasks_vod_fields(stack: dict[str,
     assert (record.procedure, record.class_id, record.sub_app_id, record.source_context, record.session_context) == (
         "LongVideoPreset", 7, 1500001, "src-ctx", "sess-ctx")
     assert record.expire_time and record.expire_time != "9999-12-31T23:59:59Z"
+    assert record.name == f"lesson_42__UserDefine_u_{stem}.mp4"  # the media's name in VOD
     assert [e["EventInfo"]["Payload"] for e in events if e["EventType"] == 312] == [{"Status": 0}]
     assert [e["EventType"] for e in events][-1] == 312  # the end comes last
     assert not [k for k in hls_keys if k in _internal_keys(TASK_IDS["ok"])]  # committed, so the internal copy is gone
