@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import fractions
-import os
 import shutil
 import subprocess
 import sys
@@ -79,15 +78,13 @@ def build_hls(directory: Path, size_mb: int, bitrate: int, fps: int) -> int:
 
 
 def measure(argv: list[str]) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds and peak RSS (MB) of one child process (its own rusage, by wait4)."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise SystemExit(f"{argv[0]} failed with {proc.returncode}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    """Wall seconds, CPU seconds and peak RSS (MB) of one child, by GNU time: a child forked from
+    this (large) process would report this process's RSS as its own high-water mark."""
+    run = subprocess.run(["/usr/bin/time", "-f", "TIME %e %U %S %M", *argv], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, check=True)
+    line = next(x for x in run.stderr.splitlines() if x.startswith("TIME "))
+    wall, user, system, rss_kb = (float(x) for x in line.split()[1:])
+    return wall, user + system, rss_kb / 1024
 
 
 def main() -> int:
@@ -95,9 +92,10 @@ def main() -> int:
     args.add_argument("--size-mb", type=int, default=1024)
     args.add_argument("--bitrate", type=int, default=2_000_000)
     args.add_argument("--fps", type=int, default=30)
-    args.add_argument("--rounds", type=int, default=2)
+    args.add_argument("--rounds", type=int, default=3)
+    args.add_argument("--dir", default="/dev/shm", help="work directory (tmpfs: no disk writeback in the figures)")
     opts = args.parse_args()
-    with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
+    with tempfile.TemporaryDirectory(dir=opts.dir) as tmp:
         work = Path(tmp)
         hls = work / "hls"
         hls.mkdir()

@@ -27,9 +27,10 @@ log = logging.getLogger(__name__)
 
 TS_RATE = 90000
 TS_WRAP = 1 << 33
+HALF_WRAP = TS_WRAP // 2
 LOOK_AHEAD_MS = 120_000
 PREFETCH = 4
-QUICK_PROBE = {"probesize": "32", "analyzeduration": "0"}
+QUICK_PROBE = {"probesize": "32", "analyzeduration": "0", "fpsprobesize": "0", "max_ts_probe": "0"}
 RESYNC_MS = 1000  # a segment whose clock disagrees with its playlist start by more is re-anchored
 
 
@@ -143,11 +144,11 @@ def _packets(source: Source, part: Part, order: int) -> Iterator[_Item]:
             try:
                 for packet in container.demux(wanted):
                     raw, pts = packet.dts, packet.pts
-                    if raw is None or packet.size == 0:
+                    if raw is None:  # the empty packets demux() ends with
                         continue
                     dts = raw
                     if last_dts is not None:
-                        while dts < last_dts - TS_WRAP // 2:
+                        while dts < last_dts - HALF_WRAP:
                             dts += TS_WRAP
                     if not seg_anchor_checked:
                         seg_anchor_checked = True
