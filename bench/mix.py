@@ -1,5 +1,5 @@
 """Mixed-stream cost: CPU (of one core) and RSS of the recorder composing 2, 4 and 9
-participants (640x360@15 inputs, 320x180@15 beyond 4) into 1280x720 and 1920x1080 at 15 fps,
+participants (1280x720@15 inputs, 320x180@15 beyond 4) into 1280x720 and 1920x1080 at 15 fps,
 against an ffmpeg pipeline (decode, scale, xstack, amix, x264, AAC) composing the same
 inputs with the same grid geometry and the same x264 preset and bitrate, in the same run.
 
@@ -108,7 +108,7 @@ async def _one(stack: object, room: str, clip: Path, index: int) -> list[object]
 
 async def bench(seconds: float) -> None:
     media = Path(tempfile.mkdtemp(prefix="cloudrec-bench-media-"))
-    big = encode(media, "640x360@15", 640, 360, 15, "800k")
+    big = encode(media, "1280x720@15", 1280, 720, 15, "1500k")
     small = encode(media, "320x180@15", 320, 180, 15, "250k")
     with local_stack(Path(tempfile.mkdtemp(prefix="cloudrec-bench-")), CLOUDREC_SEGMENT_S="12") as stack:
         print(f"mixed-stream recorder vs ffmpeg (xstack + amix + x264 {mix_preset()}), {os.cpu_count()} cores, "
@@ -120,7 +120,7 @@ async def bench(seconds: float) -> None:
                 room += 1
                 ours = await measure_recorder(stack, clips, width, height, bitrate, str(room), seconds)
                 theirs = await measure_ffmpeg(clips, width, height, bitrate, seconds)
-                label = f"{count} x {'640x360' if count <= 4 else '320x180'} -> {width}x{height}@15"
+                label = f"{count} x {'1280x720' if count <= 4 else '320x180'} -> {width}x{height}@15"
                 print(f"  {label:32s} cloudrec {ours['cpu']:5.1f} % RSS {ours['rss']:4.0f} MB | "
                       f"ffmpeg {theirs['cpu']:5.1f} % RSS {theirs['rss']:4.0f} MB")
 

@@ -48,6 +48,17 @@ def ice_servers(servers: Sequence[dict[str, Any]]) -> list[RTCIceServer]:
             for s in servers]
 
 
+ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+
+
+def without_bandwidth_estimation(sdp: str) -> str:
+    """Janus's offer without the abs-send-time header extension. With it, aiortc runs a receive-side
+    bandwidth estimator on every video packet and, whenever it sees "overuse", sends a REMB per
+    packet (an SRTCP encryption and a sendto each: a third of the recorder's event loop at 4 x
+    720p). A recorder must never ask a publisher to lower its quality anyway."""
+    return "".join(line for line in sdp.splitlines(keepends=True) if ABS_SEND_TIME not in line)
+
+
 class FeedSubscriber:
     """Subscribes to `mids` of one publisher (`feed`) and reports each arriving track."""
 
@@ -92,7 +103,9 @@ class FeedSubscriber:
                     self._on_track(mid, track, transceiver.receiver)
                     return
 
-        await pc.setRemoteDescription(RTCSessionDescription(**attached["jsep"]))
+        offer = attached["jsep"]
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=without_bandwidth_estimation(offer["sdp"]),
+                                                            type=offer["type"]))
         await pc.setLocalDescription(await pc.createAnswer())  # gathers: the sockets exist now
         if not enlarge_receive_buffers(pc):
             log.warning("could not enlarge the UDP receive buffers (aioice internals changed?)")

@@ -55,3 +55,14 @@ def test_robots_disabled_streams_and_the_limit() -> None:
     many = pubs(*[f"u{i:02d}" for i in range(20)])
     chosen = picked(many)
     assert len(chosen) == 25 and chosen[-1] == ("u12", "audio", "main")
+
+
+def test_recorder_answers_without_abs_send_time() -> None:
+    from recorder_container.subscriber import without_bandwidth_estimation
+
+    offer = ("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:v0\r\n"
+             "a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n"
+             "a=extmap:3 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r\n"
+             "a=rtpmap:96 H264/90000\r\n")
+    assert without_bandwidth_estimation(offer) == offer.replace(
+        "a=extmap:3 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r\n", "")
