@@ -12,9 +12,7 @@ Each side runs in its own process; RSS is that process's peak.
 from __future__ import annotations
 
 import argparse
-import fractions
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,9 +23,10 @@ import av
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from chalicelib.naming import utc17  # noqa: E402
+from bench.hls_copies import measure, repeat  # noqa: E402
+from chalicelib import hls_index  # noqa: E402
 from recorder_container.playlist import PlaylistSegment, render  # noqa: E402
-from tests.hls_recording import write_stream  # noqa: E402
+from tests.hls_recording import Written, write_stream  # noqa: E402
 
 SEGMENT_S = 6
 T0 = 1_760_000_000_000
@@ -47,44 +46,20 @@ print(result.packets)
 
 
 def build_hls(directory: Path, size_mb: int, bitrate: int, fps: int) -> int:
-    """A recording of about size_mb: one encoded 6-s segment, re-stamped as segment after segment."""
+    """A recording of about size_mb: one encoded 6-s segment, repeated segment after segment."""
     seed = write_stream(directory / "seed", "seed", T0, SEGMENT_S + 0.5, SEGMENT_S, width=1280, height=720,
                         fps=fps, bitrate=bitrate, noise=True)
-    source = seed.segments[0]
-    copies = max(1, size_mb * 1024 * 1024 // source.stat().st_size)
-    offset = SEGMENT_S * 90000
-    segments = []
-    with av.open(str(source)) as src:
-        packets = [(p.stream.type, bytes(p), int(p.pts), int(p.dts)) for p in src.demux() if p.size]
-        kinds = {s.type: s for s in src.streams}
-        span = max(pts for _, _, pts, _ in packets) - min(pts for _, _, pts, _ in packets)
-        assert span < offset + 90000, span
-        for i in range(copies):
-            start = T0 + i * SEGMENT_S * 1000
-            path = directory / f"rec_{utc17(start)}.ts"
-            with av.open(str(path), "w", format="mpegts") as out:
-                streams = {"video": out.add_mux_stream("h264"),
-                           "audio": out.add_mux_stream("aac", rate=kinds["audio"].sample_rate)}
-                for kind, payload, pts, dts in packets:
-                    packet = av.Packet(payload)
-                    packet.pts, packet.dts = pts + i * offset, dts + i * offset
-                    packet.time_base = fractions.Fraction(1, 90000)
-                    packet.stream = streams[kind]
-                    out.mux(packet)
-            segments.append(PlaylistSegment(path.name, SEGMENT_S, start, path.stat().st_size, 1280, 720))
-    (directory / "rec.m3u8").write_text(render(segments, T0, ended=True))
+    seed.segments[1:] = []  # the first segment only (the seed ran a little longer to close it)
+    seed.playlist.write_text(render([_first(seed)], T0, ended=True))
+    copies = max(1, size_mb * 1024 * 1024 // seed.segments[0].stat().st_size)
+    total = repeat(seed, directory, "rec", T0, copies, SEGMENT_S * 1000)
     shutil.rmtree(directory / "seed")
-    return sum(s.size for s in segments)
+    return total
 
 
-def measure(argv: list[str]) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds and peak RSS (MB) of one child, by GNU time: a child forked from
-    this (large) process would report this process's RSS as its own high-water mark."""
-    run = subprocess.run(["/usr/bin/time", "-f", "TIME %e %U %S %M", *argv], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True, check=True)
-    line = next(x for x in run.stderr.splitlines() if x.startswith("TIME "))
-    wall, user, system, rss_kb = (float(x) for x in line.split()[1:])
-    return wall, user + system, rss_kb / 1024
+def _first(seed: Written) -> PlaylistSegment:
+    (segment, *_) = hls_index.parse(seed.playlist.read_text()).segments
+    return PlaylistSegment(segment.name, segment.duration_ms / 1000, segment.start_ms, segment.size)
 
 
 def main() -> int:

@@ -23,6 +23,7 @@ from typing import Any
 import av
 import numpy as np
 
+from chalicelib.adts import adts_header
 from recorder_container import h264
 from recorder_container.codec_seam import EncodedVideo
 from recorder_container.timeline import SourceClock
@@ -38,22 +39,6 @@ AUDIO_SLACK = 480  # samples (10 ms) of jitter tolerated before silence is inser
 AUDIO_ONLY_CUT_S = 2.0  # AvMerge: without video for this long, audio may cut segments
 # aiortc's audio jitter buffer holds 4 packets (~80 ms) before it hands out the first one:
 # WriterSpec.audio_latency_s defaults to that
-
-SR_INDEX = {96000: 0, 88200: 1, 64000: 2, 48000: 3, 44100: 4, 32000: 5, 24000: 6, 22050: 7, 16000: 8}
-
-
-def adts_header(payload_size: int, sample_rate: int, channels: int) -> bytes:
-    """ADTS header for one raw AAC-LC frame (MPEG-TS carries AAC in ADTS)."""
-    n = payload_size + 7
-    return bytes([
-        0xFF, 0xF1,
-        (1 << 6) | (SR_INDEX[sample_rate] << 2) | (channels >> 2),
-        ((channels & 3) << 6) | (n >> 11),
-        (n >> 3) & 0xFF,
-        ((n & 7) << 5) | 0x1F,
-        0xFC,
-    ])
-
 
 @dataclass(frozen=True)
 class SegmentDone:

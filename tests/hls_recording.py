@@ -5,12 +5,14 @@ remux tests and bench."""
 from __future__ import annotations
 
 import fractions
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
 import numpy as np
 
+from chalicelib.adts import adts_header
 from chalicelib.naming import utc17
 from recorder_container.playlist import PlaylistSegment, render
 
@@ -39,7 +41,9 @@ def _video_encoder(width: int, height: int, fps: int, keyint: int, bitrate: int)
 
 def write_stream(directory: Path, stem: str, start_ms: int, seconds: float, segment_s: float, *,
                  video: bool = True, audio: bool = True, width: int = 160, height: int = 90, fps: int = 15,
-                 bitrate: int = 200_000, noise: bool = False) -> Written:
+                 bitrate: int = 200_000, noise: bool = False,
+                 picture: Callable[[float], np.ndarray] | None = None,
+                 sound: Callable[[np.ndarray], np.ndarray] | None = None) -> Written:
     """One stream (video, audio or both in each TS) as `<stem>.m3u8` and `<stem>_<UTC17>.ts`."""
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(3)
@@ -52,8 +56,12 @@ def write_stream(directory: Path, stem: str, start_ms: int, seconds: float, segm
     events: list[tuple[int, str, bytes, bool]] = []  # (ts, kind, payload, keyframe)
     if venc is not None:
         for i in range(int(seconds * fps)):
-            image = rng.integers(0, 255, (height, width, 3), np.uint8) if noise else \
-                np.full((height, width, 3), (i * 7) % 255, np.uint8)
+            if picture is not None:  # the picture at t seconds into the stream
+                image = picture(i / fps)
+            elif noise:
+                image = rng.integers(0, 255, (height, width, 3), np.uint8)
+            else:
+                image = np.full((height, width, 3), (i * 7) % 255, np.uint8)
             frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
             frame.pts = i
             for pkt in venc.encode(frame):
@@ -62,7 +70,7 @@ def write_stream(directory: Path, stem: str, start_ms: int, seconds: float, segm
             events.append((BASE + round(int(pkt.pts) * RATE / fps), "video", bytes(pkt), pkt.is_keyframe))
     if aenc is not None:
         t = np.arange(int(seconds * 48000)) / 48000
-        pcm = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        pcm = (sound(t) if sound is not None else 0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
         for n, i in enumerate(range(0, len(pcm) - 1024 + 1, 1024)):
             frame = av.AudioFrame.from_ndarray(pcm[None, i:i + 1024], format="fltp", layout="mono")
             frame.sample_rate, frame.pts = 48000, n * 1024
@@ -116,6 +124,4 @@ def write_stream(directory: Path, stem: str, start_ms: int, seconds: float, segm
 
 
 def _adts(payload: bytes) -> bytes:
-    n = len(payload) + 7
-    return bytes([0xFF, 0xF1, (1 << 6) | (3 << 2), (1 << 6) | (n >> 11), (n >> 3) & 0xFF,
-                  ((n & 7) << 5) | 0x1F, 0xFC]) + payload
+    return adts_header(len(payload), 48000, 1) + payload
