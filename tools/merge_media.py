@@ -23,6 +23,7 @@ from typing import Any
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from chalicelib.adts import SR_INDEX, adts_header
 from tools.merge_plan import Clip, Output
@@ -32,6 +33,7 @@ AAC_FRAME = 1024
 QUICK_PROBE = {"probesize": "32", "analyzeduration": "0", "fpsprobesize": "0"}  # packets only, no parameters
 SLACK = 480  # samples (10 ms) of timing jitter absorbed before silence is added or samples dropped
 Warn = Callable[[str], None]
+SCALER = VideoReformatter()  # one swscale context for all frames of a size (the tool is single-threaded)
 
 
 def with_sizes(output: Output) -> Output:
@@ -414,10 +416,10 @@ def _covered(output: Output) -> Callable[[float], bool]:
 def _fit(frame: Any, width: int, height: int) -> Any:
     """The picture scaled to fit width x height, keeping its shape (black bars where needed)."""
     if (frame.width, frame.height) == (width, height):
-        return frame.reformat(format="yuv420p")
+        return SCALER.reformat(frame, format="yuv420p")
     scale = min(width / frame.width, height / frame.height)
     fw, fh = max(2, int(frame.width * scale) // 2 * 2), max(2, int(frame.height * scale) // 2 * 2)
-    fitted = frame.reformat(width=fw, height=fh, format="yuv420p").to_ndarray().reshape(-1)
+    fitted = SCALER.reformat(frame, width=fw, height=fh, format="yuv420p").to_ndarray().reshape(-1)
     canvas = _black_planes(width, height)
     flat = canvas.reshape(-1)
     x, y = (width - fw) // 4 * 2, (height - fh) // 4 * 2
