@@ -62,17 +62,22 @@ def build(folder: Path, minutes: int) -> int:
 
 
 def trtc_way(folder: Path, out: Path) -> list[str]:
-    """A shell script doing per user what TRTC_Merge.py does: cat the TS, re-encode everything."""
+    """A shell script doing per user what TRTC_Merge.py does (spec §8): cat the TS files, make the
+    audio continuous (-copyts, aresample async), delay it by the difference of the first file
+    names' times, and re-encode everything (libx264 veryfast at 15 fps, AAC)."""
     lines = ["set -e"]
     for user_dir in sorted({p.name.split("__UserId_e_")[0] for p in folder.glob("*.m3u8")}):
         video = sorted(folder.glob(f"{user_dir}__UserId_e_main_video_*.ts"))
         audio = sorted(folder.glob(f"{user_dir}__UserId_e_main_audio_*.ts"))
-        v, a = out / f"{user_dir}_v.ts", out / f"{user_dir}_a.ts"
+        v, a, m4a = out / f"{user_dir}_v.ts", out / f"{user_dir}_a.ts", out / f"{user_dir}_tmp.m4a"
         lines.append(f"cat {' '.join(map(str, video))} > {v}")
         lines.append(f"cat {' '.join(map(str, audio))} > {a}")
+        lines.append(f"ffmpeg -hide_banner -loglevel error -y -copyts -i {a} -af aresample=48000:async=1 "
+                     f"-c:a aac {m4a}")
         delay = utc17_ms(audio[0].name[-20:-3]) - utc17_ms(video[0].name[-20:-3])  # as TRTC: from the names
-        lines.append(f"ffmpeg -hide_banner -loglevel error -y -i {v} -i {a} -c:v libx264 -preset veryfast -r 15 "
-                     f"-af adelay={delay}:all=1 -c:a aac -map 0:v -map 1:a {out / (user_dir + '_av.mp4')}")
+        lines.append(f"ffmpeg -hide_banner -loglevel error -y -i {m4a} -i {v} "
+                     f"-filter_complex '[0]adelay={delay}:all=1[audio]' -map '[audio]' -map 1:v "
+                     f"-c:v libx264 -preset veryfast -r 15 -c:a aac {out / (user_dir + '_av.mp4')}")
     return ["bash", "-c", "\n".join(lines)]
 
 

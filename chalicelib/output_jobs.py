@@ -64,8 +64,9 @@ class Job:
         # the TaskId goes in verbatim: S3 events hand it back URL-encoded ("+" stays a "+" only after decoding)
         return f"{MARKER_PREFIX}{self.task_id}/{self.stem}/part-{part}.json"
 
-    def marker(self, part: int, jobs: int) -> bytes:
-        return json.dumps({"Job": asdict(self), "Part": part, "Jobs": jobs}).encode()
+    def marker(self, part: int) -> bytes:
+        """The body of the marker that makes `part` of this job."""
+        return json.dumps({"Job": asdict(self), "Part": part}).encode()
 
     @classmethod
     def from_marker(cls, body: bytes) -> tuple[Job, int]:

@@ -54,7 +54,7 @@ def request(task: TaskRecord, tasks: TaskStore, internal: Any, bucket: str) -> i
     if not jobs or not tasks.start_outputs(task.task_id, len(jobs)):
         return 0
     for job in jobs:
-        internal.put_object(Bucket=bucket, Key=job.marker_key(1), Body=job.marker(1, len(jobs)),
+        internal.put_object(Bucket=bucket, Key=job.marker_key(1), Body=job.marker(1),
                             ContentType="application/json")
     log.info("output jobs requested", extra={"task_id": task.task_id, "jobs": len(jobs)})
     return len(jobs)
@@ -106,7 +106,7 @@ class _JobRun:
         if more:
             self.deps.internal.put_object(Bucket=self.deps.settings.internal_bucket,
                                           Key=self.job.marker_key(self.part + 1),
-                                          Body=self.job.marker(self.part + 1, 0), ContentType="application/json")
+                                          Body=self.job.marker(self.part + 1), ContentType="application/json")
             return
         if self.ok and not self.want.keep_hls:
             self._delete_hls(playlists)
