@@ -267,3 +267,12 @@ def test_marker_jobs_group_users_and_ha_prefixes() -> None:
     assert {j.stem for j in jobs} == {naming.stream_stem("u1", "main", "x").removesuffix("_x"),
                                       naming.stream_stem("u2", "main", "x").removesuffix("_x"),
                                       ha.stream_stem("u1", "main", "x").removesuffix("_x")}
+
+
+def test_a_damaged_segment_costs_only_itself(customer: Settings, tmp_path: Path) -> None:
+    files, video, _, directory = _single_user(tmp_path, seconds=24, segment_s=4)
+    aws.client("s3").put_object(Bucket=BUCKET, Key=directory + video.segments[2].name, Body=b"\x47\x1f\xff" * 4000)
+    _run_jobs(_task({"RecordMode": 1, "OutputFormat": 1}, files))
+    (mp4,) = [k for k in _keys(directory) if k.endswith(".mp4")]
+    frames = _probe(tmp_path, mp4)["video"]["frames"]
+    assert 24 * 15 - 4 * 15 - 15 <= frames <= 24 * 15 - 4 * 15  # one 4-s segment lost, the rest kept
