@@ -135,6 +135,36 @@ def _wall_of(clip: Clip, container: Any) -> Callable[[int, fractions.Fraction], 
     return wall
 
 
+def _timeline(output: Output, kind: str, warn: Warn, decode: bool = False,
+              quick_after_first: bool = False) -> Iterator[tuple[float, Any]]:
+    """(output ms, packet — or frame when decoding) of the output's `kind` clips, in order,
+    leaving out what falls into a removed gap. Unreadable clips are reported and skipped, a
+    damaged one from the damage on. With quick_after_first only the first clip is probed in
+    full (it gives the output stream's parameters), the rest are read for their packets."""
+    probed = False
+    for clip in output.audio if kind == "audio" else output.video:
+        source = _open(clip, warn, QUICK_PROBE if probed and quick_after_first else None)
+        if source is None:
+            continue
+        with source:
+            streams = source.streams.audio if kind == "audio" else source.streams.video
+            if not streams:
+                warn(f"{clip.path.name} has no {kind}; skipped")
+                continue
+            probed = True
+            wall = _wall_of(clip, source)
+            try:
+                for item in source.decode(streams[0]) if decode else source.demux(streams[0]):
+                    at = item.pts if decode else item.dts
+                    if at is None or (not decode and item.size == 0):
+                        continue
+                    out = output.out_ms(wall(at, item.time_base))
+                    if out is not None:
+                        yield out, item
+            except av.error.FFmpegError as exc:
+                warn(f"{clip.path.name} is damaged ({_reason(exc)}); the rest of it is skipped")
+
+
 def _probe_size(path: Path) -> tuple[int, int]:
     try:
         with av.open(str(path)) as c:
@@ -180,33 +210,17 @@ def _remuxed_audio(container: Any, output: Output, shared: tuple[int, int],
             yield next_slot * AAC_FRAME * 1000 / rate, 1, packet
             next_slot += 1
 
-    for clip in output.audio:
-        source = _open(clip, warn, {} if stream is None else QUICK_PROBE)
-        if source is None:
+    for out, packet in _timeline(output, "audio", warn, quick_after_first=True):
+        if stream is None:
+            stream = container.add_stream_from_template(packet.stream)
+        slot = round(out * rate / 1000 / AAC_FRAME)
+        if slot < next_slot:
             continue
-        with source:
-            if not source.streams.audio:
-                continue
-            if stream is None:
-                stream = container.add_stream_from_template(source.streams.audio[0])
-            wall = _wall_of(clip, source)
-            try:
-                for packet in source.demux(source.streams.audio[0]):
-                    if packet.dts is None or packet.size == 0:
-                        continue
-                    out = output.out_ms(wall(packet.dts, packet.time_base))
-                    if out is None:
-                        continue
-                    slot = round(out * rate / 1000 / AAC_FRAME)
-                    if slot < next_slot:
-                        continue
-                    yield from fill(slot)
-                    packet.pts = packet.dts = slot * AAC_FRAME
-                    packet.time_base, packet.stream = time_base, stream
-                    yield slot * AAC_FRAME * 1000 / rate, 1, packet
-                    next_slot = slot + 1
-            except av.error.FFmpegError as exc:
-                warn(f"{clip.path.name} is damaged ({_reason(exc)}); the rest of it is skipped")
+        yield from fill(slot)
+        packet.pts = packet.dts = slot * AAC_FRAME
+        packet.time_base, packet.stream = time_base, stream
+        yield slot * AAC_FRAME * 1000 / rate, 1, packet
+        next_slot = slot + 1
     if stream is not None:
         yield from fill(math.ceil(output.duration_ms * rate / 1000 / AAC_FRAME))
 
@@ -254,37 +268,20 @@ def _encoded_audio(container: Any, output: Output, warn: Warn) -> Iterator[tuple
         frame.sample_rate = AUDIO_RATE
         return frame
 
-    for clip in output.audio:
-        container_in = _open(clip, warn)
-        if container_in is None:
-            continue
-        with container_in:
-            if not container_in.streams.audio:
-                warn(f"{clip.path.name} has no audio; skipped")
-                continue
-            wall = _wall_of(clip, container_in)
-            try:
-                for frame in container_in.decode(audio=0):
-                    if frame.pts is None:
-                        continue
-                    out = output.out_ms(wall(frame.pts, frame.time_base))
-                    if out is None:
-                        continue
-                    target = round(out * AUDIO_RATE / 1000)
-                    for piece in resampler.resample(frame):
-                        piece.pts = None
-                        if target > written + SLACK:  # nothing was recorded meanwhile
-                            yield from put(silence(target - written))
-                        skip = written - target
-                        if skip > SLACK:  # overlaps what is written (a resumed recording)
-                            if skip >= piece.samples:
-                                target += piece.samples
-                                continue
-                            piece = _tail(piece, skip, layout)
-                        yield from put(piece)
-                        target += piece.samples
-            except av.error.FFmpegError as exc:
-                warn(f"{clip.path.name} is damaged ({_reason(exc)}); the rest of it is skipped")
+    for out, frame in _timeline(output, "audio", warn, decode=True):
+        target = round(out * AUDIO_RATE / 1000)
+        for piece in resampler.resample(frame):
+            piece.pts = None
+            if target > written + SLACK:  # nothing was recorded meanwhile
+                yield from put(silence(target - written))
+            skip = written - target
+            if skip > SLACK:  # overlaps what is written (a resumed recording)
+                if skip >= piece.samples:
+                    target += piece.samples
+                    continue
+                piece = _tail(piece, skip, layout)
+            yield from put(piece)
+            target += piece.samples
     if total > written:
         yield from put(silence(total - written))
     if fifo.samples:
@@ -323,58 +320,19 @@ def _timed(packet: Any, order: int) -> tuple[float, int, Any]:
 def _remuxed_video(container: Any, output: Output, warn: Warn) -> Iterator[tuple[float, int, Any]]:
     stream = None
     last_dts = -1
-    for clip in output.video:
-        container_in = _open(clip, warn)
-        if container_in is None:
-            continue
-        with container_in:
-            if not container_in.streams.video:
-                warn(f"{clip.path.name} has no video; skipped")
-                continue
-            source = container_in.streams.video[0]
-            if stream is None:
-                stream = container.add_stream_from_template(source)
-            wall = _wall_of(clip, container_in)
-            try:
-                for packet in container_in.demux(source):
-                    if packet.dts is None or packet.size == 0:
-                        continue
-                    out = output.out_ms(wall(packet.dts, packet.time_base))
-                    if out is None:
-                        continue
-                    dts = max(round(out * 90), last_dts + 1)
-                    cto = packet.pts - packet.dts if packet.pts is not None else 0
-                    last_dts = dts
-                    packet.dts, packet.pts = dts, dts + cto
-                    packet.time_base = fractions.Fraction(1, 90000)
-                    packet.stream = stream
-                    yield (dts / 90, 0, packet)
-            except av.error.FFmpegError as exc:
-                warn(f"{clip.path.name} is damaged ({_reason(exc)}); the rest of it is skipped")
+    for out, packet in _timeline(output, "video", warn):
+        if stream is None:
+            stream = container.add_stream_from_template(packet.stream)
+        dts = max(round(out * 90), last_dts + 1)
+        cto = packet.pts - packet.dts if packet.pts is not None else 0
+        last_dts = dts
+        packet.dts, packet.pts = dts, dts + cto
+        packet.time_base = fractions.Fraction(1, 90000)
+        packet.stream = stream
+        yield (dts / 90, 0, packet)
 
 
 # ---- video, encoded
-
-def _decoded(output: Output, warn: Warn) -> Iterator[tuple[float, Any]]:
-    """(output ms, frame) of every picture of the output's video clips, in order."""
-    for clip in output.video:
-        container_in = _open(clip, warn)
-        if container_in is None:
-            continue
-        with container_in:
-            if not container_in.streams.video:
-                continue
-            wall = _wall_of(clip, container_in)
-            try:
-                for frame in container_in.decode(video=0):
-                    if frame.pts is None:
-                        continue
-                    out = output.out_ms(wall(frame.pts, frame.time_base))
-                    if out is not None:
-                        yield out, frame
-            except av.error.FFmpegError as exc:
-                warn(f"{clip.path.name} is damaged ({_reason(exc)}); the rest of it is skipped")
-
 
 def _encoded_video(container: Any, output: Output, size: tuple[int, int], fps: int, black_gaps: bool,
                    warn: Warn) -> Iterator[tuple[float, int, Any]]:
@@ -386,7 +344,7 @@ def _encoded_video(container: Any, output: Output, size: tuple[int, int], fps: i
     stream.codec_context.options = {"preset": "veryfast", "crf": "23"}
     covered = _covered(output)
     black = _black(width, height)
-    frames = _decoded(output, warn)
+    frames = _timeline(output, "video", warn, decode=True)
     pending = next(frames, None)
     shown: Any = None
     for tick in range(math.ceil(output.duration_ms * fps / 1000)):
