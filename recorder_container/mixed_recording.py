@@ -36,9 +36,9 @@ from recorder_container.audio_mixer import AudioMixer
 from recorder_container.codec_seam import EncodedVideo
 from recorder_container.compositor import Canvas, hex_rgb
 from recorder_container.hls_writer import WriterSpec
-from recorder_container.janus import JanusError, JanusSession
+from recorder_container.janus import JanusSession
 from recorder_container.recording import HlsStream, RecordingContext, StreamKey
-from recorder_container.subscriber import FeedSubscriber
+from recorder_container.subscriber import FeedSubscriber, subscribe_missing
 from recorder_container.watermarks import (
     Placed,
     decode_rgba,
@@ -194,19 +194,9 @@ class MixedRecording:
                 for (user, mid), layer in layers.items():
                     if user == feed:
                         await sub.set_substream(mid, layer)
-        for feed, mids in want.items():
-            if feed in self.subscribers:
-                continue
-            sub = FeedSubscriber(janus, self.ctx.address, feed, mids, self.ctx.ice_servers,
-                                 functools.partial(self._on_track, feed),
-                                 {mid: layer for (user, mid), layer in layers.items() if user == feed})
-            try:
-                await sub.start()
-            except (JanusError, TimeoutError, OSError, ValueError) as exc:
-                log.warning("subscribing to %s failed (%s); retrying later", feed, exc)
-                await sub.close()
-                continue
-            self.subscribers[feed] = sub
+        await subscribe_missing(self.subscribers, want, lambda feed, mids: FeedSubscriber(
+            janus, self.ctx.address, feed, mids, self.ctx.ice_servers, functools.partial(self._on_track, feed),
+            {mid: layer for (user, mid), layer in layers.items() if user == feed}))
 
     def _on_track(self, feed: str, mid: str, track: MediaStreamTrack, receiver: RTCRtpReceiver) -> None:
         route = self._routes.get((feed, mid))

@@ -27,10 +27,10 @@ from chalicelib.naming import AUDIO, AUDIO_VIDEO, MAIN, VIDEO, TaskNaming
 from chalicelib.subscription import Selected
 from chalicelib.task_store import StorageFile
 from recorder_container.hls_writer import SegmentDone, StreamWriter, WriterSpec
-from recorder_container.janus import JanusError, JanusSession
+from recorder_container.janus import JanusSession
 from recorder_container.playlist import PlaylistSegment, render
 from recorder_container.room import RoomAddress
-from recorder_container.subscriber import FeedSubscriber
+from recorder_container.subscriber import FeedSubscriber, subscribe_missing
 from recorder_container.uploader import Upload, Uploader
 
 log = logging.getLogger(__name__)
@@ -166,18 +166,8 @@ class SingleStreamRecording:
             if tuple(want.get(feed, ())) != sub.mids:
                 del self.subscribers[feed]
                 await sub.close()
-        for feed, mids in want.items():
-            if feed in self.subscribers:
-                continue
-            sub = FeedSubscriber(janus, self.ctx.address, feed, mids, self.ctx.ice_servers,
-                                 functools.partial(self._on_track, feed))
-            try:
-                await sub.start()
-            except (JanusError, TimeoutError, OSError, ValueError) as exc:
-                log.warning("subscribing to %s failed (%s); retrying later", feed, exc)
-                await sub.close()
-                continue
-            self.subscribers[feed] = sub
+        await subscribe_missing(self.subscribers, want, lambda feed, mids: FeedSubscriber(
+            janus, self.ctx.address, feed, mids, self.ctx.ice_servers, functools.partial(self._on_track, feed)))
 
     def _ensure_stream(self, key: StreamKey) -> HlsStream:
         stream = self.streams.get(key)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
@@ -148,3 +148,20 @@ class FeedSubscriber:
             with contextlib.suppress(JanusError, OSError):
                 await self._janus.detach(self._handle)
             self._handle = None
+
+
+async def subscribe_missing(subscribers: dict[str, FeedSubscriber], want: Mapping[str, Sequence[str]],
+                            make: Callable[[str, Sequence[str]], FeedSubscriber]) -> None:
+    """Start a subscriber for every wanted feed that has none yet; a feed whose subscription
+    fails is left out and tried again at the next reconcile."""
+    for feed, mids in want.items():
+        if feed in subscribers:
+            continue
+        sub = make(feed, mids)
+        try:
+            await sub.start()
+        except (JanusError, TimeoutError, OSError, ValueError) as exc:
+            log.warning("subscribing to %s failed (%s); retrying later", feed, exc)
+            await sub.close()
+            continue
+        subscribers[feed] = sub
