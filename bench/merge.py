@@ -25,8 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.hls_copies import measure, repeat  # noqa: E402
-from chalicelib.hls_index import utc17_ms  # noqa: E402
-from chalicelib.naming import TaskNaming  # noqa: E402
+from chalicelib.naming import TaskNaming, utc17_ms  # noqa: E402
 from tests.hls_recording import write_stream  # noqa: E402
 
 T0 = 1_760_000_000_000

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+
+from chalicelib.naming import utc17_ms
 
 _UTC17 = re.compile(r"_(\d{17})\.ts$")
 
@@ -44,12 +45,6 @@ class Playlist:
     @property
     def end_ms(self) -> int:
         return max(s.end_ms for s in self.segments)
-
-
-def utc17_ms(text: str) -> int:
-    """Unix ms of a 17-digit UTC time (yyyymmddHHMMSSmmm)."""
-    moment = datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
-    return int(moment.timestamp()) * 1000 + int(text[14:17])
 
 
 def parse(text: str) -> Playlist:

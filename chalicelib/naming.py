@@ -30,6 +30,12 @@ def utc17(epoch_ms: int) -> str:
     return moment.strftime("%Y%m%d%H%M%S") + f"{epoch_ms % 1000:03d}"
 
 
+def utc17_ms(text: str) -> int:
+    """Unix ms of a 17-digit UTC time (yyyymmddHHMMSSmmm): the inverse of utc17."""
+    moment = datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    return int(moment.timestamp()) * 1000 + int(text[14:17])
+
+
 @dataclass(frozen=True)
 class TaskNaming:
     """Where one task's files go: the key prefix and the room part of every name."""

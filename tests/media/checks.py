@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
 
+from chalicelib import naming
 from tests.media.conftest import BUCKET
 
 EXTINF = re.compile(r"#EXTINF:(\d+\.\d+),")
@@ -40,11 +40,10 @@ class Playlist:
 
 
 def utc17_ms(name: str) -> int:
+    """Unix ms of the 17-digit UTC time in a TS file name."""
     stamp = re.search(r"_(\d{17})\.ts$", name)
     assert stamp, name
-    s = stamp.group(1)
-    moment = datetime.strptime(s[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
-    return int(moment.timestamp()) * 1000 + int(s[14:])
+    return naming.utc17_ms(stamp.group(1))
 
 
 class Recording:

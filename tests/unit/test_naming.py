@@ -30,3 +30,11 @@ def test_string_room_ha_and_mixed_names() -> None:
     assert n.playlist("u", "aux", "video").startswith("ha2_1400000001_cm9vbS8x__UserId_s_dQ..__UserId_e_aux_video")
     assert n.mixed_playlist() == "ha2_1400000001_cm9vbS8x.m3u8"
     assert n.mixed_segment(1_768_908_622_488) == "ha2_1400000001_cm9vbS8x_20260120113022488.ts"
+
+
+def test_utc17_reads_back() -> None:
+    from chalicelib.naming import utc17, utc17_ms
+
+    for ms in (0, 1_622_425_551_884, 1_768_908_622_488):
+        assert utc17_ms(utc17(ms)) == ms
+    assert utc17_ms("20260120113022488") == 1_768_908_622_488
