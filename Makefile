@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.deps-stamp
-REQS   := requirements.txt requirements-dev.txt recorder_container/requirements.txt
+REQS   := requirements.txt requirements-dev.txt recorder_container/requirements.txt pyproject.toml
 
 .PHONY: deps apt run test unit lint bench-api clean
 
@@ -16,12 +16,13 @@ apt:
 $(STAMP): $(REQS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 run: deps
-	$(PY) infra/local/stack.py
+	$(PY) -m infra.local.stack
 
-test: deps
+test: deps lint
 	$(PY) -m pytest
 
 unit: deps

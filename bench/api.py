@@ -21,12 +21,11 @@ from pathlib import Path
 import boto3
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from chalicelib.signing import sign_tc3
+from chalicelib.usersig import gen_usersig
+from tests.support.stack import free_port, stack_env, wait_for
 
-from chalicelib.signing import sign_tc3  # noqa: E402
-from chalicelib.usersig import gen_usersig  # noqa: E402
-from tests.e2e.conftest import free_port, stack_env, wait_for  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 APP, SECRET_ID, SECRET_KEY, SIG_KEY = 1400000009, "AKIDBENCH", "bench-secret", "bench-sig"
 

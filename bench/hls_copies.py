@@ -13,7 +13,7 @@ import av
 from chalicelib import hls_index
 from chalicelib.naming import utc17
 from recorder_container.playlist import PlaylistSegment, render
-from tests.hls_recording import Written
+from tests.support.hls_recording import Written
 
 RATE = 90000
 

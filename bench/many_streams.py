@@ -15,10 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.single_stream import (  # noqa: E402
+from bench.single_stream import (
     TICKS,
     cpu_ticks,
     encode,
@@ -37,8 +34,8 @@ STREAMS_PER_PROCESS = 8
 async def bench(seconds: float) -> None:
     from aiortc.contrib.media import MediaPlayer
 
-    from tests.e2e.test_sdk import create_request, delete
-    from tests.media.publisher import Participant
+    from tests.support.publisher import Participant
+    from tests.support.sdk import create_request, delete
 
     clip = encode(Path(tempfile.mkdtemp()), "320x180@15", 320, 180, 15, "250k")
     run_dir = Path(tempfile.mkdtemp(prefix="cloudrec-bench-"))

@@ -21,12 +21,11 @@ from pathlib import Path
 import av
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.hls_copies import measure, repeat
+from chalicelib.naming import TaskNaming, utc17_ms
+from tests.support.hls_recording import write_stream
 
-from bench.hls_copies import measure, repeat  # noqa: E402
-from chalicelib.naming import TaskNaming, utc17_ms  # noqa: E402
-from tests.hls_recording import write_stream  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 T0 = 1_760_000_000_000
 PERIOD_S = 60

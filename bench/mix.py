@@ -16,10 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.single_stream import (  # noqa: E402
+from bench.single_stream import (
     cpu_ticks,
     encode,
     find_pid,
@@ -30,8 +27,8 @@ from bench.single_stream import (  # noqa: E402
     rss_mb,
     sample_cpu,
 )
-from chalicelib.layouts import Participant, grid  # noqa: E402
-from recorder_container.mixed_recording import mix_preset  # noqa: E402
+from chalicelib.layouts import Participant, grid
+from recorder_container.mixed_recording import mix_preset
 
 CANVASES = ((1280, 720, 1_500_000), (1920, 1080, 3_000_000))
 COUNTS = (2, 4, 9)
@@ -70,7 +67,7 @@ async def measure_recorder(stack: object, clips: list[Path], width: int, height:
                            seconds: float) -> dict[str, float]:
     from tencentcloud.trtc.v20190722 import models
 
-    from tests.e2e.test_sdk import create_request, delete
+    from tests.support.sdk import create_request, delete
 
     people = []
     for i, clip in enumerate(clips):
@@ -97,7 +94,7 @@ async def measure_recorder(stack: object, clips: list[Path], width: int, height:
 async def _one(stack: object, room: str, clip: Path, index: int) -> list[object]:
     from aiortc.contrib.media import MediaPlayer
 
-    from tests.media.publisher import Participant as Publisher
+    from tests.support.publisher import Participant as Publisher
 
     p = Publisher(stack.janus_url, room, f"p{index}")  # type: ignore[attr-defined]
     await p.join()

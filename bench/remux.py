@@ -20,22 +20,19 @@ from pathlib import Path
 
 import av
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.hls_copies import measure, repeat  # noqa: E402
-from chalicelib import hls_index  # noqa: E402
-from recorder_container.playlist import PlaylistSegment, render  # noqa: E402
-from tests.hls_recording import Written, write_stream  # noqa: E402
+from bench.hls_copies import measure, repeat
+from chalicelib import hls_index
+from recorder_container.playlist import PlaylistSegment, render
+from tests.support.hls_recording import Written, write_stream
 
 SEGMENT_S = 6
 T0 = 1_760_000_000_000
 OURS = """
-import sys, time
+import time
 from pathlib import Path
-sys.path.insert(0, {root!r})
 from chalicelib import hls_index, mp4_parts
 from chalicelib.remux import Source, remux_part
+
 directory = Path({directory!r})
 playlist = hls_index.parse((directory / "rec.m3u8").read_text())
 (part,) = mp4_parts.plan(playlist, [])
@@ -82,7 +79,7 @@ def main() -> int:
               f"built in {time.perf_counter() - started:.0f} s")
         ffmpeg = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(hls / "rec.m3u8"),
                   "-c", "copy", "-f", "mp4", str(work / "ffmpeg.mp4")]
-        ours = [sys.executable, "-c", OURS.format(root=str(ROOT), directory=str(hls), out=str(work / "ours.mp4"))]
+        ours = [sys.executable, "-c", OURS.format(directory=str(hls), out=str(work / "ours.mp4"))]
         results: dict[str, list[tuple[float, float, float]]] = {"ffmpeg -c copy": [], "cloudrec remux": []}
         for _ in range(opts.rounds):  # alternate, so the page cache favours neither
             results["ffmpeg -c copy"].append(measure(ffmpeg))

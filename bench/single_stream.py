@@ -24,10 +24,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from tests.support import netns
 
-from tests import netns  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SEGMENT_S = 6.0
 CONFIGS = (("640x360@15", 640, 360, 15, "800k"), ("1280x720@30", 1280, 720, 30, "2500k"))
@@ -100,8 +99,8 @@ async def sample_cpu(pids: dict[str, int], seconds: float) -> dict[str, float]:
 @contextmanager
 def local_stack(run_dir: Path, **extra_env: str) -> Iterator[Any]:
     """The local stack as the media tests run it (Janus on the namespace's v0), with a bucket."""
-    from tests.e2e.conftest import running_stack
-    from tests.media.conftest import BUCKET, media_env
+    from tests.support.media import BUCKET, media_env
+    from tests.support.stack import running_stack
 
     env = {**media_env(), "CLOUDREC_SEGMENT_S": str(SEGMENT_S), "CLOUDREC_STREAMS_PER_PROCESS": "16", **extra_env}
     with running_stack(run_dir, **env) as stack:
@@ -112,7 +111,7 @@ def local_stack(run_dir: Path, **extra_env: str) -> Iterator[Any]:
 async def publishers(stack: Any, room: str, clip: Path, count: int) -> list[Any]:
     from aiortc.contrib.media import MediaPlayer
 
-    from tests.media.publisher import Participant
+    from tests.support.publisher import Participant
 
     people = []
     for i in range(count):
@@ -135,8 +134,8 @@ def stream_stats(log_path: Path) -> dict[str, int]:
 
 
 async def measure_recorder(stack: Any, clip: Path, count: int, room: str, seconds: float) -> dict[str, Any]:
-    from tests.e2e.test_sdk import create_request, delete
-    from tests.media.checks import Recording
+    from tests.support.media_checks import Recording
+    from tests.support.sdk import create_request, delete
 
     people = await publishers(stack, room, clip, count)
     await asyncio.sleep(2)

@@ -12,11 +12,7 @@ from chalicelib import aws, wiring
 from chalicelib.apps import App, AppRegistry, RoomBackend
 from chalicelib.config import Settings
 from chalicelib.schema import create_resources
-
-SDKAPPID = 1400000001
-SECRET_ID = "AKIDTESTS"
-SECRET_KEY = "test-secret-key"
-USERSIG_KEY = "test-usersig-key"
+from tests.support.moto_app import SDKAPPID, SECRET_ID, SECRET_KEY, USERSIG_KEY
 
 
 @pytest.fixture

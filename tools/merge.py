@@ -16,9 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tools import merge_media, merge_plan  # noqa: E402
+from tools import merge_media, merge_plan
 
 FPS_MIN, FPS_MAX = 5, 120
 

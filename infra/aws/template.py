@@ -13,16 +13,12 @@ points the functions at those resources and turns on partial batch responses.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from chalicelib.config import Settings  # noqa: E402
-from chalicelib.output_jobs import MARKER_PREFIX  # noqa: E402
-from chalicelib.schema import (  # noqa: E402
+from chalicelib.config import Settings
+from chalicelib.output_jobs import MARKER_PREFIX
+from chalicelib.schema import (
     EVENTS_MAX_RECEIVES,
     EVENTS_VISIBILITY_S,
     TTL_ATTRIBUTE,

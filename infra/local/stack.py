@@ -23,15 +23,14 @@ from typing import IO, Any
 
 import boto3
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from chalicelib.apps import AppRegistry, dev_app_from_env
+from chalicelib.config import Settings
+from chalicelib.schema import create_resources
+from infra.local import janus
+from infra.local.pump import EventPump
+from infra.local.vod_server import VodServer
 
-from chalicelib.apps import AppRegistry, dev_app_from_env  # noqa: E402
-from chalicelib.config import Settings  # noqa: E402
-from chalicelib.schema import create_resources  # noqa: E402
-from infra.local import janus  # noqa: E402
-from infra.local.pump import EventPump  # noqa: E402
-from infra.local.vod_server import VodServer  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 VOD_BUCKET = "cloudrec-vod"  # where the VOD stand-in keeps committed media
 

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from tests import netns
-from tests.e2e.conftest import ROOT
+from tests.support import netns
+from tests.support.stack import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import netns
-from tests.e2e.conftest import ROOT, wait_for
+from tests.support import netns
+from tests.support.stack import ROOT, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns]
 NS = f"cloudrec-t{os.getpid()}"
@@ -40,7 +40,7 @@ def test_make_run_inside_a_namespace(namespace: str, tmp_path: Path) -> None:
         janus_cfg = (tmp_path / "janus" / "janus.jcfg").read_text()
         assert 'ice_enforce_list = "v0"' in janus_cfg and 'interface = "10.99.0.1"' in janus_cfg
         result = subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-m",
-                                 "tests.e2e.netns_client", "8000"], cwd=ROOT, env=env, capture_output=True,
+                                 "tests.support.netns_client", "8000"], cwd=ROOT, env=env, capture_output=True,
                                 text=True, timeout=90)
         assert result.returncode == 0, result.stderr
         outcome = json.loads(result.stdout.strip().splitlines()[-1])

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.e2e.conftest import ROOT, LocalStack
+from tests.support.stack import ROOT, LocalStack
 
 pytestmark = pytest.mark.e2e
 

@@ -9,16 +9,14 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.trtc.v20190722 import models
 
-from tests.e2e.conftest import SDKAPPID, LocalStack, wait_for
-from tests.e2e.janus_room import JanusHttp
-from tests.e2e.test_sdk import create_request, delete, describe
+from tests.support.janus_http import JanusHttp
+from tests.support.sdk import create_request, delete, describe, ended
+from tests.support.stack import SDKAPPID, LocalStack, recorder_pid, wait_for
 
 pytestmark = pytest.mark.e2e
 ROBOT = "cloudrec-robot:"
@@ -33,27 +31,6 @@ def janus(stack: LocalStack) -> Iterator[JanusHttp]:
 
 def robots_in(janus: JanusHttp, room: str) -> list[str]:
     return [p["display"] for p in janus.participants(room) if str(p.get("display", "")).startswith(ROBOT)]
-
-
-def recorder_pid(task_id: str) -> int | None:
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if b"recorder_container" in (proc / "cmdline").read_bytes() and \
-                    f"CLOUDREC_TASK_ID={task_id}".encode() in (proc / "environ").read_bytes().split(b"\0"):
-                return int(proc.name)
-        except OSError:
-            continue
-    return None
-
-
-def ended(stack: LocalStack, task_id: str) -> bool:
-    try:
-        describe(stack, task_id)
-        return False
-    except TencentCloudSDKException as exc:
-        return exc.code == "ResourceNotFound"
 
 
 def heartbeat_ms(stack: LocalStack, task_id: str) -> int:

@@ -16,40 +16,10 @@ from tencentcloud.trtc.v20190722 import models
 
 from chalicelib.signing import sign_tc3
 from chalicelib.usersig import gen_usersig
-from tests.e2e.conftest import SDKAPPID, USERSIG_KEY, LocalStack
+from tests.support.sdk import LIMITED_ID, LIMITED_KEY, LIMITED_SIG_KEY, create_request, delete, describe
+from tests.support.stack import SDKAPPID, LocalStack
 
 pytestmark = pytest.mark.e2e
-LIMITED_APP, LIMITED_ID, LIMITED_KEY, LIMITED_SIG_KEY = 1400000002, "AKIDLIMITED", "limited-secret", "limited-sig"
-STORAGE_KEYS = ("AKSTORAGEE2E", "storage-secret-e2e")
-ISSUED_USERSIGS: list[str] = []  # every UserSig the tests sent, for the log check
-
-
-def create_request(user: str, room: str = "9001", sdkappid: int = SDKAPPID, key: str = USERSIG_KEY,
-                   **record: Any) -> models.CreateCloudRecordingRequest:
-    req = models.CreateCloudRecordingRequest()
-    usersig = gen_usersig(sdkappid, key, user, int(time.time()))
-    ISSUED_USERSIGS.append(usersig)
-    req.from_json_string(json.dumps({
-        "SdkAppId": sdkappid, "RoomId": room, "RoomIdType": 1, "UserId": user,
-        "UserSig": usersig,
-        "RecordParams": {"RecordMode": 1, "MaxIdleTime": 300, **record},
-        "StorageParams": {"CloudStorage": {"Vendor": 1, "Region": "us-east-1", "Bucket": "customer-bucket",
-                                           "AccessKey": STORAGE_KEYS[0], "SecretKey": STORAGE_KEYS[1],
-                                           "FileNamePrefix": ["rec"]}},
-    }))
-    return req
-
-
-def describe(stack: LocalStack, task_id: str, sdkappid: int = SDKAPPID, **kw: Any) -> Any:
-    req = models.DescribeCloudRecordingRequest()
-    req.SdkAppId, req.TaskId = sdkappid, task_id
-    return stack.client(**kw).DescribeCloudRecording(req)
-
-
-def delete(stack: LocalStack, task_id: str, sdkappid: int = SDKAPPID, **kw: Any) -> Any:
-    req = models.DeleteCloudRecordingRequest()
-    req.SdkAppId, req.TaskId = sdkappid, task_id
-    return stack.client(**kw).DeleteCloudRecording(req)
 
 
 def sdk_error(call: Any) -> TencentCloudSDKException:
@@ -57,17 +27,6 @@ def sdk_error(call: Any) -> TencentCloudSDKException:
         call()
     assert exc.value.requestId, "API errors carry a RequestId"
     return exc.value
-
-
-@pytest.fixture(scope="module")
-def limited_app(stack: LocalStack) -> int:
-    stack.admin("add-app", "--sdkappid", str(LIMITED_APP), "--secret-id", LIMITED_ID, "--secret-key", LIMITED_KEY,
-                "--usersig-key", LIMITED_SIG_KEY, "--janus-url", stack.janus_url, "--qps", "5",
-                "--max-concurrent", "2")
-    listed = json.loads(stack.admin("list-apps"))
-    assert {a["SdkAppId"] for a in listed} >= {SDKAPPID, LIMITED_APP}
-    assert LIMITED_KEY not in json.dumps(listed) and LIMITED_SIG_KEY not in json.dumps(listed)
-    return LIMITED_APP
 
 
 @pytest.mark.parametrize("method", ["POST", "GET"])

@@ -11,8 +11,8 @@ import pytest
 import requests
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
-from tests.e2e.conftest import ROOT, LocalStack, free_port, wait_for
-from tests.e2e.test_sdk import LIMITED_APP, LIMITED_ID, LIMITED_KEY, LIMITED_SIG_KEY, create_request, describe
+from tests.support.sdk import LIMITED_APP, LIMITED_ID, LIMITED_KEY, LIMITED_SIG_KEY, create_request, describe
+from tests.support.stack import ROOT, LocalStack, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 

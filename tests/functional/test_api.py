@@ -15,8 +15,8 @@ from chalicelib.apps import App, AppRegistry, RoomBackend
 from chalicelib.signing import sign_tc3
 from chalicelib.task_store import ENDED
 from chalicelib.usersig import gen_usersig
-from tests.conftest import SDKAPPID, SECRET_ID, SECRET_KEY, USERSIG_KEY
-from tests.fakes import FakeClock, FakeLauncher
+from tests.support.fakes import FakeClock, FakeLauncher
+from tests.support.moto_app import SDKAPPID, SECRET_ID, SECRET_KEY, USERSIG_KEY
 
 HOST = "127.0.0.1:8000"
 

@@ -15,7 +15,7 @@ from chalicelib.config import Settings
 from chalicelib.events import RECORDER_START, build_event
 from chalicelib.signing import callback_sign
 from chalicelib.task_store import TaskRecord
-from tests.callback_receiver import CallbackReceiver
+from tests.support.callback_receiver import CallbackReceiver
 
 TASK = TaskRecord(task_id="T+1.", sdkappid=1400000001, room_id="3560", room_id_type=1, user_id="rec",
                   record_mode=1, params_json="{}", params_hash="h", created_ms=0, api_expires_ms=0,
@@ -94,7 +94,7 @@ def test_receiver_down_then_back_loses_nothing_and_keeps_order(
         aws_env: Settings, receiver: CallbackReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
     import app as chalice_app
     from infra.local.pump import EventPump
-    from tests.e2e.conftest import wait_for
+    from tests.support.stack import wait_for
 
     monkeypatch.setenv("CLOUDREC_CALLBACK_BACKOFF_S", "1")  # TRTC's 10 s, shortened for the test
     wiring.reset()

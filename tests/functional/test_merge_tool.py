@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from chalicelib.naming import TaskNaming, b64_name, utc17
-from tests.hls_recording import write_stream
+from tests.support.hls_recording import write_stream
 from tools import merge
 
 T0 = 1_760_000_000_000

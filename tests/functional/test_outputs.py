@@ -5,47 +5,18 @@ Recordings are made with PyAV in the test and judged with PyAV."""
 from __future__ import annotations
 
 import json
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import av
 import pytest
 
-from chalicelib import aws, output_jobs, post_record, wiring
+from chalicelib import aws, output_jobs, wiring
 from chalicelib.config import Settings
 from chalicelib.naming import TaskNaming
 from chalicelib.task_store import StorageFile, TaskRecord
-from tests.hls_recording import Written, write_stream
-
-BUCKET = "customer"
-T0 = 1_760_000_000_000
-TASK_ID = "Ab+cd/ef+gh."  # TaskIds are base64-like: "+" must survive the S3 event's URL encoding
-
-
-def _params(record: dict[str, Any], prefix: list[str] | None = None) -> str:
-    storage = {"Vendor": 1, "Region": "us-east-1", "Bucket": BUCKET, "AccessKey": "ak", "SecretKey": "sk"}
-    if prefix:
-        storage["FileNamePrefix"] = prefix
-    return json.dumps({"RecordParams": record, "StorageParams": {"CloudStorage": storage}})
-
-
-def _task(record: dict[str, Any], files: list[StorageFile], mode: int = 1, prefix: list[str] | None = None,
-          task_id: str = TASK_ID) -> TaskRecord:
-    task = TaskRecord(task_id=task_id, sdkappid=1400000001, room_id="8848", room_id_type=1, user_id="robot",
-                      record_mode=mode, params_json=_params(record, prefix), params_hash="h", created_ms=T0,
-                      api_expires_ms=0, usersig_expires_s=0)
-    store = wiring.task_store()
-    aws.client("dynamodb").put_item(TableName=aws.settings().tasks_table, Item={
-        "task_id": {"S": task.task_id}, "sdkappid": {"N": "1400000001"}, "room_id": {"S": "8848"},
-        "room_id_type": {"N": "1"}, "user_id": {"S": "robot"}, "record_mode": {"N": str(mode)},
-        "params_json": {"S": task.params_json}, "params_hash": {"S": "h"}, "created_ms": {"N": str(T0)},
-        "api_expires_ms": {"N": "0"}, "usersig_expires_s": {"N": "0"}, "status": {"S": "ended"}, "files": {"M": {}}})
-    for f in files:
-        store.put_file(task_id, f)
-    found = store.get(task_id)
-    assert found is not None
-    return found
+from tests.support.hls_recording import Written, write_stream
+from tests.support.output_tasks import BUCKET, T0, TASK_ID, params_json, run_output_jobs, s3_event, stored_task
 
 
 def _upload(written: Written, directory: str) -> None:
@@ -67,31 +38,6 @@ def _single_user(tmp_path: Path, seconds: float = 20, audio_delay_ms: int = 2000
     files = [StorageFile(video.playlist.name, user, "video", T0),
              StorageFile(audio.playlist.name, user, "audio", T0 + audio_delay_ms)]
     return files, video, audio, naming.directory
-
-
-def _s3_event(key: str) -> dict[str, Any]:
-    return {"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
-                         "eventName": "ObjectCreated:Put",
-                         "s3": {"bucket": {"name": aws.settings().internal_bucket, "arn": "arn:aws:s3:::internal"},
-                                "object": {"key": urllib.parse.quote_plus(key), "size": 1}}}]}
-
-
-def _run_jobs(task: TaskRecord) -> list[str]:
-    """Request the task's jobs and run every marker they drop, as S3 would trigger them."""
-    import app as chalice_app
-
-    s3 = aws.client("s3")
-    bucket = aws.settings().internal_bucket
-    post_record.request(task, wiring.task_store(), s3, bucket)
-    done: list[str] = []
-    while True:
-        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="finished/").get("Contents", [])]
-        todo = [k for k in keys if k not in done]
-        if not todo:
-            return done
-        for key in sorted(todo):
-            chalice_app.make_outputs(_s3_event(key), None)
-            done.append(key)
 
 
 def _events(event_type: int) -> list[dict[str, Any]]:
@@ -149,7 +95,7 @@ def customer(aws_env: Settings, registry: Any) -> Settings:
 
 def test_hls_mp4_one_file_per_user_aligned_and_not_reencoded(customer: Settings, tmp_path: Path) -> None:
     files, video, audio, directory = _single_user(tmp_path)
-    _run_jobs(_task({"RecordMode": 1, "OutputFormat": 1}, files))
+    run_output_jobs(stored_task({"RecordMode": 1, "OutputFormat": 1}, files))
     stem = TaskNaming(TASK_ID, 1400000001, "8848", 1).stream_stem("alice", "main", "video").removesuffix("_video")
     mp4 = directory + stem + ".mp4"  # no <Index>: not split; no <Type>: audio and video together
     assert mp4 in _keys(directory)
@@ -174,7 +120,7 @@ def test_hls_mp4_one_file_per_user_aligned_and_not_reencoded(customer: Settings,
 
 def test_split_by_duration_names_parts_and_keeps_continuity(customer: Settings, tmp_path: Path) -> None:
     files, video, _, directory = _single_user(tmp_path, seconds=150, segment_s=6)
-    markers = _run_jobs(_task({"RecordMode": 1, "OutputFormat": 3, "MaxMediaFileDuration": 1}, files))
+    markers = run_output_jobs(stored_task({"RecordMode": 1, "OutputFormat": 3, "MaxMediaFileDuration": 1}, files))
     assert len(markers) == 3  # one invocation per part
     stem = video.playlist.name.removesuffix("_video.m3u8")
     assert _keys(directory) == [directory + f"{stem}_{i}.mp4" for i in (1, 2, 3)]  # HLS gone (format 3)
@@ -192,7 +138,7 @@ def test_split_before_the_size_limit(customer: Settings, tmp_path: Path, monkeyp
     limit = total // 3  # the 2 GB rule, at a size a test can reach
     monkeypatch.setenv("CLOUDREC_MP4_SPLIT_BYTES", str(limit))
     wiring.reset()
-    _run_jobs(_task({"RecordMode": 1, "OutputFormat": 1}, files))
+    run_output_jobs(stored_task({"RecordMode": 1, "OutputFormat": 1}, files))
     parts = [k for k in _keys(directory) if k.endswith(".mp4")]
     assert len(parts) >= 3 and all(k.endswith(f"_{i + 1}.mp4") for i, k in enumerate(sorted(parts, key=len)))
     assert all(_probe(tmp_path, k)["size"] <= limit for k in parts)
@@ -204,7 +150,7 @@ def test_aac_output_is_audio_only_and_skips_silent_streams(customer: Settings, t
     screen = write_stream(tmp_path / "s", naming.stream_stem("alice", "aux", "video"), T0, 10, 4, audio=False)
     _upload(screen, directory)
     files.append(StorageFile(screen.playlist.name, "alice", "video", T0))
-    _run_jobs(_task({"RecordMode": 1, "OutputFormat": 4}, files))
+    run_output_jobs(stored_task({"RecordMode": 1, "OutputFormat": 4}, files))
     stem = audio.playlist.name.removesuffix("_audio.m3u8")
     assert [k for k in _keys(directory) if not k.endswith(".ts") and "aux" not in k] == [directory + stem + ".m4a"]
     got = _probe(tmp_path, directory + stem + ".m4a")
@@ -217,9 +163,9 @@ def test_mixed_recording_and_prefix(customer: Settings, tmp_path: Path) -> None:
     naming = TaskNaming(TASK_ID, 1400000001, "8848", 1, ("rec", "day1"))
     mixed = write_stream(tmp_path / "m", naming.mixed_playlist().removesuffix(".m3u8"), T0, 12, 4)
     _upload(mixed, naming.directory)
-    task = _task({"RecordMode": 2, "OutputFormat": 1}, [StorageFile(mixed.playlist.name, "", "audio_video", T0)],
+    task = stored_task({"RecordMode": 2, "OutputFormat": 1}, [StorageFile(mixed.playlist.name, "", "audio_video", T0)],
                  mode=2, prefix=["rec", "day1"])
-    _run_jobs(task)
+    run_output_jobs(task)
     key = f"rec/day1/{TASK_ID}/1400000001_8848.mp4"
     got = _probe(tmp_path, key)
     assert got["video"]["frames"] == 180 and got["audio"]["codec"] == "aac"
@@ -230,7 +176,7 @@ def test_mixed_recording_and_prefix(customer: Settings, tmp_path: Path) -> None:
 def test_unreadable_recording_ends_with_status_2_and_keeps_the_hls(customer: Settings, tmp_path: Path) -> None:
     files, video, _, directory = _single_user(tmp_path)
     aws.client("s3").delete_object(Bucket=BUCKET, Key=directory + video.segments[2].name)
-    _run_jobs(_task({"RecordMode": 1, "OutputFormat": 3}, files))
+    run_output_jobs(stored_task({"RecordMode": 1, "OutputFormat": 3}, files))
     (event,) = _events(310)
     assert event["EventInfo"]["Payload"] == {"Status": 2, "FileList": [], "FileMessage": []}
     assert directory + video.playlist.name in _keys(directory)  # nothing deleted
@@ -241,21 +187,21 @@ def test_a_redelivered_marker_does_not_redo_the_work(customer: Settings, tmp_pat
     import app as chalice_app
 
     files, _, _, directory = _single_user(tmp_path, seconds=8)
-    (marker,) = _run_jobs(_task({"RecordMode": 1, "OutputFormat": 1}, files))
+    (marker,) = run_output_jobs(stored_task({"RecordMode": 1, "OutputFormat": 1}, files))
     (mp4,) = [k for k in _keys(directory) if k.endswith(".mp4")]
     aws.client("s3").delete_object(Bucket=BUCKET, Key=mp4)
-    chalice_app.make_outputs(_s3_event(marker), None)  # S3 delivers at least once
+    chalice_app.make_outputs(s3_event(marker), None)  # S3 delivers at least once
     assert mp4 not in _keys(directory)
 
 
 def test_no_outputs_for_plain_hls(customer: Settings, tmp_path: Path) -> None:
     files, _, _, _ = _single_user(tmp_path, seconds=8)
-    assert _run_jobs(_task({"RecordMode": 1}, files)) == []
+    assert run_output_jobs(stored_task({"RecordMode": 1}, files)) == []
 
 
 def test_marker_jobs_group_users_and_ha_prefixes() -> None:
     task = TaskRecord(task_id="T", sdkappid=1, room_id="r", room_id_type=0, user_id="rb", record_mode=1,
-                      params_json=_params({"OutputFormat": 1}), params_hash="", created_ms=0, api_expires_ms=0,
+                      params_json=params_json({"OutputFormat": 1}), params_hash="", created_ms=0, api_expires_ms=0,
                       usersig_expires_s=0)
     naming = TaskNaming("T", 1, "r", 0)
     ha = TaskNaming("T", 1, "r", 0, ha_index=1)
@@ -272,7 +218,7 @@ def test_marker_jobs_group_users_and_ha_prefixes() -> None:
 def test_a_damaged_segment_costs_only_itself(customer: Settings, tmp_path: Path) -> None:
     files, video, _, directory = _single_user(tmp_path, seconds=24, segment_s=4)
     aws.client("s3").put_object(Bucket=BUCKET, Key=directory + video.segments[2].name, Body=b"\x47\x1f\xff" * 4000)
-    _run_jobs(_task({"RecordMode": 1, "OutputFormat": 1}, files))
+    run_output_jobs(stored_task({"RecordMode": 1, "OutputFormat": 1}, files))
     (mp4,) = [k for k in _keys(directory) if k.endswith(".mp4")]
     frames = _probe(tmp_path, mp4)["video"]["frames"]
     assert 24 * 15 - 4 * 15 - 15 <= frames <= 24 * 15 - 4 * 15  # one 4-s segment lost, the rest kept

@@ -20,8 +20,8 @@ from chalicelib.naming import TaskNaming
 from chalicelib.schema import create_resources
 from chalicelib.task_store import StorageFile
 from infra.local.vod_server import VodServer
-from tests.functional.test_outputs import T0, _run_jobs, _task
-from tests.hls_recording import write_stream
+from tests.support.hls_recording import write_stream
+from tests.support.output_tasks import T0, run_output_jobs, stored_task
 
 SECRET_ID, SECRET_KEY = "AKIDVODAPP", "vod-app-key"
 VOD_BUCKET = "vod-media"
@@ -75,7 +75,7 @@ def _vod_task(tmp_path: Path, tencent_vod: dict[str, Any], task_id: str) -> tupl
             aws.client("s3").upload_file(str(path), internal, naming.directory + path.name)
             keys.append(naming.directory + path.name)
         files.append(StorageFile(written.playlist.name, "bob", kind, start))
-    task = _task({"RecordMode": 1}, files, task_id=task_id)
+    task = stored_task({"RecordMode": 1}, files, task_id=task_id)
     params = json.dumps({"RecordParams": {"RecordMode": 1}, "StorageParams": {"CloudVod": {"TencentVod": tencent_vod}}})
     aws.client("dynamodb").update_item(TableName=aws.settings().tasks_table, Key={"task_id": {"S": task.task_id}},
                                        UpdateExpression="SET params_json = :p", ExpressionAttributeValues={":p": {"S": params}})
@@ -94,7 +94,7 @@ def test_hls_and_mp4_committed_to_vod_with_the_tasks_vod_fields(stack: dict[str,
               "SourceContext": "src-ctx", "SessionContext": "sess-ctx", "ExpireTime": 86400,
               "UserDefineRecordId": "lesson_42"}
     task, hls_keys = _vod_task(tmp_path, fields, TASK_IDS["ok"])
-    _run_jobs(task)
+    run_output_jobs(task)
     events = _all_events()
     commits = [e["EventInfo"]["Payload"] for e in events if e["EventType"] == 311]
     assert len(commits) == 3 and all(c["Status"] == 0 for c in commits)  # two playlists and one MP4
@@ -117,7 +117,7 @@ def test_hls_and_mp4_committed_to_vod_with_the_tasks_vod_fields(stack: dict[str,
 def test_a_failed_vod_commit_is_reported_and_keeps_the_hls(stack: dict[str, Any], tmp_path: Path) -> None:
     stack["vod"]._credentials.clear()  # VOD no longer knows the app's key
     task, hls_keys = _vod_task(tmp_path, {"MediaType": 0}, TASK_IDS["failed"])
-    _run_jobs(task)
+    run_output_jobs(task)
     events = _all_events()
     (commit,) = [e["EventInfo"]["Payload"] for e in events if e["EventType"] == 311]
     assert commit["Status"] == 2 and "AuthFailure" in commit["Errmsg"] and SECRET_KEY not in commit["Errmsg"]

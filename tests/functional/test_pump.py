@@ -15,7 +15,7 @@ from chalice import Chalice, Rate
 from chalicelib import aws
 from chalicelib.config import Settings
 from infra.local.pump import EventPump
-from tests.e2e.conftest import wait_for
+from tests.support.stack import wait_for
 
 
 @pytest.fixture

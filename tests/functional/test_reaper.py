@@ -11,7 +11,7 @@ import pytest
 from chalicelib import aws, reaper, wiring
 from chalicelib.config import Settings
 from chalicelib.task_store import ENDED, TaskRecord, TaskStore
-from tests.fakes import FakeLauncher
+from tests.support.fakes import FakeLauncher
 
 NOW = time.time()
 

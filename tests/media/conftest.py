@@ -1,5 +1,4 @@
-"""The local stack inside the namespace (Janus offers 10.99.0.1 on v0), with 4-second
-segments and a customer bucket in the AWS emulation."""
+"""The session's local stack for the media tests, inside the namespace."""
 
 from __future__ import annotations
 
@@ -8,18 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import LocalStack, running_stack
-from tests.netns import ADDRESS
-
-BUCKET = "customer-bucket"
-SEGMENT_S = 4.0
-STREAMS_PER_PROCESS = 4  # a task with more streams spreads over worker processes
-
-
-def media_env() -> dict[str, str]:
-    """Janus offers the namespace's address on v0; short segments; small worker budget."""
-    return {"CLOUDREC_JANUS_INTERFACE": "v0", "CLOUDREC_JANUS_IP": ADDRESS, "CLOUDREC_SEGMENT_S": str(SEGMENT_S),
-            "CLOUDREC_STREAMS_PER_PROCESS": str(STREAMS_PER_PROCESS)}
+from tests.support.media import BUCKET, media_env
+from tests.support.stack import LocalStack, running_stack
 
 
 @pytest.fixture(scope="session")

@@ -18,10 +18,10 @@ import pytest
 from PIL import Image
 from tencentcloud.trtc.v20190722 import models
 
-from tests.e2e.conftest import SDKAPPID, LocalStack
-from tests.e2e.test_sdk import create_request
-from tests.media.checks import Recording, probe
-from tests.media.test_single_stream import BLUE, RED, call, join, listed_files, run, stop_and_wait
+from tests.support.media_checks import Recording, probe
+from tests.support.media_scenario import BLUE, RED, call, join, listed_files, run, stop_and_wait
+from tests.support.sdk import create_request
+from tests.support.stack import SDKAPPID, LocalStack
 
 GREEN = (0, 255, 0)
 W, H = 640, 360

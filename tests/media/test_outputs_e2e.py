@@ -14,10 +14,10 @@ from typing import Any
 import av
 
 from chalicelib.naming import b64_name
-from tests.e2e.conftest import SDKAPPID, LocalStack
-from tests.e2e.test_sdk import create_request, describe
-from tests.media.checks import Recording, middle_color, tone_hz
-from tests.media.test_single_stream import RED, call, join, run, stop_and_wait
+from tests.support.media_checks import Recording, middle_color, tone_hz
+from tests.support.media_scenario import RED, call, join, run, stop_and_wait
+from tests.support.sdk import create_request, describe
+from tests.support.stack import SDKAPPID, LocalStack
 
 SECONDS = 9
 

@@ -9,43 +9,18 @@ import base64
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from tencentcloud.trtc.v20190722 import models
 
 from chalicelib.naming import b64_name
-from tests.e2e.conftest import SDKAPPID, LocalStack, wait_for
-from tests.e2e.test_recorder_lifecycle import ended as task_ended
-from tests.e2e.test_sdk import create_request, delete, describe
-from tests.media.checks import Recording, middle_color, probe, tone_hz, utc17_ms
-from tests.media.conftest import SEGMENT_S
-from tests.media.publisher import Participant
-
-RED, BLUE, GREEN = (255, 0, 0), (0, 0, 255), (0, 255, 0)
-
-
-def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
-    return asyncio.run(scenario())
-
-
-async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """SDK and boto3 calls block: keep them off the loop that drives the publishers."""
-    return await asyncio.to_thread(fn, *args, **kwargs)
-
-
-async def join(stack: LocalStack, room: str, user: str, color: tuple[int, int, int], hz: float,
-               create: bool = False, vp8: bool = False, **kw: Any) -> Participant:
-    p = Participant(stack.janus_url, room, user)
-    await p.join(create_room=create, videocodec="vp8" if vp8 else "h264")
-    await p.publish(color, hz, video_codec="video/VP8" if vp8 else "video/H264", **kw)
-    return p
-
-
-async def stop_and_wait(stack: LocalStack, task_id: str) -> None:
-    await call(delete, stack, task_id)
-    await call(wait_for, lambda: task_ended(stack, task_id), 60, "the task to end")
+from tests.support.media import SEGMENT_S
+from tests.support.media_checks import Recording, middle_color, probe, tone_hz, utc17_ms
+from tests.support.media_scenario import BLUE, GREEN, RED, call, join, listed_files, run, stop_and_wait
+from tests.support.sdk import create_request, delete, describe
+from tests.support.sdk import ended as task_ended
+from tests.support.stack import SDKAPPID, LocalStack, wait_for
 
 
 def close_to(value: float, target: float, tolerance: float) -> bool:
@@ -78,17 +53,6 @@ def check_stream_files(rec: Recording, playlist_name: str, kind: str, color: tup
         assert info["audio"]["codec"] == "aac" and info["audio"]["sample_rate"] == 48000
         assert hz is not None and close_to(tone_hz(middle), hz, 5)
     return times
-
-
-async def listed_files(stack: LocalStack, task_id: str, count: int, timeout: float = 15) -> list[Any]:
-    """Describe's StorageFileList once it lists `count` files (a file is listed when its first
-    segment is cut, a segment length after its first media)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        files = (await call(describe, stack, task_id)).StorageFileList
-        if len(files) >= count or time.monotonic() > deadline:
-            return list(files)
-        await asyncio.sleep(0.5)
 
 
 def check_ended(stack: LocalStack, task_id: str, leave_code: int, playlists: int) -> None:
@@ -282,7 +246,7 @@ def test_sigterm_is_a_graceful_stop(stack: LocalStack) -> None:
     import os
     import signal
 
-    from tests.e2e.test_recorder_lifecycle import recorder_pid
+    from tests.support.stack import recorder_pid
 
     async def scenario() -> str:
         p = await join(stack, "6007", "fay", RED, 440, create=True)

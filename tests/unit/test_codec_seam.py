@@ -13,7 +13,7 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from recorder_container import codec_seam
-from tests.synthetic import h264_frames
+from tests.support.synthetic import h264_frames
 
 
 def test_aiortc_decoder_worker_hands_out_encoded_access_units() -> None:

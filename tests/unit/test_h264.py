@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from recorder_container import h264
-from tests.synthetic import h264_frames
+from tests.support.synthetic import h264_frames
 
 
 @pytest.mark.parametrize("width,height", [(320, 180), (1280, 720), (642, 362)])

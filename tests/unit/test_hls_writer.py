@@ -11,7 +11,7 @@ import pytest
 
 from recorder_container.codec_seam import EncodedVideo
 from recorder_container.hls_writer import SegmentDone, StreamWriter, WriterSpec
-from tests.synthetic import h264_frames, pcm_frames
+from tests.support.synthetic import h264_frames, pcm_frames
 
 T0 = 1_795_000_000.0
 

@@ -12,7 +12,7 @@ import av
 import numpy as np
 
 from chalicelib import naming
-from tests.media.conftest import BUCKET
+from tests.support.media import BUCKET
 
 EXTINF = re.compile(r"#EXTINF:(\d+\.\d+),")
 
