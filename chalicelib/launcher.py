@@ -16,17 +16,13 @@ from typing import Any, Protocol
 
 from chalicelib.config import PROJECT_ROOT, Settings
 from chalicelib.errors import ServiceError
+from chalicelib.naming import file_safe
 
 
 class Launcher(Protocol):
     def launch(self, task_id: str, ha_index: int) -> str: ...
 
     def stop(self, handle: str) -> None: ...
-
-
-def safe_name(task_id: str) -> str:
-    """A file-name-safe form of a TaskId (TaskIds may hold + - . but not /)."""
-    return "".join(c if c.isalnum() or c in "-._" else "_" for c in task_id)
 
 
 class LocalLauncher:
@@ -41,7 +37,7 @@ class LocalLauncher:
 
     def launch(self, task_id: str, ha_index: int) -> str:
         self._log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self._log_dir / f"recorder-{safe_name(task_id)}-ha{ha_index}.log"
+        log_path = self._log_dir / f"recorder-{file_safe(task_id)}-ha{ha_index}.log"
         env = dict(os.environ if self._env is None else self._env)
         env.update(CLOUDREC_TASK_ID=task_id, CLOUDREC_HA_INDEX=str(ha_index))
         try:

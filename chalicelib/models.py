@@ -4,6 +4,10 @@ Field names are the wire names. Defaults are TRTC's. Validation raises pydantic 
 whose type is either a pydantic built-in or the TRTC error code itself (custom errors);
 `parameter_error` turns the first one into the ParameterError a TRTC user expects.
 Unknown fields are ignored so newer SDKs keep working.
+
+A field named after its own type (`RecordParams.SubscribeStreamUserIds`) takes its default
+inside `Annotated`: with `X: X | None = None` the class body would bind X to None before the
+annotation is read.
 """
 
 import re
@@ -13,15 +17,32 @@ from typing import Annotated, Any, Self, TypeVar
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from chalicelib.errors import ParameterError
+from chalicelib.fields import (
+    DEFAULT_CANVAS,
+    MAX_LAYOUTS,
+    MAX_WATERMARKS,
+    ColorHex0x,
+    FontName,
+    HexColor,
+    ImageUrl,
+    RenderModeInt,
+    Text,
+    TrtcModel,
+    UInt,
+    UserList,
+    fail,
+    image_url,
+    one_of,
+    pattern,
+    required_text,
+)
 
 # Fields for which TRTC documents a dedicated MissingParameter.<Field> code (spec §3.1).
 _NAMED_MISSING = {
@@ -32,76 +53,6 @@ _OUT_OF_RANGE = {
     "greater_than_equal", "less_than_equal", "greater_than", "less_than", "too_long",
     "too_short", "literal_error", "enum", "multiple_of",
 }
-
-MAX_SUBSCRIBE_LIST = 32
-MAX_LAYOUTS = 25
-MAX_WATERMARKS = 25
-DEFAULT_CANVAS = (360, 640)  # VideoParams defaults: Width 360, Height 640
-
-
-def _fail(code: str, message: str) -> PydanticCustomError:
-    return PydanticCustomError(code, message)
-
-
-def one_of(*allowed: int) -> AfterValidator:
-    def check(value: int) -> int:
-        if value not in allowed:
-            raise _fail("InvalidParameter.OutOfRange", f"must be one of {', '.join(map(str, allowed))}")
-        return value
-
-    return AfterValidator(check)
-
-
-def _required_text(value: str) -> str:
-    if not value.strip():
-        raise _fail("missing", "must not be empty")
-    return value
-
-
-def _pattern(regex: str, code: str, what: str) -> AfterValidator:
-    compiled = re.compile(regex)
-
-    def check(value: str) -> str:
-        if not compiled.fullmatch(value):
-            raise _fail(code, what)
-        return value
-
-    return AfterValidator(check)
-
-
-_URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!&()*+,%=]+")
-_IMAGE_SUFFIX = re.compile(r"\.(jpg|jpeg|png)$", re.IGNORECASE)
-
-
-def _image_url(code: str) -> AfterValidator:
-    def check(value: str) -> str:
-        if not (value.startswith("http://") or value.startswith("https://")):
-            raise _fail(code, "must be an http:// or https:// URL")
-        if not _URL_CHARS.fullmatch(value):
-            raise _fail(code, "holds characters outside a-z A-Z 0-9 - . _ ~ : / ? # [ ] @ ! & ( ) * + , % =")
-        path = re.split(r"[?#]", value, maxsplit=1)[0]
-        if not _IMAGE_SUFFIX.search(path):
-            raise _fail("InvalidParameter.CheckSuffixFailed", "must name a .jpg, .jpeg or .png file")
-        return value
-
-    return AfterValidator(check)
-
-
-UInt = Annotated[int, Field(ge=0)]
-Text = Annotated[str, AfterValidator(_required_text)]
-ImageUrl = Annotated[str, Field(max_length=2048), _image_url("InvalidParameter")]
-HexColor = Annotated[str, _pattern(r"#[0-9A-Fa-f]{6}", "InvalidParameter", "must be #RRGGBB")]
-ColorHex0x = Annotated[str, _pattern(r"0x[0-9A-Fa-f]{6}", "InvalidParameter", "must be 0xRRGGBB")]
-FontName = Annotated[str, _pattern(r"Tencent|SourceHanSans", "InvalidParameter.OutOfRange",
-                               "must be Tencent or SourceHanSans")]
-RenderModeInt = Annotated[int, one_of(0, 1, 2, 3)]
-UserList = Annotated[list[Text], Field(max_length=MAX_SUBSCRIBE_LIST)]
-
-
-class TrtcModel(BaseModel):
-    """Base of the wire models: frozen, unknown fields ignored."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class SubscribeStreamUserIds(TrtcModel):
@@ -117,21 +68,19 @@ class SubscribeStreamUserIds(TrtcModel):
             ("video", self.SubscribeVideoUserIds, self.UnSubscribeVideoUserIds),
         ):
             if allow and block:
-                raise _fail(
+                raise fail(
                     "InvalidParameter",
                     f"an {kind} allowlist and an {kind} blocklist cannot both be set",
                 )
         return self
 
 
-SubscribeStreamUserIds_ = SubscribeStreamUserIds  # alias for fields named like their type
-
 
 class RecordParams(TrtcModel):
     RecordMode: Annotated[int, one_of(1, 2)]
     MaxIdleTime: Annotated[int, Field(ge=5, le=86400)] = 30
     StreamType: Annotated[int, one_of(0, 1, 2)] = 0
-    SubscribeStreamUserIds: SubscribeStreamUserIds_ | None = None
+    SubscribeStreamUserIds: Annotated[SubscribeStreamUserIds | None, Field(default=None)]
     OutputFormat: Annotated[int, one_of(0, 1, 2, 3, 4)] = 0
     AvMerge: Annotated[int, one_of(0, 1)] = 0
     MaxMediaFileDuration: Annotated[int, Field(ge=1, le=1440)] = 1440
@@ -139,8 +88,6 @@ class RecordParams(TrtcModel):
     FillType: Annotated[int, one_of(0, 1)] = 0
     SubscribeAbility: Annotated[int, one_of(0, 1)] = 0
 
-
-RecordParams_ = RecordParams  # alias for fields named like their type
 
 
 class CloudStorage(TrtcModel):
@@ -150,7 +97,7 @@ class CloudStorage(TrtcModel):
     AccessKey: SecretStr
     SecretKey: SecretStr
     FileNamePrefix: Annotated[
-        list[Annotated[str, Field(max_length=64), _pattern(
+        list[Annotated[str, Field(max_length=64), pattern(
             r"[A-Za-z0-9_-]+", "InvalidParameter", "may only hold a-z A-Z 0-9 _ -")]],
         Field(max_length=16),
     ] | None = None
@@ -158,13 +105,11 @@ class CloudStorage(TrtcModel):
     @model_validator(mode="after")
     def _keys_present(self) -> Self:
         if not self.AccessKey.get_secret_value():
-            raise _fail("MissingParameter.AccessKey", "CloudStorage.AccessKey must not be empty")
+            raise fail("MissingParameter.AccessKey", "CloudStorage.AccessKey must not be empty")
         if not self.SecretKey.get_secret_value():
-            raise _fail("MissingParameter.SecretKey", "CloudStorage.SecretKey must not be empty")
+            raise fail("MissingParameter.SecretKey", "CloudStorage.SecretKey must not be empty")
         return self
 
-
-CloudStorage_ = CloudStorage  # alias for fields named like their type
 
 
 class TencentVod(TrtcModel):
@@ -176,40 +121,34 @@ class TencentVod(TrtcModel):
     SessionContext: Annotated[str, Field(max_length=1000)] | None = None
     SourceContext: Annotated[str, Field(max_length=250)] | None = None
     MediaType: Annotated[int, one_of(0, 1, 2, 3, 4)] = 0
-    UserDefineRecordId: Annotated[str, Field(max_length=64), _pattern(
+    UserDefineRecordId: Annotated[str, Field(max_length=64), pattern(
         r"[A-Za-z0-9_-]+", "InvalidParameter", "may only hold a-z A-Z 0-9 _ -")] | None = None
 
 
-TencentVod_ = TencentVod  # alias for fields named like their type
-
 
 class CloudVod(TrtcModel):
-    TencentVod: TencentVod_ | None = None
+    TencentVod: Annotated[TencentVod | None, Field(default=None)]
 
     @model_validator(mode="after")
     def _vendor_present(self) -> Self:
         if self.TencentVod is None:
-            raise _fail("MissingParameter", "CloudVod needs TencentVod")
+            raise fail("MissingParameter", "CloudVod needs TencentVod")
         return self
 
 
-CloudVod_ = CloudVod  # alias for fields named like their type
-
 
 class StorageParams(TrtcModel):
-    CloudStorage: CloudStorage_ | None = None
-    CloudVod: CloudVod_ | None = None
+    CloudStorage: Annotated[CloudStorage | None, Field(default=None)]
+    CloudVod: Annotated[CloudVod | None, Field(default=None)]
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
         if self.CloudStorage is not None and self.CloudVod is not None:
-            raise _fail("InvalidParameter", "CloudVod and CloudStorage are mutually exclusive: set one")
+            raise fail("InvalidParameter", "CloudVod and CloudStorage are mutually exclusive: set one")
         if self.CloudStorage is None and self.CloudVod is None:
-            raise _fail("MissingParameter.CloudStorage", "set CloudStorage or CloudVod")
+            raise fail("MissingParameter.CloudStorage", "set CloudStorage or CloudVod")
         return self
 
-
-StorageParams_ = StorageParams  # alias for fields named like their type
 
 
 class VideoParams(TrtcModel):
@@ -222,11 +161,9 @@ class VideoParams(TrtcModel):
     @model_validator(mode="after")
     def _area(self) -> Self:
         if self.Width * self.Height > 1920 * 1080:
-            raise _fail("InvalidParameter.VideoResolution", "Width x Height must not exceed 1920 x 1080")
+            raise fail("InvalidParameter.VideoResolution", "Width x Height must not exceed 1920 x 1080")
         return self
 
-
-VideoParams_ = VideoParams  # alias for fields named like their type
 
 
 class AudioParams(TrtcModel):
@@ -235,20 +172,16 @@ class AudioParams(TrtcModel):
     BitRate: Annotated[int, Field(ge=32000, le=128000)]
 
 
-AudioParams_ = AudioParams  # alias for fields named like their type
-
 
 class MixTranscodeParams(TrtcModel):
-    VideoParams: VideoParams_ | None = None
-    AudioParams: AudioParams_ | None = None
+    VideoParams: Annotated[VideoParams | None, Field(default=None)]
+    AudioParams: Annotated[AudioParams | None, Field(default=None)]
 
     def canvas(self) -> tuple[int, int]:
         if self.VideoParams is None:
             return DEFAULT_CANVAS
         return self.VideoParams.Width, self.VideoParams.Height
 
-
-MixTranscodeParams_ = MixTranscodeParams  # alias for fields named like their type
 
 
 class MixLayout(TrtcModel):
@@ -264,8 +197,6 @@ class MixLayout(TrtcModel):
     SubBackgroundImage: ImageUrl | None = None
 
 
-MixLayout_ = MixLayout  # alias for fields named like their type
-
 
 class WaterMarkImage(TrtcModel):
     WaterMarkUrl: ImageUrl
@@ -274,8 +205,6 @@ class WaterMarkImage(TrtcModel):
     Width: Annotated[int, Field(ge=0, le=2560)]
     Height: Annotated[int, Field(ge=0, le=2560)]
 
-
-WaterMarkImage_ = WaterMarkImage  # alias for fields named like their type
 
 
 class WaterMarkChar(TrtcModel):
@@ -290,8 +219,6 @@ class WaterMarkChar(TrtcModel):
     Font: FontName = "Tencent"
 
 
-WaterMarkChar_ = WaterMarkChar  # alias for fields named like their type
-
 
 class WaterMarkTimestamp(TrtcModel):
     Pos: Annotated[int, one_of(0, 1, 2, 3, 4, 5, 6)]
@@ -299,38 +226,34 @@ class WaterMarkTimestamp(TrtcModel):
     Font: FontName = "Tencent"
 
 
-WaterMarkTimestamp_ = WaterMarkTimestamp  # alias for fields named like their type
-
 
 class WaterMark(TrtcModel):
     WaterMarkType: Annotated[int, one_of(0, 1, 2)] = 0
-    WaterMarkImage: WaterMarkImage_ | None = None
-    WaterMarkChar: WaterMarkChar_ | None = None
-    WaterMarkTimestamp: WaterMarkTimestamp_ | None = None
+    WaterMarkImage: Annotated[WaterMarkImage | None, Field(default=None)]
+    WaterMarkChar: Annotated[WaterMarkChar | None, Field(default=None)]
+    WaterMarkTimestamp: Annotated[WaterMarkTimestamp | None, Field(default=None)]
 
     @model_validator(mode="after")
     def _kind_present(self) -> Self:
         needed = ("WaterMarkImage", "WaterMarkChar", "WaterMarkTimestamp")[self.WaterMarkType]
         if getattr(self, needed) is None:
-            raise _fail("MissingParameter", f"WaterMarkType {self.WaterMarkType} needs {needed}")
+            raise fail("MissingParameter", f"WaterMarkType {self.WaterMarkType} needs {needed}")
         return self
 
-
-WaterMark_ = WaterMark  # alias for fields named like their type
 
 
 class MixLayoutParams(TrtcModel):
     MixLayoutMode: Annotated[int, one_of(1, 2, 3, 4)]
-    MixLayoutList: Annotated[list[MixLayout_], Field(max_length=MAX_LAYOUTS)] | None = None
+    MixLayoutList: Annotated[list[MixLayout], Field(max_length=MAX_LAYOUTS)] | None = None
     BackGroundColor: HexColor = "#000000"
     MaxResolutionUserId: Annotated[str, Field(max_length=128)] | None = None
     MediaId: Annotated[int, one_of(0, 1)] = 0
     BackgroundImageUrl: Annotated[str, Field(max_length=2048),
-                                  _image_url("InvalidParameter.BackgroundImageUrl")] | None = None
+                                  image_url("InvalidParameter.BackgroundImageUrl")] | None = None
     PlaceHolderMode: Annotated[int, one_of(0, 1)] = 0
     BackgroundImageRenderMode: RenderModeInt = 1
     DefaultSubBackgroundImage: ImageUrl | None = None
-    WaterMarkList: Annotated[list[WaterMark_], Field(max_length=MAX_WATERMARKS)] | None = None
+    WaterMarkList: Annotated[list[WaterMark], Field(max_length=MAX_WATERMARKS)] | None = None
     RenderMode: RenderModeInt = 1
     MaxResolutionUserAlign: Annotated[int, one_of(0, 1)] = 0
     PureAudioDisableLayout: bool = False
@@ -338,11 +261,9 @@ class MixLayoutParams(TrtcModel):
     @model_validator(mode="after")
     def _custom_needs_list(self) -> Self:
         if self.MixLayoutMode == 4 and not self.MixLayoutList:
-            raise _fail("InvalidParameter.PresetLayoutConfig", "MixLayoutMode 4 (custom) needs MixLayoutList")
+            raise fail("InvalidParameter.PresetLayoutConfig", "MixLayoutMode 4 (custom) needs MixLayoutList")
         return self
 
-
-MixLayoutParams_ = MixLayoutParams  # alias for fields named like their type
 
 
 def check_layout_fits(layout: MixLayoutParams, canvas: tuple[int, int]) -> None:
@@ -370,9 +291,9 @@ MAX_NUMERIC_ROOM = 4294967294
 
 def _check_user_id(value: str) -> str:
     if not value:
-        raise _fail("missing", "must not be empty")
+        raise fail("missing", "must not be empty")
     if len(value.encode("utf-8")) > 32 or any(c.isspace() or not c.isprintable() for c in value):
-        raise _fail("InvalidParameter.UserId", "must be at most 32 bytes with no spaces or control characters")
+        raise fail("InvalidParameter.UserId", "must be at most 32 bytes with no spaces or control characters")
     return value
 
 
@@ -385,46 +306,46 @@ class TaskRef(AppScoped):
 
 
 class CreateCloudRecordingRequest(AppScoped):
-    RoomId: Annotated[str, AfterValidator(_required_text)]
+    RoomId: Annotated[str, AfterValidator(required_text)]
     UserId: Annotated[str, AfterValidator(_check_user_id)]
     UserSig: SecretStr
-    RecordParams: RecordParams_
-    StorageParams: StorageParams_
+    RecordParams: RecordParams
+    StorageParams: StorageParams
     RoomIdType: Annotated[int, one_of(0, 1)] = 1
-    MixTranscodeParams: MixTranscodeParams_ | None = None
-    MixLayoutParams: MixLayoutParams_ | None = None
+    MixTranscodeParams: Annotated[MixTranscodeParams | None, Field(default=None)]
+    MixLayoutParams: Annotated[MixLayoutParams | None, Field(default=None)]
     ResourceExpiredHour: Annotated[int, Field(ge=6, le=720)] = 72
     PrivateMapKey: Annotated[str, Field(max_length=4096)] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if not self.UserSig.get_secret_value():
-            raise _fail("MissingParameter.UserSig", "UserSig must not be empty")
+            raise fail("MissingParameter.UserSig", "UserSig must not be empty")
         if self.RoomIdType == 1:
             if not _NUMERIC_ROOM.fullmatch(self.RoomId) or int(self.RoomId) > MAX_NUMERIC_ROOM:
-                raise _fail(
+                raise fail(
                     "InvalidParameter.RoomId",
                     f"RoomIdType 1 needs a numeric RoomId from 1 to {MAX_NUMERIC_ROOM}; "
                     "set RoomIdType 0 for a string room",
                 )
         elif not _STRING_ROOM.fullmatch(self.RoomId) or len(self.RoomId.encode()) > 64:
-            raise _fail(
+            raise fail(
                 "InvalidParameter.StrRoomId",
                 "a string RoomId holds 1-64 of a-z A-Z 0-9, space and !#$%&()+-:;<=.>?@[]^_{}|~,",
             )
         vod = self.StorageParams.CloudVod
         if vod is not None and vod.TencentVod is not None and vod.TencentVod.MediaType in (2, 4):
             if self.RecordParams.StreamType != 1:
-                raise _fail("InvalidParameter.RecordAudioOnly", "TencentVod.MediaType 2 and 4 need StreamType 1")
+                raise fail("InvalidParameter.RecordAudioOnly", "TencentVod.MediaType 2 and 4 need StreamType 1")
         if self.RecordParams.RecordMode == 2 and self.MixLayoutParams is not None:
             try:
                 check_layout_fits(self.MixLayoutParams, self.canvas())
             except ParameterError as exc:
-                raise _fail(exc.code, exc.message) from None
+                raise fail(exc.code, exc.message) from None
         return self
 
     def canvas(self) -> tuple[int, int]:
-        return (self.MixTranscodeParams or MixTranscodeParams()).canvas()
+        return self.MixTranscodeParams.canvas() if self.MixTranscodeParams is not None else DEFAULT_CANVAS
 
 
 class DescribeCloudRecordingRequest(TaskRef):
@@ -432,8 +353,8 @@ class DescribeCloudRecordingRequest(TaskRef):
 
 
 class ModifyCloudRecordingRequest(TaskRef):
-    MixLayoutParams: MixLayoutParams_ | None = None
-    SubscribeStreamUserIds: SubscribeStreamUserIds_ | None = None
+    MixLayoutParams: Annotated[MixLayoutParams | None, Field(default=None)]
+    SubscribeStreamUserIds: Annotated[SubscribeStreamUserIds | None, Field(default=None)]
 
 
 class DeleteCloudRecordingRequest(TaskRef):

@@ -36,6 +36,11 @@ def utc17_ms(text: str) -> int:
     return int(moment.timestamp()) * 1000 + int(text[14:17])
 
 
+def file_safe(task_id: str) -> str:
+    """A local file-name-safe form of a TaskId (work directories, logs): TaskIds may hold + - . but not /."""
+    return "".join(c if c.isalnum() or c in "-._" else "_" for c in task_id)
+
+
 @dataclass(frozen=True)
 class TaskNaming:
     """Where one task's files go: the key prefix and the room part of every name."""

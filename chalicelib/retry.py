@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from boto3.exceptions import S3UploadFailedError
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 T = TypeVar("T")

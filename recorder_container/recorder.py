@@ -26,8 +26,8 @@ from chalicelib import aws, post_record
 from chalicelib.apps import App
 from chalicelib.config import Settings
 from chalicelib.events import FAILOVER, LEAVE_IDLE, RECORDER_START, RECORDER_STOP, UPLOAD_STOP, EventQueue
-from chalicelib.launcher import safe_name
 from chalicelib.models import MixLayoutParams, MixTranscodeParams, RecordParams, SubscribeStreamUserIds
+from chalicelib.naming import file_safe
 from chalicelib.subscription import select
 from chalicelib.task_store import STOP, TaskRecord, TaskStore
 from recorder_container import codec_seam
@@ -205,7 +205,7 @@ class Recorder:
                 naming=outputs.naming(), record=record, uploader=uploader, address=address,
                 ice_servers=app.room.ice_servers, emit=outputs.emit, put_file=outputs.put_file,
                 on_media=self._on_media, segment_s=self.segment_s,
-                work_dir=self.settings.run_dir / "work" / safe_name(self.task_id),
+                work_dir=self.settings.run_dir / "work" / file_safe(self.task_id),
             )
             if record.RecordMode == 1:
                 codec_seam.install()  # remux: H.264 is never decoded (a mixed task decodes it)

@@ -16,8 +16,8 @@ from typing import Any
 import aiohttp
 
 from chalicelib import aws, wiring
-from chalicelib.launcher import safe_name
 from chalicelib.models import RecordParams
+from chalicelib.naming import file_safe
 from chalicelib.observability import get_logger
 from chalicelib.subscription import Selected
 from recorder_container import codec_seam
@@ -59,7 +59,7 @@ async def _main(task_id: str, ha_index: int, slot: int) -> int:
         naming=outputs.naming(), record=record, uploader=uploader, address=address,
         ice_servers=app.room.ice_servers, emit=outputs.emit, put_file=outputs.put_file, on_media=on_media,
         segment_s=float(os.environ.get("CLOUDREC_SEGMENT_S", "12")),
-        work_dir=settings.run_dir / "work" / safe_name(task_id) / f"w{slot}"))
+        work_dir=settings.run_dir / "work" / file_safe(task_id) / f"w{slot}"))
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
