@@ -111,11 +111,7 @@ def deliver_callbacks(event: SQSEvent) -> dict[str, Any]:
     result: dict[str, Any] = dict(process_partial_response(event=event.to_dict(), record_handler=_deliver_callback,
                                                            processor=processor))
     failed = {str(f["itemIdentifier"]) for f in result["batchItemFailures"]}
-    holds = callbacks.hold_back(records, failed, aws.settings().callback_backoff_s)
-    if holds:
-        aws.client("sqs").change_message_visibility_batch(QueueUrl=wiring.event_queue().url, Entries=[
-            {"Id": str(i), "ReceiptHandle": receipt, "VisibilityTimeout": delay}
-            for i, (receipt, delay) in enumerate(holds)])
+    wiring.event_queue().hold(callbacks.hold_back(records, failed, aws.settings().callback_backoff_s))
     return result
 
 
@@ -130,12 +126,12 @@ def make_outputs(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Run one part of an output job (MP4/AAC, VOD commit) when its marker lands in the internal bucket."""
     made = 0
     for record in event.get("Records", []):
-        bucket = record["s3"]["bucket"]["name"]
         key = urllib.parse.unquote_plus(record["s3"]["object"]["key"])  # "+" in TaskIds arrives as %2B
-        if not key.startswith(output_jobs.MARKER_PREFIX):
+        if record["s3"]["bucket"]["name"] != wiring.internal_bucket().name or \
+                not key.startswith(output_jobs.MARKER_PREFIX):
             continue
         logger.thread_safe_append_keys(marker=key)
-        body = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        body = wiring.internal_bucket().get(key)
 
         def work(body: bytes = body, key: str = key) -> dict[str, Any]:
             post_record.run(body, wiring.post_deps())
@@ -151,6 +147,6 @@ def make_outputs(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def reap_recorders(event: Any) -> dict[str, int]:
     """Relaunch or end tasks whose recorder stopped heartbeating."""
     handled = reaper.reap(wiring.task_store(), wiring.launcher(), wiring.event_queue(), aws.settings(),
-                          time.time(), aws.client("s3"))
+                          time.time(), wiring.internal_bucket())
     metrics.add_metric(name="TasksReaped", unit=MetricUnit.Count, value=handled)
     return {"handled": handled}

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import av
 
-from chalicelib import hls_index
 from chalicelib.naming import utc17
-from recorder_container.playlist import PlaylistSegment, render
+from chalicelib.playlist import Segment, parse, render
 from tests.support.hls_recording import Written
 
 RATE = 90000
@@ -21,7 +20,7 @@ RATE = 90000
 def repeat(seed: Written, directory: Path, stem: str, start_ms: int, copies: int, period_ms: int) -> int:
     """Write `<stem>.m3u8` and `<stem>_<UTC17>.ts` holding the seed `copies` times, each copy
     `period_ms` after the previous, into `directory`; returns the bytes of TS written."""
-    playlist = hls_index.parse(seed.playlist.read_text())
+    playlist = parse(seed.playlist.read_text())
     seeds = []
     for seg, path in zip(playlist.segments, seed.segments, strict=True):
         with av.open(str(path)) as src:
@@ -49,8 +48,7 @@ def repeat(seed: Written, directory: Path, stem: str, start_ms: int, copies: int
                     packet.stream = streams[kind]
                     out.mux(packet)
             total += path.stat().st_size
-            written.append(PlaylistSegment(path.name, seg.duration_ms / 1000, start, path.stat().st_size,
-                                           width, height))
+            written.append(Segment(path.name, start, seg.duration_ms, path.stat().st_size, width, height))
     (directory / f"{stem}.m3u8").write_text(render(written, start_ms, ended=True))
     return total
 

@@ -21,8 +21,7 @@ from pathlib import Path
 import av
 
 from bench.hls_copies import measure, repeat
-from chalicelib import hls_index
-from recorder_container.playlist import PlaylistSegment, render
+from chalicelib.playlist import Segment, parse, render
 from tests.support.hls_recording import Written, write_stream
 
 SEGMENT_S = 6
@@ -30,13 +29,13 @@ T0 = 1_760_000_000_000
 OURS = """
 import time
 from pathlib import Path
-from chalicelib import hls_index, mp4_parts
+from chalicelib import mp4_parts, playlist
 from chalicelib.remux import Source, remux_part
 
 directory = Path({directory!r})
-playlist = hls_index.parse((directory / "rec.m3u8").read_text())
-(part,) = mp4_parts.plan(playlist, [])
-source = Source(playlist, frozenset({{"audio", "video"}}), lambda name: (directory / name).read_bytes())
+listed = playlist.parse((directory / "rec.m3u8").read_text())
+(part,) = mp4_parts.plan(listed, [])
+source = Source(listed, frozenset({{"audio", "video"}}), lambda name: (directory / name).read_bytes())
 result = remux_part([source], part, Path({out!r}))
 print(result.packets)
 """
@@ -54,9 +53,9 @@ def build_hls(directory: Path, size_mb: int, bitrate: int, fps: int) -> int:
     return total
 
 
-def _first(seed: Written) -> PlaylistSegment:
-    (segment, *_) = hls_index.parse(seed.playlist.read_text()).segments
-    return PlaylistSegment(segment.name, segment.duration_ms / 1000, segment.start_ms, segment.size)
+def _first(seed: Written) -> Segment:
+    (segment, *_) = parse(seed.playlist.read_text()).segments
+    return Segment(segment.name, segment.start_ms, segment.duration_ms, segment.size)
 
 
 def main() -> int:

@@ -1,52 +1,177 @@
-"""Cloud-recording events (spec §5.3): their bodies, and the SQS FIFO queue they travel on.
+"""Cloud-recording events (spec §5.3): one constructor per event type, which fixes its payload
+and the key that makes it once-only, and the SQS FIFO queue they travel on.
 
 Every component puts events on one FIFO queue with the TaskId as message group, so a
-task's events reach the customer in order; the callback handler signs and posts them.
+task's events reach the customer in order; the callback handler signs and posts them. The
+dedup key of an event says how often it may happen: once per task (302, 305, 312), once per
+recorder (301, 303, 306: the key holds the HA index), once per file (304, 307, 310, 311).
+SQS drops a repeated key within its 5-minute window.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.task_store import TaskRecord
+from chalicelib.tasks import StorageFile, TaskRecord
 
 EVENT_GROUP_ID = 3
-RECORDER_START = 301
-RECORDER_STOP = 302
-UPLOAD_START = 303
-FILE_INFO = 304
-UPLOAD_STOP = 305
-FAILOVER = 306
-FILE_SLICE = 307
-UPLOAD_ERROR = 308
-DOWNLOAD_IMAGE_ERROR = 309
-MP4_STOP = 310
-VOD_COMMIT = 311
-VOD_STOP = 312
-
-# LeaveCode of 302
-LEAVE_API_STOP = 0
-LEAVE_IDLE = 99
-LEAVE_SAME_USER = 101
 
 
-def build_event(event_type: int, task: TaskRecord, payload: dict[str, Any], now_ms: int) -> dict[str, Any]:
-    """The callback body without CallbackTs (the sender stamps it when it posts)."""
-    room: int | str = int(task.room_id) if task.room_id_type == 1 else task.room_id
-    return {
-        "EventGroupId": EVENT_GROUP_ID,
-        "EventType": event_type,
-        "EventInfo": {
-            "RoomId": room,
-            "EventTs": now_ms // 1000,
-            "EventMsTs": now_ms,
-            "UserId": task.user_id,
-            "TaskId": task.task_id,
-            "Payload": payload,
-        },
-    }
+class EventType(enum.IntEnum):
+    RECORDER_START = 301
+    RECORDER_STOP = 302
+    UPLOAD_START = 303
+    FILE_INFO = 304
+    UPLOAD_STOP = 305
+    FAILOVER = 306
+    FILE_SLICE = 307
+    UPLOAD_ERROR = 308
+    DOWNLOAD_IMAGE_ERROR = 309
+    MP4_STOP = 310
+    VOD_COMMIT = 311
+    VOD_STOP = 312
+
+
+class LeaveCode(enum.IntEnum):
+    """Why the robot left the room (302 LeaveCode)."""
+
+    API_STOP = 0  # DeleteCloudRecording
+    KICKED_BY_CUSTOMER = 1
+    ROOM_DISMISSED = 2
+    SERVER_KICK = 3  # the service removed the robot (it could not record, or was told to stop)
+    SERVER_DISMISSED_ROOM = 4
+    IDLE = 99  # no anchor in the room for MaxIdleTime
+    ROOM_TIMEOUT = 100
+    SAME_USER = 101  # a new task took the robot's UserId in the room
+
+
+class UploadStatus(enum.IntEnum):
+    """305 Status."""
+
+    ALL_STORED = 0
+    FILES_LEFT = 1  # some files are still on the server or in backup storage
+    LEFT_FILES_STORED = 2
+
+
+class FileStatus(enum.IntEnum):
+    """310 / 311 Status of one output file."""
+
+    STORED = 0
+    NOT_STORED = 1  # made, but still on the server or in backup storage
+    FAILED = 2
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """An MP4/M4A (or committed HLS) file made after the recording, as 310/311 describe it."""
+
+    name: str
+    user_id: str  # "" for a mixed recording
+    track_type: str
+    media_id: str  # main | aux | mix
+    start_ms: int
+    end_ms: int
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event of a task, ready to queue."""
+
+    type: EventType
+    payload: dict[str, Any]
+    dedup_key: str
+
+    def body(self, task: TaskRecord, now_ms: int) -> dict[str, Any]:
+        """The callback body without CallbackTs (the sender stamps it when it posts)."""
+        room: int | str = int(task.room_id) if task.room_id_type == 1 else task.room_id
+        return {
+            "EventGroupId": EVENT_GROUP_ID,
+            "EventType": int(self.type),
+            "EventInfo": {
+                "RoomId": room,
+                "EventTs": now_ms // 1000,
+                "EventMsTs": now_ms,
+                "UserId": task.user_id,
+                "TaskId": task.task_id,
+                "Payload": self.payload,
+            },
+        }
+
+
+def recorder_start(ha_index: int) -> Event:
+    return Event(EventType.RECORDER_START, {"Status": 0}, f"301-ha{ha_index}")
+
+
+def recorder_stop(code: LeaveCode) -> Event:
+    return Event(EventType.RECORDER_STOP, {"LeaveCode": int(code)}, "302")
+
+
+def upload_start(ha_index: int) -> Event:
+    return Event(EventType.UPLOAD_START, {"Status": 0}, f"303-ha{ha_index}")
+
+
+def file_info(playlist: str) -> Event:
+    """304: a playlist's first version is stored."""
+    return Event(EventType.FILE_INFO, {"FileList": playlist}, f"304-{playlist}")
+
+
+def upload_stop(status: UploadStatus) -> Event:
+    return Event(EventType.UPLOAD_STOP, {"Status": int(status)}, "305")
+
+
+def failover(ha_index: int) -> Event:
+    return Event(EventType.FAILOVER, {"Status": 0}, f"306-ha{ha_index}")
+
+
+def file_slice(file: StorageFile) -> Event:
+    """307: a new index file (playlist) exists."""
+    return Event(EventType.FILE_SLICE, {"FileName": file.FileName, "UserId": file.UserId,
+                                        "TrackType": file.TrackType, "BeginTimeStamp": file.BeginTimeStamp},
+                 f"307-{file.FileName}")
+
+
+def upload_error(code: str, message: str, ha_index: int, at_s: int) -> Event:
+    """308: the storage refused an upload (at most one a second per recorder)."""
+    return Event(EventType.UPLOAD_ERROR, {"Code": code, "Message": message}, f"308-{at_s}-ha{ha_index}")
+
+
+def download_image_error(url: str, ha_index: int) -> Event:
+    return Event(EventType.DOWNLOAD_IMAGE_ERROR, {"Url": url}, f"309-{url}-ha{ha_index}")
+
+
+def mp4_stop(file: OutputFile, status: FileStatus) -> Event:
+    """310 for one MP4/M4A file: stored (its name and times listed) or not."""
+    stored = status is FileStatus.STORED
+    message = {"FileName": file.name, "UserId": file.user_id, "TrackType": file.track_type,
+               "MediaId": file.media_id, "StartTimeStamp": file.start_ms, "EndTimeStamp": file.end_ms}
+    return Event(EventType.MP4_STOP, {"Status": int(status), "FileList": [file.name] if stored else [],
+                                      "FileMessage": [message] if stored else []}, f"310-{int(status)}-{file.name}")
+
+
+def mp4_failed(stem: str) -> Event:
+    """310 Status 2: an output job could not read its recording back."""
+    return Event(EventType.MP4_STOP, {"Status": int(FileStatus.FAILED), "FileList": [], "FileMessage": []},
+                 f"310-{int(FileStatus.FAILED)}-{stem}")
+
+
+def vod_commit(file: OutputFile, file_id: str, video_url: str, error: str) -> Event:
+    """311 for one file sent to VOD: committed (a FileId) or failed (`error`)."""
+    status = FileStatus.STORED if file_id else FileStatus.FAILED
+    info = {"UserId": file.user_id, "TrackType": file.track_type, "MediaId": file.media_id, "FileId": file_id,
+            "VideoUrl": video_url, "CacheFile": file.name, "StartTimeStamp": file.start_ms,
+            "EndTimeStamp": file.end_ms}
+    payload: dict[str, Any] = {"Status": int(status), "TencentVod": info}
+    if status is not FileStatus.STORED:
+        payload["Errmsg"] = error
+    return Event(EventType.VOD_COMMIT, payload, f"311-{int(status)}-{file.name}")
+
+
+def vod_stop(failed: bool) -> Event:
+    return Event(EventType.VOD_STOP, {"Status": 1 if failed else 0}, "312")
 
 
 class EventQueue:
@@ -63,13 +188,19 @@ class EventQueue:
             self._url = self._sqs.get_queue_url(QueueName=self._name)["QueueUrl"]
         return self._url
 
-    def publish(self, event: dict[str, Any], sdkappid: int, dedup_key: str) -> None:
-        """Queue an event once: the same `dedup_key` within SQS's 5-minute window is dropped."""
-        task_id = event["EventInfo"]["TaskId"]
-        body = json.dumps({"SdkAppId": sdkappid, "Event": event}, separators=(",", ":"))
+    def publish(self, event: Event, task: TaskRecord, now_ms: int) -> None:
+        """Queue an event of `task` once: its dedup key within SQS's 5-minute window is dropped."""
+        body = json.dumps({"SdkAppId": task.sdkappid, "Event": event.body(task, now_ms)}, separators=(",", ":"))
         self._sqs.send_message(
             QueueUrl=self.url,
             MessageBody=body,
-            MessageGroupId=task_id,
-            MessageDeduplicationId=hashlib.sha256(f"{task_id}|{dedup_key}".encode()).hexdigest(),
+            MessageGroupId=task.task_id,
+            MessageDeduplicationId=hashlib.sha256(f"{task.task_id}|{event.dedup_key}".encode()).hexdigest(),
         )
+
+    def hold(self, holds: list[tuple[str, int]]) -> None:
+        """Keep received messages (receipt handle, seconds) invisible: a failed callback's retry later."""
+        if holds:
+            self._sqs.change_message_visibility_batch(QueueUrl=self.url, Entries=[
+                {"Id": str(i), "ReceiptHandle": receipt, "VisibilityTimeout": delay}
+                for i, (receipt, delay) in enumerate(holds)])

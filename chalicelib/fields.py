@@ -13,7 +13,6 @@ from pydantic_core import PydanticCustomError
 MAX_SUBSCRIBE_LIST = 32
 MAX_LAYOUTS = 25
 MAX_WATERMARKS = 25
-DEFAULT_CANVAS = (360, 640)  # VideoParams defaults: Width 360, Height 640
 
 
 def fail(code: str, message: str) -> PydanticCustomError:

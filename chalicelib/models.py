@@ -25,7 +25,6 @@ from pydantic import (
 
 from chalicelib.errors import ParameterError
 from chalicelib.fields import (
-    DEFAULT_CANVAS,
     MAX_LAYOUTS,
     MAX_WATERMARKS,
     ColorHex0x,
@@ -173,15 +172,30 @@ class AudioParams(TrtcModel):
 
 
 
+# TRTC's defaults when MixTranscodeParams leaves them out
+DEFAULT_VIDEO = VideoParams(Width=360, Height=640, Fps=15, BitRate=550000, Gop=10)
+DEFAULT_AUDIO = AudioParams(SampleRate=1, Channel=2, BitRate=64000)
+
+
 class MixTranscodeParams(TrtcModel):
     VideoParams: Annotated[VideoParams | None, Field(default=None)]
     AudioParams: Annotated[AudioParams | None, Field(default=None)]
 
-    def canvas(self) -> tuple[int, int]:
-        if self.VideoParams is None:
-            return DEFAULT_CANVAS
-        return self.VideoParams.Width, self.VideoParams.Height
 
+def mix_video(transcode: MixTranscodeParams | None) -> VideoParams:
+    """The mixed picture's encoding, TRTC's defaults where the request leaves it out."""
+    return (transcode.VideoParams if transcode is not None else None) or DEFAULT_VIDEO
+
+
+def mix_audio(transcode: MixTranscodeParams | None) -> AudioParams:
+    """The mixed sound's encoding, TRTC's defaults where the request leaves it out."""
+    return (transcode.AudioParams if transcode is not None else None) or DEFAULT_AUDIO
+
+
+def mix_canvas(transcode: MixTranscodeParams | None) -> tuple[int, int]:
+    """(width, height) of the mixed picture (TRTC's default: 360 x 640)."""
+    video = mix_video(transcode)
+    return video.Width, video.Height
 
 
 class MixLayout(TrtcModel):
@@ -345,7 +359,7 @@ class CreateCloudRecordingRequest(AppScoped):
         return self
 
     def canvas(self) -> tuple[int, int]:
-        return self.MixTranscodeParams.canvas() if self.MixTranscodeParams is not None else DEFAULT_CANVAS
+        return mix_canvas(self.MixTranscodeParams)
 
 
 class DescribeCloudRecordingRequest(TaskRef):

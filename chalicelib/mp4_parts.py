@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from chalicelib.hls_index import Playlist
+from chalicelib.playlist import Playlist
 
 DAY_MS = 24 * 3600 * 1000
 MAX_BYTES = 2 * 1024 ** 3

@@ -7,55 +7,48 @@ task asked for MP4/AAC only. Nothing is deleted unless every file of the job was
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from chalicelib import hls_index, mp4_parts
+from chalicelib import events, mp4_parts, playlist, retry
 from chalicelib.apps import AppRegistry
 from chalicelib.config import Settings
-from chalicelib.events import MP4_STOP, VOD_COMMIT, VOD_STOP, EventQueue, build_event
-from chalicelib.models import StorageParams
+from chalicelib.events import EventQueue, FileStatus, OutputFile
 from chalicelib.naming import AUDIO, AUDIO_VIDEO, VIDEO
-from chalicelib.output_jobs import Job, Wanted, jobs_for, kinds_of, wanted
+from chalicelib.output_jobs import Job, jobs_for, kinds_of
 from chalicelib.remux import Source, SourceError, remux_part
-from chalicelib.storage import storage_client
-from chalicelib.task_store import TaskRecord, TaskStore
+from chalicelib.storage import Bucket, task_bucket
+from chalicelib.task_store import TaskStore
+from chalicelib.tasks import TaskRecord
 
 log = logging.getLogger(__name__)
 
-READ_ATTEMPTS = 3
-STATUS_OK, STATUS_NOT_STORED, STATUS_FAILED = 0, 1, 2
+STORAGE_RETRY = retry.RetryPolicy(delays_s=(1.0, 2.0), attempts=3)
 
 
 @dataclass
 class PostDeps:
     tasks: TaskStore
-    internal: Any  # S3 client of the internal bucket
+    internal: Bucket
     events: EventQueue
     settings: Settings
     apps: AppRegistry
     clock: Callable[[], float] = time.time
-    retry_wait_s: float = 1.0
-    vod_upload: Callable[..., Any] | None = None  # chalicelib.vod.upload unless a test swaps the endpoint
+    retry: retry.RetryPolicy = STORAGE_RETRY
     scratch: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
 
 
-def request(task: TaskRecord, tasks: TaskStore, internal: Any, bucket: str) -> int:
+def request(task: TaskRecord, tasks: TaskStore, internal: Bucket) -> int:
     """Drop the first marker of every output job of an ended task (once); the number of jobs."""
-    jobs = jobs_for(task, wanted(json.loads(task.params_json)))
+    jobs = jobs_for(task)
     if not jobs or not tasks.start_outputs(task.task_id, len(jobs)):
         return 0
     for job in jobs:
-        internal.put_object(Bucket=bucket, Key=job.marker_key(1), Body=job.marker(1),
-                            ContentType="application/json")
+        internal.put(job.marker_key(1), job.marker(1), "application/json")
     log.info("output jobs requested", extra={"task_id": task.task_id, "jobs": len(jobs)})
     return len(jobs)
 
@@ -73,22 +66,17 @@ def run(marker_body: bytes, deps: PostDeps) -> None:
 class _JobRun:
     def __init__(self, job: Job, part: int, task: TaskRecord, deps: PostDeps) -> None:
         self.job, self.part, self.task, self.deps = job, part, task, deps
-        self.params = json.loads(task.params_json)
-        self.want: Wanted = wanted(self.params)
-        storage = StorageParams.model_validate(self.params["StorageParams"])
-        self.vod = storage.CloudVod.TencentVod if storage.CloudVod is not None else None
-        if storage.CloudStorage is not None:
-            self.client, self.bucket = storage_client(storage.CloudStorage, deps.settings), storage.CloudStorage.Bucket
-        else:
-            self.client, self.bucket = deps.internal, deps.settings.internal_bucket
+        self.want = task.params.wanted()
+        self.vod = task.params.vod
+        self.bucket = task_bucket(task, deps.settings, deps.internal)
         self.ok = True
 
     # ---- the job
     def run(self) -> None:
         try:
-            playlists = {track: hls_index.parse(self._read(name).decode())
+            playlists = {track: playlist.parse(self._read(name).decode())
                          for track, name in self.job.playlists.items()}
-        except (SourceError, hls_index.PlaylistError, UnicodeDecodeError) as exc:
+        except (SourceError, playlist.PlaylistError, UnicodeDecodeError) as exc:
             self._failed(f"the recording could not be read back: {exc}")
             return
         with tempfile.TemporaryDirectory(dir=self.deps.scratch) as tmp:
@@ -104,27 +92,26 @@ class _JobRun:
                     self._failed(f"a segment could not be read back: {exc}")
                     return
         if more:
-            self.deps.internal.put_object(Bucket=self.deps.settings.internal_bucket,
-                                          Key=self.job.marker_key(self.part + 1),
-                                          Body=self.job.marker(self.part + 1), ContentType="application/json")
+            self.deps.internal.put(self.job.marker_key(self.part + 1), self.job.marker(self.part + 1),
+                                   "application/json")
             return
         if self.ok and not self.want.keep_hls:
             self._delete_hls(playlists)
         self._job_over()
 
-    def _make_part(self, playlists: dict[str, hls_index.Playlist], work: Path) -> bool:
+    def _make_part(self, playlists: dict[str, playlist.Playlist], work: Path) -> bool:
         """Make this invocation's part; True when more parts follow."""
         audio_only = self.want.aac and not self.want.mp4
         sources = []
-        for track, playlist in playlists.items():
+        for track, listed in playlists.items():
             kinds = kinds_of(track) & ({AUDIO} if audio_only else {AUDIO, VIDEO})
             if kinds:
-                sources.append(Source(playlist, frozenset(kinds), self._fetch))
+                sources.append(Source(listed, frozenset(kinds), self._read))
         if not sources:
             return False
         lead = next((s for s in sources if VIDEO in s.kinds), sources[0])
         parts = mp4_parts.plan(lead.playlist, [s.playlist for s in sources if s is not lead],
-                               self._max_minutes(), self.deps.settings.mp4_split_bytes)
+                               self.task.params.record.MaxMediaFileDuration, self.deps.settings.mp4_split_bytes)
         if self.part > len(parts):
             return False
         part = parts[self.part - 1]
@@ -133,60 +120,40 @@ class _JobRun:
         result = remux_part(sources, part, work / name, "ipod" if audio_only else "mp4")
         if result is not None:
             track = AUDIO_VIDEO if len(result.kinds) > 1 else next(iter(result.kinds))
+            made = self._output(name, track, result.start_ms, result.end_ms)
             if self.vod is not None:
-                self._commit_file(result.path, name, track, result.start_ms, result.end_ms)
+                self._commit(made, result.path, [])
             else:
-                self._store_file(result.path, name, track, result.start_ms, result.end_ms)
+                self._store(made, result.path)
         return self.part < len(parts)
 
-    def _max_minutes(self) -> int:
-        return int((self.params.get("RecordParams") or {}).get("MaxMediaFileDuration") or 1440)
+    def _output(self, name: str, track: str, start_ms: int, end_ms: int) -> OutputFile:
+        return OutputFile(name, self.job.user_id, track, self.job.media_id, start_ms, end_ms)
 
     # ---- storage
     def _read(self, name: str) -> bytes:
-        key = self.job.directory + name
-        for attempt in range(READ_ATTEMPTS):
-            try:
-                body: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-                return body
-            except (ClientError, BotoCoreError) as exc:
-                code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
-                if code in ("NoSuchKey", "404", "AccessDenied", "NoSuchBucket") or attempt == READ_ATTEMPTS - 1:
-                    raise SourceError(f"{name}: {code or type(exc).__name__}") from None
-                time.sleep(self.deps.retry_wait_s * 2 ** attempt)
-        raise AssertionError("unreachable")
+        try:
+            return retry.call(lambda: self.bucket.get(self.job.directory + name), self.deps.retry)
+        except Exception as exc:  # botocore, network: the recording cannot be read back
+            raise SourceError(f"{name}: {retry.error_code(exc)}") from None
 
-    _fetch = _read
+    def _store(self, made: OutputFile, path: Path) -> None:
+        status = FileStatus.STORED
+        try:
+            retry.call(lambda: self.bucket.upload(self.job.directory + made.name, path), self.deps.retry)
+        except Exception:  # botocore, network
+            log.exception("the output file could not be stored", extra={"task_id": self.job.task_id})
+            status, self.ok = FileStatus.NOT_STORED, False
+        self._emit(events.mp4_stop(made, status))
 
-    def _store_file(self, path: Path, name: str, track: str, start_ms: int, end_ms: int) -> None:
-        key = self.job.directory + name
-        status = STATUS_OK
-        for attempt in range(READ_ATTEMPTS):
-            try:
-                self.client.upload_file(str(path), self.bucket, key)
-                break
-            except (ClientError, BotoCoreError, OSError):
-                if attempt == READ_ATTEMPTS - 1:
-                    log.exception("the output file could not be stored", extra={"task_id": self.job.task_id})
-                    status, self.ok = STATUS_NOT_STORED, False
-                else:
-                    time.sleep(self.deps.retry_wait_s * 2 ** attempt)
-        message = {"FileName": name, "UserId": self.job.user_id, "TrackType": track, "MediaId": self.job.media_id,
-                   "StartTimeStamp": start_ms, "EndTimeStamp": end_ms}
-        self._emit(MP4_STOP, {"Status": status, "FileList": [name] if status == STATUS_OK else [],
-                              "FileMessage": [message] if status == STATUS_OK else []}, f"310-{name}")
-
-    def _delete_hls(self, playlists: dict[str, hls_index.Playlist]) -> None:
+    def _delete_hls(self, playlists: dict[str, playlist.Playlist]) -> None:
         keys = [self.job.directory + name for name in self.job.playlists.values()]
-        keys += [self.job.directory + seg.name for pl in playlists.values() for seg in pl.segments]
-        for start in range(0, len(keys), 1000):
-            try:
-                self.client.delete_objects(Bucket=self.bucket, Delete={
-                    "Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True})
-            except (ClientError, BotoCoreError):
-                log.warning("the HLS could not be deleted after the outputs were stored",
-                            extra={"task_id": self.job.task_id})
-                return
+        keys += [self.job.directory + seg.name for listed in playlists.values() for seg in listed.segments]
+        try:
+            self.bucket.delete(keys)
+        except Exception:  # botocore, network: the outputs are stored, only the HLS stays behind
+            log.warning("the HLS could not be deleted after the outputs were stored",
+                        extra={"task_id": self.job.task_id})
 
     # ---- VOD
     def _vod_credentials(self) -> tuple[str, str]:
@@ -197,65 +164,54 @@ class _JobRun:
                 return credential.secret_id, credential.secret_key
         raise LookupError("the app has no API credentials for VOD")
 
-    def _vod(self, media: Path, name: str, extra: list[tuple[str, Path]]) -> tuple[Any, str]:
+    def _commit(self, made: OutputFile, media: Path, extra: list[tuple[str, Path]]) -> None:
+        """Send a file (and the segments of a playlist) to VOD, and report it with 311."""
         from chalicelib import vod
 
-        upload = self.deps.vod_upload or vod.upload
         assert self.vod is not None
+        name = made.name
         if self.vod.UserDefineRecordId:  # spec §2.2: the user's prefix, joined by "__UserDefine_u_"
             name = f"{self.vod.UserDefineRecordId}__UserDefine_u_{name}"
         try:
             secret_id, secret_key = self._vod_credentials()
-            return upload(self.vod, secret_id, secret_key, self.deps.settings, media, name, extra), ""
+            committed = vod.upload(self.vod, secret_id, secret_key, self.deps.settings, media, name, extra,
+                               policy=self.deps.retry)
         except (vod.VodError, LookupError) as exc:
             self.ok = False
-            return None, str(exc)
+            self._emit(events.vod_commit(made, "", "", str(exc)))
+            return
+        self._emit(events.vod_commit(made, committed.file_id, committed.media_url, ""))
 
-    def _commit_file(self, path: Path, name: str, track: str, start_ms: int, end_ms: int) -> None:
-        media, error = self._vod(path, name, [])
-        self._emit_vod(name, track, start_ms, end_ms, media, error)
-
-    def _commit_hls(self, track: str, name: str, playlist: hls_index.Playlist, work: Path) -> None:
+    def _commit_hls(self, track: str, name: str, listed: playlist.Playlist, work: Path) -> None:
+        made = self._output(name, track, listed.start_ms, listed.end_ms)
         try:
             (work / name).write_bytes(self._read(name))
             extra = []
-            for seg in playlist.segments:
+            for seg in listed.segments:
                 (work / seg.name).write_bytes(self._read(seg.name))
                 extra.append((seg.name, work / seg.name))
         except SourceError as exc:
             self.ok = False
-            self._emit_vod(name, track, playlist.start_ms, playlist.end_ms, None, f"could not be read back: {exc}")
+            self._emit(events.vod_commit(made, "", "", f"could not be read back: {exc}"))
             return
-        media, error = self._vod(work / name, name, extra)
-        self._emit_vod(name, track, playlist.start_ms, playlist.end_ms, media, error)
+        self._commit(made, work / name, extra)
         for _, path in extra:
             path.unlink(missing_ok=True)
-
-    def _emit_vod(self, name: str, track: str, start_ms: int, end_ms: int, media: Any, error: str) -> None:
-        info = {"UserId": self.job.user_id, "TrackType": track, "MediaId": self.job.media_id,
-                "FileId": media.file_id if media else "", "VideoUrl": media.media_url if media else "",
-                "CacheFile": name, "StartTimeStamp": start_ms, "EndTimeStamp": end_ms}
-        payload: dict[str, Any] = {"Status": STATUS_OK if media else STATUS_FAILED, "TencentVod": info}
-        if not media:
-            payload["Errmsg"] = error
-        self._emit(VOD_COMMIT, payload, f"311-{name}")
 
     # ---- the end of a job
     def _failed(self, reason: str) -> None:
         log.error("output job failed: %s", reason, extra={"task_id": self.job.task_id})
         self.ok = False
         if self.vod is not None:
-            self._emit_vod(self.job.stem, AUDIO_VIDEO, 0, 0, None, reason)
+            self._emit(events.vod_commit(self._output(self.job.stem, AUDIO_VIDEO, 0, 0), "", "", reason))
         else:
-            self._emit(MP4_STOP, {"Status": STATUS_FAILED, "FileList": [], "FileMessage": []},
-                       f"310-failed-{self.job.stem}")
+            self._emit(events.mp4_failed(self.job.stem))
         self._job_over()
 
     def _job_over(self) -> None:
         done, total, failed = self.deps.tasks.output_job_done(self.job.task_id, not self.ok)
         if self.vod is not None and done == total:
-            self._emit(VOD_STOP, {"Status": 1 if failed else 0}, "312")
+            self._emit(events.vod_stop(failed=bool(failed)))
 
-    def _emit(self, event_type: int, payload: dict[str, Any], key: str) -> None:
-        now_ms = int(self.deps.clock() * 1000)
-        self.deps.events.publish(build_event(event_type, self.task, payload, now_ms), self.task.sdkappid, key)
+    def _emit(self, event: events.Event) -> None:
+        self.deps.events.publish(event, self.task, int(self.deps.clock() * 1000))

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
-from chalicelib import post_record
+from chalicelib import events, post_record
 from chalicelib.config import Settings
-from chalicelib.events import RECORDER_STOP, EventQueue, build_event
+from chalicelib.events import EventQueue, LeaveCode
 from chalicelib.launcher import Launcher
-from chalicelib.task_store import ENDED, STOP, TaskRecord, TaskStore
+from chalicelib.storage import Bucket
+from chalicelib.task_store import TaskStore
+from chalicelib.tasks import ENDED, STOP, TaskRecord
 
 log = logging.getLogger(__name__)
-
-LEAVE_SERVER_KICK = 3  # 302 LeaveCode: the server removed the robot
-
 
 @dataclass(frozen=True)
 class Decision:
@@ -38,8 +36,8 @@ def plan(task: TaskRecord, settings: Settings, now_s: float) -> Decision:
     return Decision("relaunch", "the recorder stopped heartbeating")
 
 
-def reap(tasks: TaskStore, launcher: Launcher, events: EventQueue, settings: Settings, now_s: float,
-         internal: Any = None) -> int:
+def reap(tasks: TaskStore, launcher: Launcher, queue: EventQueue, settings: Settings, now_s: float,
+         internal: Bucket | None = None) -> int:
     """Handle every expired task once; return how many were handled."""
     now_ms = int(now_s * 1000)
     handled = 0
@@ -57,12 +55,11 @@ def reap(tasks: TaskStore, launcher: Launcher, events: EventQueue, settings: Set
                 launcher.stop(task.launch_handle)
             tasks.set_launch(task_id, launcher.launch(task_id, task.ha_count + 1))
         else:
-            code = task.leave_code if task.leave_code is not None else LEAVE_SERVER_KICK
+            code = LeaveCode(task.leave_code) if task.leave_code is not None else LeaveCode.SERVER_KICK
             if tasks.finish(task_id, now_ms, leave_code=code):
-                events.publish(build_event(RECORDER_STOP, task, {"LeaveCode": code}, now_ms),
-                               task.sdkappid, f"302-reaped-{task.ha_count}")
+                queue.publish(events.recorder_stop(code), task, now_ms)
                 ended = tasks.get(task_id)
                 if ended is not None and internal is not None:
-                    post_record.request(ended, tasks, internal, settings.internal_bucket)
+                    post_record.request(ended, tasks, internal)
         handled += 1
     return handled

@@ -19,17 +19,18 @@ from pydantic import SecretStr
 from chalicelib.apps import App
 from chalicelib.config import Settings
 from chalicelib.errors import ServiceError, TaskNotFoundError
+from chalicelib.events import LeaveCode
 from chalicelib.launcher import Launcher
 from chalicelib.models import (
     CreateCloudRecordingRequest,
     DeleteCloudRecordingRequest,
     DescribeCloudRecordingRequest,
-    MixTranscodeParams,
     ModifyCloudRecordingRequest,
     TaskRef,
     check_layout_fits,
 )
-from chalicelib.task_store import ENDED, RUN, AdmissionRaceError, TaskRecord, TaskStore
+from chalicelib.task_store import AdmissionRaceError, TaskStore, robot_key
+from chalicelib.tasks import ENDED, RUN, TaskParams, TaskRecord
 from chalicelib.usersig import verify_usersig
 
 log = logging.getLogger(__name__)
@@ -62,19 +63,9 @@ def _reveal(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__}")
 
 
-def stored_params(req: CreateCloudRecordingRequest) -> str:
-    """The request as the recorder needs it (defaults filled in, UserSig left out)."""
-    data = req.model_dump(exclude={"UserSig", "PrivateMapKey"}, exclude_none=True)
-    return json.dumps(data, default=_reveal, sort_keys=True, separators=(",", ":"))
-
-
 def _params_hash(req: CreateCloudRecordingRequest) -> str:
     data = req.model_dump(exclude_none=True)
     return hashlib.sha256(json.dumps(data, default=_reveal, sort_keys=True).encode()).hexdigest()
-
-
-def _dump(model: Any) -> str:
-    return json.dumps(model.model_dump(exclude_none=True), sort_keys=True, separators=(",", ":"))
 
 
 def create(rec: Recordings, app: App, req: CreateCloudRecordingRequest) -> str:
@@ -83,7 +74,7 @@ def create(rec: Recordings, app: App, req: CreateCloudRecordingRequest) -> str:
     usersig_expires = verify_usersig(req.UserSig.get_secret_value(), req.SdkAppId, app.usersig_key,
                                      req.UserId, now_s)
     params_hash = _params_hash(req)
-    sub = req.RecordParams.SubscribeStreamUserIds
+    params, keys = TaskParams.of_request(req)
     for _ in range(ADMISSION_ATTEMPTS):
         now_ms = rec.now_ms()
         task = TaskRecord(
@@ -92,17 +83,17 @@ def create(rec: Recordings, app: App, req: CreateCloudRecordingRequest) -> str:
             room_id=req.RoomId,
             room_id_type=req.RoomIdType,
             user_id=req.UserId,
-            record_mode=req.RecordParams.RecordMode,
-            params_json=stored_params(req),
+            params=params,
+            storage_keys=keys,
             params_hash=params_hash,
             created_ms=now_ms,
             api_expires_ms=now_ms + req.ResourceExpiredHour * 3_600_000,
             usersig_expires_s=usersig_expires,
-            subscribe_json=_dump(sub) if sub else "",
-            layout_json=_dump(req.MixLayoutParams) if req.MixLayoutParams else "",
+            subscription=req.RecordParams.SubscribeStreamUserIds,
+            layout=req.MixLayoutParams,
             lease_expires_ms=now_ms + int(rec.settings.launch_grace_s * 1000),
         )
-        slot = rec.tasks.robot_slot(task.robot_key())
+        slot = rec.tasks.robot_slot(robot_key(task))
         kick = None
         if slot is not None:
             earlier = rec.tasks.get(slot.task_id)
@@ -144,13 +135,9 @@ def _visible_task(rec: Recordings, ref: TaskRef) -> TaskRecord:
     return task
 
 
-def _is_vod(task: TaskRecord) -> bool:
-    return "CloudVod" in json.loads(task.params_json).get("StorageParams", {})
-
-
 def describe(rec: Recordings, req: DescribeCloudRecordingRequest) -> dict[str, Any]:
     task = _visible_task(rec, req)
-    files = [] if _is_vod(task) else [vars(f) for f in task.storage_files()]
+    files = [] if task.params.vod is not None else [vars(f) for f in task.storage_files()]
     out: dict[str, Any] = {"TaskId": task.task_id, "Status": task.status, "StorageFileList": files}
     if req.RecorderKey is not None:
         out["RecorderKey"] = req.RecorderKey
@@ -160,17 +147,12 @@ def describe(rec: Recordings, req: DescribeCloudRecordingRequest) -> dict[str, A
 def modify(rec: Recordings, req: ModifyCloudRecordingRequest) -> dict[str, Any]:
     task = _visible_task(rec, req)
     layout = req.MixLayoutParams
-    if layout is not None and task.record_mode == 2:
-        stored = json.loads(task.params_json).get("MixTranscodeParams") or {}
-        check_layout_fits(layout, MixTranscodeParams.model_validate(stored).canvas())
+    if layout is not None and task.params.mixed:
+        check_layout_fits(layout, task.params.canvas())
     sub = req.SubscribeStreamUserIds
     if sub is None and layout is None:
         return {"TaskId": task.task_id}
-    changed = rec.tasks.update_config(
-        task.task_id,
-        subscribe_json=None if sub is None else _dump(sub),
-        layout_json=None if layout is None else _dump(layout),
-    )
+    changed = rec.tasks.update_config(task.task_id, subscription=sub, layout=layout)
     if not changed:
         raise TaskNotFoundError(f"The task {task.task_id} is exiting; it can no longer be modified.")
     return {"TaskId": task.task_id}
@@ -178,6 +160,6 @@ def modify(rec: Recordings, req: ModifyCloudRecordingRequest) -> dict[str, Any]:
 
 def delete(rec: Recordings, req: DeleteCloudRecordingRequest) -> dict[str, Any]:
     task = _visible_task(rec, req)
-    if not rec.tasks.request_stop(task.task_id, leave_code=0):
+    if not rec.tasks.request_stop(task.task_id, leave_code=LeaveCode.API_STOP):
         raise TaskNotFoundError(f"The task {task.task_id} has ended.")
     return {"TaskId": task.task_id}

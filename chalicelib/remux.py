@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chalicelib.hls_index import Playlist, Segment
 from chalicelib.mp4_parts import Part
+from chalicelib.playlist import Playlist, Segment
 
 log = logging.getLogger(__name__)
 

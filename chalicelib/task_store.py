@@ -1,15 +1,12 @@
-"""Recording tasks in DynamoDB: the task item, its recorder lease, and the per-app
-counters that admission updates in the same transaction (tasks + limits tables).
-
-A task moves Idle → InProgress → Exited (stopping; still visible to Describe) → Ended
-(gone for the API). `desired` is what the API wants ("run" | "stop"); the recorder polls
-it with each heartbeat, so Delete and Modify reach it through the store.
+"""Recording tasks in DynamoDB: the task item, its recorder lease, and the per-app counters
+that admission updates in the same transaction (tasks + limits tables). The task itself is
+`chalicelib.tasks.TaskRecord`; this adapter maps it to items and back.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
 
@@ -17,67 +14,33 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib.errors import ConcurrencyLimitError, ServiceError
+from chalicelib.events import LeaveCode
+from chalicelib.models import MixLayoutParams, SubscribeStreamUserIds
 from chalicelib.schema import LIVE_INDEX
-
-IDLE, IN_PROGRESS, EXITED, ENDED = "Idle", "InProgress", "Exited", "Ended"
-RUN, STOP = "run", "stop"
+from chalicelib.tasks import (
+    ENDED,
+    EXITED,
+    IDLE,
+    IN_PROGRESS,
+    RUN,
+    STOP,
+    StorageFile,
+    TaskRecord,
+    decode_layout,
+    decode_params,
+    decode_subscription,
+    encode_model,
+    encode_params,
+)
 
 _ser = TypeSerializer()
 _de = TypeDeserializer()
+# TaskRecord fields stored under another name, as JSON text
+_ENCODED = {"params", "storage_keys", "subscription", "layout", "files"}
 
 
 class AdmissionRaceError(Exception):
     """Another Create for the same robot slot, or the kicked task, changed meanwhile: retry."""
-
-
-@dataclass(frozen=True)
-class StorageFile:
-    """An index file as Describe lists it (spec §2.2 StorageFile)."""
-
-    FileName: str
-    UserId: str
-    TrackType: str
-    BeginTimeStamp: int
-
-
-@dataclass(frozen=True)
-class TaskRecord:
-    """A recording task as stored. `params_json` holds storage keys: never returned or logged."""
-
-    task_id: str
-    sdkappid: int
-    room_id: str
-    room_id_type: int
-    user_id: str
-    record_mode: int
-    params_json: str
-    params_hash: str
-    created_ms: int
-    api_expires_ms: int
-    usersig_expires_s: int
-    subscribe_json: str = ""
-    layout_json: str = ""
-    config_version: int = 0
-    status: str = IDLE
-    desired: str = RUN
-    leave_code: int | None = None
-    ha_count: int = 0
-    lease_owner: str | None = None
-    lease_expires_ms: int = 0
-    heartbeat_ms: int = 0
-    launch_handle: str | None = None
-    ended_ms: int | None = None
-    files: dict[str, StorageFile] = field(default_factory=dict)
-
-    @property
-    def room_key(self) -> str:
-        return json.dumps([self.sdkappid, self.room_id_type, self.room_id])
-
-    def robot_key(self) -> str:
-        return robot_key(self.sdkappid, self.room_id_type, self.room_id, self.user_id)
-
-    def storage_files(self) -> list[StorageFile]:
-        return sorted(self.files.values(), key=lambda f: (f.BeginTimeStamp, f.FileName))
 
 
 @dataclass(frozen=True)
@@ -90,8 +53,9 @@ class RobotSlot:
     created_ms: int
 
 
-def robot_key(sdkappid: int, room_id_type: int, room_id: str, user_id: str) -> str:
-    return "robot#" + json.dumps([sdkappid, room_id_type, room_id, user_id])
+def robot_key(task: TaskRecord) -> str:
+    """The limits-table key of a task's robot: one robot UserId per room at a time."""
+    return "robot#" + json.dumps([task.sdkappid, task.room_id_type, task.room_id, task.user_id])
 
 
 def active_key(sdkappid: int) -> str:
@@ -108,18 +72,24 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _from_item(item: dict[str, Any]) -> TaskRecord:
+def from_item(item: dict[str, Any]) -> TaskRecord:
+    """A task from its DynamoDB item (the inverse of to_item)."""
     raw = {k: _plain(_de.deserialize(v)) for k, v in item.items()}
-    names = {f.name for f in fields(TaskRecord)}
+    names = {f.name for f in fields(TaskRecord)} - _ENCODED
     data = {k: v for k, v in raw.items() if k in names}
-    data["files"] = {name: StorageFile(**f) for name, f in raw.get("files", {}).items()}
-    return TaskRecord(**data)
+    params, keys = decode_params(raw["params_json"])
+    return TaskRecord(**data, params=params, storage_keys=keys,
+                      subscription=decode_subscription(raw.get("subscribe_json", "")),
+                      layout=decode_layout(raw.get("layout_json", "")),
+                      files={name: StorageFile(**f) for name, f in raw.get("files", {}).items()})
 
 
-def _to_item(task: TaskRecord) -> dict[str, Any]:
-    data = {f.name: getattr(task, f.name) for f in fields(TaskRecord)}
-    data["files"] = {n: vars(f) for n, f in task.files.items()}
-    data["live"] = "1"
+def to_item(task: TaskRecord) -> dict[str, Any]:
+    """The DynamoDB item of a task: its parameters, subscription and layout as JSON text."""
+    data = {f.name: getattr(task, f.name) for f in fields(TaskRecord) if f.name not in _ENCODED}
+    data.update(params_json=encode_params(task.params, task.storage_keys),
+                subscribe_json=encode_model(task.subscription), layout_json=encode_model(task.layout),
+                files={n: vars(f) for n, f in task.files.items()}, live="1")
     return {k: _ser.serialize(v) for k, v in data.items() if v is not None}
 
 
@@ -148,7 +118,7 @@ class TaskStore:
     def get(self, task_id: str) -> TaskRecord | None:
         item = self._db.get_item(TableName=self._tasks, Key={"task_id": {"S": task_id}},
                                  ConsistentRead=True).get("Item")
-        return _from_item(item) if item else None
+        return from_item(item) if item else None
 
     def robot_slot(self, key: str) -> RobotSlot | None:
         item = self._db.get_item(TableName=self._limits, Key={"pk": {"S": key}},
@@ -184,9 +154,9 @@ class TaskStore:
     def admit(self, task: TaskRecord, seen: RobotSlot | None, kick: TaskRecord | None,
               max_concurrent: int) -> None:
         """Store a new task, count it against the app's limit and take its robot slot,
-        stopping `kick` (the earlier task of this robot) with LeaveCode 101 — all or nothing."""
+        stopping `kick` (the earlier task of this robot) with LeaveCode SAME_USER — all or nothing."""
         slot_item = {
-            "pk": {"S": task.robot_key()},
+            "pk": {"S": robot_key(task)},
             "task_id": {"S": task.task_id},
             "params_hash": {"S": task.params_hash},
             "created_ms": {"N": str(task.created_ms)},
@@ -199,7 +169,7 @@ class TaskStore:
                                 "ConditionExpression": "task_id = :seen",
                                 "ExpressionAttributeValues": _values(seen=seen.task_id)}}
         items: list[dict[str, Any]] = [
-            {"Put": {"TableName": self._tasks, "Item": _to_item(task),
+            {"Put": {"TableName": self._tasks, "Item": to_item(task),
                      "ConditionExpression": "attribute_not_exists(task_id)"}},
             {"Update": {
                 "TableName": self._limits,
@@ -217,7 +187,8 @@ class TaskStore:
                 "UpdateExpression": "SET desired = :stop, leave_code = :code, #s = :exited",
                 "ConditionExpression": "#s <> :ended",
                 "ExpressionAttributeNames": {"#s": "status"},
-                "ExpressionAttributeValues": _values(stop=STOP, code=101, exited=EXITED, ended=ENDED),
+                "ExpressionAttributeValues": _values(stop=STOP, code=int(LeaveCode.SAME_USER), exited=EXITED,
+                                                     ended=ENDED),
             }})
         try:
             self._db.transact_write_items(TransactItems=items)
@@ -239,7 +210,7 @@ class TaskStore:
 
     # -- control (API) -------------------------------------------------------------------
 
-    def request_stop(self, task_id: str, leave_code: int) -> bool:
+    def request_stop(self, task_id: str, leave_code: LeaveCode) -> bool:
         """Ask the recorder to stop; False when the task has ended already."""
         try:
             self._db.update_item(
@@ -248,7 +219,7 @@ class TaskStore:
                                  "leave_code = if_not_exists(leave_code, :code)",
                 ConditionExpression="attribute_exists(task_id) AND #s <> :ended",
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=_values(stop=STOP, exited=EXITED, ended=ENDED, code=leave_code),
+                ExpressionAttributeValues=_values(stop=STOP, exited=EXITED, ended=ENDED, code=int(leave_code)),
             )
             return True
         except ClientError as err:
@@ -256,16 +227,17 @@ class TaskStore:
                 return False
             raise
 
-    def update_config(self, task_id: str, subscribe_json: str | None, layout_json: str | None) -> bool:
-        """Overwrite the subscription and/or layout of a running task; False if it is stopping."""
+    def update_config(self, task_id: str, subscription: SubscribeStreamUserIds | None,
+                      layout: MixLayoutParams | None) -> bool:
+        """Overwrite the subscription and/or layout (None: keep it) of a running task; False if it is stopping."""
         sets = ["config_version = config_version + :one"]
         values: dict[str, Any] = {"one": 1}
-        if subscribe_json is not None:
+        if subscription is not None:
             sets.append("subscribe_json = :sub")
-            values["sub"] = subscribe_json
-        if layout_json is not None:
+            values["sub"] = encode_model(subscription)
+        if layout is not None:
             sets.append("layout_json = :lay")
-            values["lay"] = layout_json
+            values["lay"] = encode_model(layout)
         try:
             self._db.update_item(
                 TableName=self._tasks, Key={"task_id": {"S": task_id}},
@@ -285,7 +257,7 @@ class TaskStore:
         try:
             out = self._db.update_item(TableName=self._tasks, Key={"task_id": {"S": task_id}},
                                        ReturnValues="ALL_NEW", **kwargs)
-            return _from_item(out["Attributes"])
+            return from_item(out["Attributes"])
         except ClientError as err:
             if _is_condition_failure(err):
                 return None
@@ -361,7 +333,7 @@ class TaskStore:
         )["Attributes"]
         return int(item["output_done"]["N"]), int(item["output_jobs"]["N"]), int(item["output_failed"]["N"])
 
-    def finish(self, task_id: str, now_ms: int, leave_code: int | None = None,
+    def finish(self, task_id: str, now_ms: int, leave_code: LeaveCode | None = None,
                owner: str | None = None) -> bool:
         """End a task and free its slot in the app's concurrency count, exactly once.
         A recorder passes `owner`: it may only end a task whose lease it still holds."""
@@ -373,7 +345,7 @@ class TaskStore:
         values: dict[str, Any] = {"ended": ENDED, "now": now_ms, "stop": STOP}
         if leave_code is not None:
             sets += ", leave_code = if_not_exists(leave_code, :code)"
-            values["code"] = leave_code
+            values["code"] = int(leave_code)
         if owner is not None:
             condition += " AND lease_owner = :owner"
             values["owner"] = owner

@@ -24,8 +24,7 @@ import boto3
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import BotoCoreError, ClientError
 from tencentcloud.common.credential import Credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
@@ -33,14 +32,15 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.vod.v20180717 import models
 from tencentcloud.vod.v20180717.vod_client import VodClient
 
+from chalicelib import retry
 from chalicelib.config import Settings
 from chalicelib.models import TencentVod
+from chalicelib.retry import RetryPolicy
 
 # Region is a required common parameter of ApplyUpload and CommitUpload; where the media
 # is stored is chosen by StorageRegion, not by the API region.
 API_REGION = "ap-guangzhou"
-ATTEMPTS = 3
-BACKOFF_S = (1.0, 3.0)  # sleep before the 2nd and the 3rd attempt of one step
+VOD_RETRY = RetryPolicy(delays_s=(1.0, 3.0), attempts=3)  # per step
 MAX_MESSAGE = 300
 MIN_SCRUBBED = 4  # shorter "secrets" would mangle every message they are scrubbed from
 CONTENT_TYPES = {
@@ -50,8 +50,6 @@ CONTENT_TYPES = {
     "m3u8": "application/vnd.apple.mpegurl",
     "ts": "video/mp2t",
 }
-_TRANSIENT_SDK_CODES = ("InternalError", "RequestLimitExceeded", "FailedOperation.NetWorkError")
-_TRANSIENT_S3_CODES = {"InternalError", "RequestTimeout", "ServiceUnavailable", "SlowDown"}
 # Multipart above 64 MB: a recording is up to 2 GB and one failed part is cheaper to retry.
 _TRANSFER = TransferConfig(multipart_threshold=64 * 1024 ** 2, multipart_chunksize=16 * 1024 ** 2,
                            max_concurrency=4)
@@ -82,14 +80,6 @@ class _Grant:
     secret_id: str
     secret_key: str
     token: str | None
-
-
-@dataclass(frozen=True)
-class _Failure:
-    """One failed attempt of a step: its safe message and whether trying again may help."""
-
-    message: str
-    transient: bool
 
 
 def expire_time(seconds: int, now: float) -> str | None:
@@ -151,43 +141,27 @@ def _scrub(text: str, secrets: Sequence[str | None]) -> str:
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
 
 
-def _sdk_failure(exc: TencentCloudSDKException) -> _Failure:
-    code = str(exc.get_code() or "ClientError")
-    message = exc.get_message()
-    if isinstance(message, bytes):
-        message = message.decode("utf-8", "replace")
-    # no RequestId: the request never got a VOD answer (network, proxy, non-200 reply)
-    transient = not exc.get_request_id() or code.startswith(_TRANSIENT_SDK_CODES)
-    return _Failure(f"{code}: {message}", transient)
-
-
-def _s3_failure(exc: Exception) -> _Failure:
-    cause = exc if isinstance(exc, ClientError) else exc.__context__  # upload_file wraps ClientError
+def _message(exc: BaseException) -> str:
+    """What a failed step says: the service's code and message, or the local error."""
+    if isinstance(exc, TencentCloudSDKException):
+        message = exc.get_message()
+        if isinstance(message, bytes):
+            message = message.decode("utf-8", "replace")
+        return f"{exc.get_code() or 'ClientError'}: {message}"
+    cause = exc.__context__ if isinstance(exc, S3UploadFailedError) and exc.__context__ else exc
     if isinstance(cause, ClientError):
-        error = cause.response.get("Error", {})
-        code = str(error.get("Code") or "Unknown")
-        status = int(cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        return _Failure(f"{code}: {error.get('Message') or ''}".strip(), code in _TRANSIENT_S3_CODES or status >= 500)
-    if isinstance(cause, (BotoConnectionError, HTTPClientError)):
-        return _Failure(f"{type(cause).__name__}: {cause}", True)
-    return _Failure(f"{type(exc).__name__}: {exc}", False)
+        return f"{retry.error_code(cause)}: {cause.response.get('Error', {}).get('Message') or ''}".strip()
+    if isinstance(cause, OSError) and cause.strerror:
+        return f"{type(cause).__name__}: {cause.strerror}"
+    return f"{type(cause).__name__}: {cause}"
 
 
-def _run(step: str, call: Callable[[], T], secrets: Sequence[str | None]) -> T:
-    """Run one step, retrying transient failures; anything else becomes a VodError."""
-    for attempt in range(ATTEMPTS):
-        try:
-            return call()
-        except TencentCloudSDKException as exc:
-            failure = _sdk_failure(exc)
-        except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
-            failure = _s3_failure(exc)
-        except OSError as exc:  # the local file: not something a retry fixes
-            failure = _Failure(f"{type(exc).__name__}: {exc.strerror or exc}", False)
-        if not failure.transient or attempt == ATTEMPTS - 1:
-            raise VodError(_scrub(f"VOD {step} failed: {failure.message}", secrets)) from None
-        time.sleep(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])
-    raise AssertionError("unreachable")
+def _run(step: str, call: Callable[[], T], secrets: Sequence[str | None], policy: RetryPolicy) -> T:
+    """Run one step, retrying transient failures; any failure becomes a VodError."""
+    try:
+        return retry.call(call, policy)
+    except (TencentCloudSDKException, ClientError, BotoCoreError, S3UploadFailedError, OSError) as exc:
+        raise VodError(_scrub(f"VOD {step} failed: {_message(exc)}", secrets)) from None
 
 
 def _vod_client(secret_id: str, secret_key: str, settings: Settings) -> Any:
@@ -244,7 +218,8 @@ def _commit(client: Any, grant: _Grant, sub_app_id: int | None) -> VodMedia:
 
 
 def upload(params: TencentVod, secret_id: str, secret_key: str, settings: Settings,
-           media: Path, media_name: str, extra: Sequence[tuple[str, Path]] = ()) -> VodMedia:
+           media: Path, media_name: str, extra: Sequence[tuple[str, Path]] = (),
+           policy: RetryPolicy = VOD_RETRY) -> VodMedia:
     """Store one recording file in VOD and return its FileId and MediaUrl.
 
     `extra` are the files an HLS playlist refers to, as (name relative to the playlist,
@@ -257,9 +232,10 @@ def upload(params: TencentVod, secret_id: str, secret_key: str, settings: Settin
     except TencentCloudSDKException as exc:  # e.g. an empty SecretId
         raise VodError(_scrub(f"VOD credentials are unusable: {exc.get_message()}", secrets)) from None
     request = apply_params(params, kind, media_name, time.time())
-    grant = _run("ApplyUpload", lambda: _apply(client, request), secrets)
+    grant = _run("ApplyUpload", lambda: _apply(client, request), secrets, policy)
     secrets += [grant.secret_key, grant.token, grant.secret_id]
     s3 = _storage_client(grant, settings)
     for key, path in plan_objects(grant.media_key, media, extra):
-        _run(f"upload of {posixpath.basename(key)}", functools.partial(_store, s3, grant.bucket, key, path), secrets)
-    return _run("CommitUpload", lambda: _commit(client, grant, params.SubAppId), secrets)
+        _run(f"upload of {posixpath.basename(key)}", functools.partial(_store, s3, grant.bucket, key, path), secrets,
+             policy)
+    return _run("CommitUpload", lambda: _commit(client, grant, params.SubAppId), secrets, policy)

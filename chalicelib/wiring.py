@@ -14,6 +14,7 @@ from chalicelib.limits import RateLimiter
 from chalicelib.once import Once
 from chalicelib.post_record import PostDeps
 from chalicelib.recordings import Recordings
+from chalicelib.storage import Bucket
 from chalicelib.task_store import TaskStore
 
 
@@ -45,8 +46,13 @@ def once() -> Once:
 
 
 @functools.cache
+def internal_bucket() -> Bucket:
+    return Bucket(aws.settings().internal_bucket, lambda: aws.client("s3"))
+
+
+@functools.cache
 def post_deps() -> PostDeps:
-    return PostDeps(task_store(), aws.client("s3"), event_queue(), aws.settings(), app_registry())
+    return PostDeps(task_store(), internal_bucket(), event_queue(), aws.settings(), app_registry())
 
 
 @functools.cache
@@ -62,7 +68,7 @@ def api() -> Api:
 
 def reset() -> None:
     """Forget every adapter (tests switch environments)."""
-    for built in (task_store, app_registry, event_queue, launcher, api, once, post_deps):
+    for built in (task_store, app_registry, event_queue, launcher, api, once, internal_bucket, post_deps):
         clear = getattr(built, "cache_clear", None)  # tests may replace an adapter
         if clear is not None:
             clear()

@@ -46,7 +46,7 @@ class SegmentDone:
 
     path: Path
     start_ms: int  # wall-clock time of its first sample
-    duration: float
+    duration_ms: int
     size: int
     width: int = 0
     height: int = 0
@@ -199,7 +199,7 @@ class StreamWriter:
             return
         self.stats.segments += 1
         self.on_segment(SegmentDone(
-            path=seg.path, start_ms=round(seg.start_wall * 1000), duration=(seg.end_ts - seg.start_ts) / VIDEO_RATE,
+            path=seg.path, start_ms=round(seg.start_wall * 1000), duration_ms=round((seg.end_ts - seg.start_ts) / 90),
             size=seg.path.stat().st_size, width=seg.width, height=seg.height, discontinuity=seg.discontinuity))
 
     def _cut(self, ts: int, discontinuity: bool = False) -> _Segment:

@@ -26,7 +26,7 @@ import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
-from chalicelib.events import DOWNLOAD_IMAGE_ERROR
+from chalicelib import events
 from chalicelib.fetch import FetchError, fetch
 from chalicelib.layouts import Participant, Window, layout, simulcast_layer
 from chalicelib.models import AudioParams, MixLayoutParams, MixTranscodeParams, VideoParams
@@ -104,7 +104,7 @@ class MixedRecording:
                                 ctx.put_file, self.loop)
         self.stream.keyframe = self._want_keyframe
         self.stream.open(WriterSpec(
-            name=ctx.naming.mixed_playlist().removesuffix(".m3u8"), audio=self.has_audio, video=self.has_video,
+            name=self.stream.stem, audio=self.has_audio, video=self.has_video,
             work_dir=ctx.work_dir, segment_s=ctx.segment_s, audio_channels=self.audio.Channel,
             audio_bitrate=self.audio.BitRate, audio_rate=self.rate, audio_latency_s=0.0))
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
@@ -134,7 +134,8 @@ class MixedRecording:
             except (FetchError, OSError, ValueError) as exc:
                 log.warning("image %s could not be used: %s", url, exc)
                 self._images[url] = None
-                self.loop.call_soon_threadsafe(self.ctx.emit, DOWNLOAD_IMAGE_ERROR, {"Url": url}, f"309-{url}")
+                failed = events.download_image_error(url, self.ctx.naming.ha_index)
+                self.loop.call_soon_threadsafe(self.ctx.emit, failed)
         return self._images[url]
 
     def _build_scene(self, params: MixLayoutParams | None, people: list[Participant]) -> Scene:

@@ -5,20 +5,18 @@ its worker processes."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from chalicelib import aws
+from chalicelib import aws, events
 from chalicelib.config import Settings
-from chalicelib.events import UPLOAD_ERROR, UPLOAD_START, EventQueue, build_event
-from chalicelib.models import StorageParams
+from chalicelib.events import Event, EventQueue
 from chalicelib.naming import TaskNaming
-from chalicelib.storage import storage_client
-from chalicelib.task_store import StorageFile, TaskRecord, TaskStore
+from chalicelib.storage import Bucket, task_bucket
+from chalicelib.task_store import TaskStore
+from chalicelib.tasks import StorageFile, TaskRecord
 from recorder_container.uploader import Uploader
 
 log = logging.getLogger(__name__)
@@ -33,32 +31,23 @@ class TaskOutputs:
     events: EventQueue
     clock: Callable[[], float] = time.time
 
-    def emit(self, event_type: int, payload: dict[str, Any], key: str) -> None:
-        """Queue an event once (the key deduplicates it across processes and retries)."""
+    def emit(self, event: Event) -> None:
+        """Queue an event (its dedup key keeps it once-only across processes and retries)."""
         try:
-            self.events.publish(build_event(event_type, self.task, payload, int(self.clock() * 1000)),
-                                self.task.sdkappid, f"{key}-ha{self.ha_index}")
+            self.events.publish(event, self.task, int(self.clock() * 1000))
         except Exception:  # an event that cannot be queued must not stop the recording
-            log.exception("event %s could not be queued", event_type)
+            log.exception("event %s could not be queued", int(event.type))
 
     def put_file(self, file: StorageFile) -> None:
         """List an index file for Describe (from the event loop, off it)."""
         asyncio.ensure_future(asyncio.to_thread(self.store.put_file, self.task.task_id, file))
 
     def naming(self) -> TaskNaming:
-        storage = json.loads(self.task.params_json)["StorageParams"]
-        prefix = tuple(storage.get("CloudStorage", {}).get("FileNamePrefix") or ())
-        return TaskNaming(self.task.task_id, self.task.sdkappid, self.task.room_id, self.task.room_id_type,
-                          prefix, self.ha_index)
+        return self.task.naming(self.ha_index)
 
     def uploader(self) -> Uploader:
-        storage = StorageParams.model_validate(json.loads(self.task.params_json)["StorageParams"])
-        if storage.CloudStorage is not None:
-            target = storage.CloudStorage
-            bucket, factory = target.Bucket, (lambda: storage_client(target, self.settings))
-        else:  # VOD tasks: HLS goes to the internal bucket, the VOD commit comes after
-            bucket, factory = self.settings.internal_bucket, (lambda: aws.client("s3"))
-        return Uploader(factory, bucket,
-                        on_error=lambda code, msg: self.emit(UPLOAD_ERROR, {"Code": code, "Message": msg},
-                                                             f"308-{int(self.clock())}"),
-                        on_first=lambda: self.emit(UPLOAD_START, {"Status": 0}, "303"))
+        internal = Bucket(self.settings.internal_bucket, lambda: aws.client("s3"))
+        return Uploader(task_bucket(self.task, self.settings, internal),
+                        on_error=lambda code, msg: self.emit(events.upload_error(code, msg, self.ha_index,
+                                                                                 int(self.clock()))),
+                        on_first=lambda: self.emit(events.upload_start(self.ha_index)))

@@ -10,7 +10,6 @@ now; this one then leaves without ending it.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import socket
@@ -18,18 +17,19 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 
-from chalicelib import aws, post_record
+from chalicelib import aws, events, post_record
 from chalicelib.apps import App
 from chalicelib.config import Settings
-from chalicelib.events import FAILOVER, LEAVE_IDLE, RECORDER_START, RECORDER_STOP, UPLOAD_STOP, EventQueue
-from chalicelib.models import MixLayoutParams, MixTranscodeParams, RecordParams, SubscribeStreamUserIds
+from chalicelib.events import Event, EventQueue, LeaveCode, UploadStatus
+from chalicelib.models import RecordParams
 from chalicelib.naming import file_safe
+from chalicelib.storage import Bucket
 from chalicelib.subscription import select
-from chalicelib.task_store import STOP, TaskRecord, TaskStore
+from chalicelib.task_store import TaskStore
+from chalicelib.tasks import STOP, TaskRecord
 from recorder_container import codec_seam
 from recorder_container.janus import JanusError, JanusSession
 from recorder_container.mixed_recording import MixedRecording
@@ -45,7 +45,6 @@ POLL_S = 1.0
 JOIN_RETRY_S = 2.0
 RECONCILE_S = 5.0  # re-check subscriptions this often even without room events
 PRESENCE_S = 2.0  # how often the room's participants are listed (for MaxIdleTime)
-LEAVE_SIGNAL = 3  # 302 LeaveCode when the service itself stops the recorder (SIGTERM)
 
 
 class IdleClock:
@@ -64,14 +63,6 @@ class IdleClock:
 
     def expired(self, now: float) -> bool:
         return self._empty_since is not None and now - self._empty_since >= self._max
-
-
-def _rules(task: TaskRecord) -> SubscribeStreamUserIds | None:
-    return SubscribeStreamUserIds.model_validate_json(task.subscribe_json) if task.subscribe_json else None
-
-
-def _layout(task: TaskRecord) -> MixLayoutParams | None:
-    return MixLayoutParams.model_validate_json(task.layout_json) if task.layout_json else None
 
 
 @dataclass
@@ -117,9 +108,9 @@ class Recorder:
         """Graceful stop (SIGTERM): finish, upload, leave, end the task."""
         self._stop_signal.set()
 
-    def _emit(self, event_type: int, payload: dict[str, Any], key: str) -> None:
+    def _emit(self, event: Event) -> None:
         assert self._outputs is not None
-        self._outputs.emit(event_type, payload, key)
+        self._outputs.emit(event)
 
     async def run(self) -> int:
         lease_ms = int(self.settings.lease_s * 1000)
@@ -131,11 +122,11 @@ class Recorder:
         app = self.app_for(task.sdkappid)
         if app is None:
             log.error("the task's app is not registered; ending the task")
-            self.store.finish(self.task_id, self.now_ms(), leave_code=LEAVE_SIGNAL, owner=self.owner)
+            self.store.finish(self.task_id, self.now_ms(), leave_code=LeaveCode.SERVER_KICK, owner=self.owner)
             return 1
-        self._emit(RECORDER_START, {"Status": 0}, "301")
+        self._emit(events.recorder_start(self.ha_index))
         if self.ha_index > 0:
-            self._emit(FAILOVER, {"Status": 0}, "306")
+            self._emit(events.failover(self.ha_index))
         uploader = self._outputs.uploader()
         uploader.start()
         leave_code = await self._attend(task, app, lease_ms, uploader)
@@ -147,7 +138,7 @@ class Recorder:
             await uploader.stop()
             return 0
         self._outputs.task = self.store.get(self.task_id) or task
-        self._emit(RECORDER_STOP, {"LeaveCode": leave_code}, "302")
+        self._emit(events.recorder_stop(leave_code))
         try:
             await uploader.drain(self.drain_s)
         finally:
@@ -156,7 +147,7 @@ class Recorder:
         await uploader.stop()
         pending = uploader.pending + sum(w.pending for w in self._workers.values())
         if self._marked_recording:
-            self._emit(UPLOAD_STOP, {"Status": 0 if not pending else 1}, "305")
+            self._emit(events.upload_stop(UploadStatus.FILES_LEFT if pending else UploadStatus.ALL_STORED))
         if pending:
             log.error("%d uploads still pending; their files stay in the work directory", pending)
         self.store.finish(self.task_id, self.now_ms(), leave_code=leave_code, owner=self.owner)
@@ -170,7 +161,8 @@ class Recorder:
         if ended is None:
             return
         try:
-            jobs = post_record.request(ended, self.store, aws.client("s3"), self.settings.internal_bucket)
+            internal = Bucket(self.settings.internal_bucket, lambda: aws.client("s3"))
+            jobs = post_record.request(ended, self.store, internal)
         except Exception:  # the HLS is stored; only the follow-up files are missing
             log.exception("the output jobs could not be requested")
             return
@@ -189,10 +181,10 @@ class Recorder:
             self._marked_recording = True
             asyncio.ensure_future(asyncio.to_thread(self.store.mark_recording, self.task_id))
 
-    async def _attend(self, task: TaskRecord, app: App, lease_ms: int, uploader: Uploader) -> int | None:
+    async def _attend(self, task: TaskRecord, app: App, lease_ms: int, uploader: Uploader) -> LeaveCode | None:
         """Stay in the room and record until the task should stop; return the LeaveCode, or
         None if the lease was lost."""
-        record = RecordParams.model_validate(json.loads(task.params_json)["RecordParams"])
+        record = task.params.record
         address = janus_room(task.room_id, task.room_id_type, task.user_id, app.room)
         if address is None:
             log.error("this Janus has no string_ids: string room %r cannot be recorded", task.room_id)
@@ -211,9 +203,7 @@ class Recorder:
                 codec_seam.install()  # remux: H.264 is never decoded (a mixed task decodes it)
                 recording = SingleStreamRecording(ctx)
             else:
-                transcode = json.loads(task.params_json).get("MixTranscodeParams")
-                recording = MixedRecording(ctx, MixTranscodeParams.model_validate(transcode) if transcode else None,
-                                           self.settings.allow_private_urls)
+                recording = MixedRecording(ctx, task.params.transcode, self.settings.allow_private_urls)
         room: _Room | None = None
         next_heartbeat = next_join = next_presence = 0.0
         last_anchors = False
@@ -231,9 +221,9 @@ class Recorder:
                     if current is None:
                         return None
                 if self._stop_signal.is_set():
-                    return LEAVE_SIGNAL
+                    return LeaveCode.SERVER_KICK
                 if current.desired == STOP:
-                    return current.leave_code if current.leave_code is not None else 0
+                    return LeaveCode(current.leave_code) if current.leave_code is not None else LeaveCode.API_STOP
                 anchors_present = False
                 try:
                     if address is not None and now >= next_join and (room is None or not room.presence.joined):
@@ -260,7 +250,7 @@ class Recorder:
                 idle.observe(anchors_present, now)
                 if idle.expired(now):
                     log.info("no anchor for MaxIdleTime (%s s): stopping", record.MaxIdleTime)
-                    return LEAVE_IDLE
+                    return LeaveCode.IDLE
                 try:
                     await asyncio.wait_for(self._stop_signal.wait(), POLL_S)
                 except TimeoutError:
@@ -286,9 +276,9 @@ class Recorder:
         room.config_version = current.config_version
         room.next_reconcile = now + RECONCILE_S
         publishers = list(room.presence.publishers.values())
-        selected = select(publishers, record, _rules(current))
+        selected = select(publishers, record, current.subscription)
         if isinstance(recording, MixedRecording):  # one picture: decoded in this process
-            await recording.reconcile(room.janus, publishers, selected, _layout(current))
+            await recording.reconcile(room.janus, publishers, selected, current.layout)
             return
         per_user: dict[str, int] = {}
         for sel in selected:

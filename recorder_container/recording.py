@@ -21,21 +21,22 @@ from typing import Any
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
-from chalicelib.events import FILE_INFO, FILE_SLICE
+from chalicelib import events
+from chalicelib.events import Event
 from chalicelib.models import RecordParams
-from chalicelib.naming import AUDIO, AUDIO_VIDEO, MAIN, VIDEO, TaskNaming
+from chalicelib.naming import AUDIO, AUDIO_VIDEO, MAIN, VIDEO, TaskNaming, playlist_name, segment_name
+from chalicelib.playlist import Segment, render
 from chalicelib.subscription import Selected
-from chalicelib.task_store import StorageFile
+from chalicelib.tasks import StorageFile
 from recorder_container.hls_writer import SegmentDone, StreamWriter, WriterSpec
 from recorder_container.janus import JanusSession
-from recorder_container.playlist import PlaylistSegment, render
 from recorder_container.room import RoomAddress
 from recorder_container.subscriber import FeedSubscriber, subscribe_missing
 from recorder_container.uploader import Upload, Uploader
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[int, dict[str, Any], str], None]
+Emit = Callable[[Event], None]
 
 
 @dataclass(frozen=True)
@@ -62,22 +63,21 @@ class HlsStream:
     emit: Emit
     put_file: Callable[[StorageFile], None]
     loop: asyncio.AbstractEventLoop
-    segments: list[PlaylistSegment] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
     start_ms: int | None = None
     keyframe: Callable[[], None] = lambda: None
     writer: StreamWriter | None = None
     _announced: bool = False
 
     @property
-    def playlist_name(self) -> str:
+    def stem(self) -> str:
         if self.key.mixed:
-            return self.naming.mixed_playlist()
-        return self.naming.playlist(self.key.user_id, self.key.media_id, self.key.track_type)
+            return self.naming.mixed_stem()
+        return self.naming.stream_stem(self.key.user_id, self.key.media_id, self.key.track_type)
 
-    def segment_name(self, start_ms: int) -> str:
-        if self.key.mixed:
-            return self.naming.mixed_segment(start_ms)
-        return self.naming.segment(self.key.user_id, self.key.media_id, self.key.track_type, start_ms)
+    @property
+    def playlist_name(self) -> str:
+        return playlist_name(self.stem)
 
     def open(self, spec: WriterSpec) -> None:
         def threadsafe(fn: Callable[..., None]) -> Callable[..., None]:
@@ -92,9 +92,9 @@ class HlsStream:
         self.start_ms = round(wall * 1000)
 
     def _segment_done(self, done: SegmentDone) -> None:
-        name = self.segment_name(done.start_ms)
-        self.segments.append(PlaylistSegment(name, done.duration, done.start_ms, done.size, done.width,
-                                             done.height, done.discontinuity))
+        name = segment_name(self.stem, done.start_ms)
+        self.segments.append(Segment(name, done.start_ms, done.duration_ms, done.size, done.width, done.height,
+                                     done.discontinuity))
         self.uploader.put(Upload(self.naming.directory + name, "video/mp2t", path=done.path))
         self._upload_playlist(ended=False)
         if not self._announced:
@@ -102,16 +102,14 @@ class HlsStream:
             begin = self.start_ms if self.start_ms is not None else done.start_ms
             file = StorageFile(self.playlist_name, self.key.user_id, self.key.track_type, begin)
             self.put_file(file)
-            self.emit(FILE_SLICE, {"FileName": file.FileName, "UserId": file.UserId, "TrackType": file.TrackType,
-                                   "BeginTimeStamp": begin}, f"307-{file.FileName}")
+            self.emit(events.file_slice(file))
 
     def _upload_playlist(self, ended: bool) -> None:
         if not self.segments:
             return
         text = render(self.segments, self.start_ms or self.segments[0].start_ms, ended)
         first = len(self.segments) == 1 and not ended
-        on_done = (lambda: self.emit(FILE_INFO, {"FileList": self.playlist_name},
-                                     f"304-{self.playlist_name}")) if first else None
+        on_done = (lambda: self.emit(events.file_info(self.playlist_name))) if first else None
         self.uploader.put(Upload(self.naming.directory + self.playlist_name, "application/vnd.apple.mpegurl",
                                  body=text.encode(), on_done=on_done))
 
@@ -173,10 +171,10 @@ class SingleStreamRecording:
         stream = self.streams.get(key)
         if stream is None:
             stream = HlsStream(key, self.ctx.naming, self.ctx.uploader, self.ctx.emit, self.ctx.put_file, self.loop)
-            stem = self.ctx.naming.stream_stem(key.user_id, key.media_id, key.track_type)
             stream.open(WriterSpec(
-                name=stem, audio=key.track_type in (AUDIO, AUDIO_VIDEO), video=key.track_type in (VIDEO, AUDIO_VIDEO),
-                work_dir=self.ctx.work_dir, segment_s=self.ctx.segment_s, audio_channels=self.ctx.audio_channels))
+                name=stream.stem, audio=key.track_type in (AUDIO, AUDIO_VIDEO),
+                video=key.track_type in (VIDEO, AUDIO_VIDEO), work_dir=self.ctx.work_dir,
+                segment_s=self.ctx.segment_s, audio_channels=self.ctx.audio_channels))
             self.streams[key] = stream
         return stream
 

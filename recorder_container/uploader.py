@@ -13,11 +13,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from chalicelib import retry
+from chalicelib.retry import RetryPolicy
+from chalicelib.storage import Bucket
 
 log = logging.getLogger(__name__)
 
-BACKOFF_S = (1, 2, 4, 8, 15, 30)
+UPLOAD_RETRY = RetryPolicy(delays_s=(1, 2, 4, 8, 15, 30))  # no limit: the drain deadline ends it
 
 
 @dataclass
@@ -32,11 +35,10 @@ class Upload:
 class Uploader:
     """One worker, so a playlist never reaches storage before its segments."""
 
-    def __init__(self, client_factory: Callable[[], Any], bucket: str,
-                 on_error: Callable[[str, str], None], on_first: Callable[[], None]) -> None:
-        self._factory = client_factory
-        self._client: Any = None
+    def __init__(self, bucket: Bucket, on_error: Callable[[str, str], None], on_first: Callable[[], None],
+                 policy: RetryPolicy = UPLOAD_RETRY) -> None:
         self._bucket = bucket
+        self._policy = policy
         self._on_error = on_error
         self._on_first = on_first
         self._queue: list[Upload] = []
@@ -79,10 +81,8 @@ class Uploader:
                 pass
 
     def _put_object(self, upload: Upload) -> None:
-        if self._client is None:
-            self._client = self._factory()
         body = upload.body if upload.body is not None else upload.path.read_bytes()  # type: ignore[union-attr]
-        self._client.put_object(Bucket=self._bucket, Key=upload.key, Body=body, ContentType=upload.content_type)
+        self._bucket.put(upload.key, body, upload.content_type)
 
     async def _run(self) -> None:
         failures = 0
@@ -98,15 +98,15 @@ class Uploader:
                 self._on_first()
             try:
                 await asyncio.to_thread(self._put_object, upload)
-            except Exception as exc:  # botocore, network, credentials: all retried
-                code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+            except Exception as exc:  # botocore, network, credentials: all retried while recording
+                code = retry.error_code(exc)
                 if failures == 0:
-                    log.warning("upload of %s failed (%s); retrying", upload.key.rsplit("/", 1)[-1], code)
-                    self._on_error(str(code), "upload to the customer's storage failed; retrying")
+                    log.warning("upload of %s failed (%s, %s); retrying", upload.key.rsplit("/", 1)[-1], code,
+                                retry.classify(exc).value)
+                    self._on_error(code, "upload to the customer's storage failed; retrying")
                 self.failed_keys.add(upload.key)
-                delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
                 failures += 1
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self._policy.delay(failures) or 0.0)
                 continue
             failures = 0
             self.failed_keys.discard(upload.key)

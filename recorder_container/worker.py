@@ -16,7 +16,6 @@ from typing import Any
 import aiohttp
 
 from chalicelib import aws, wiring
-from chalicelib.models import RecordParams
 from chalicelib.naming import file_safe
 from chalicelib.observability import get_logger
 from chalicelib.subscription import Selected
@@ -54,7 +53,7 @@ async def _main(task_id: str, ha_index: int, slot: int) -> int:
             media["seen"] = True
             _report({"event": "media"})
 
-    record = RecordParams.model_validate(json.loads(task.params_json)["RecordParams"])
+    record = task.params.record
     recording = SingleStreamRecording(RecordingContext(
         naming=outputs.naming(), record=record, uploader=uploader, address=address,
         ice_servers=app.room.ice_servers, emit=outputs.emit, put_file=outputs.put_file, on_media=on_media,

@@ -25,6 +25,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from chalicelib import naming
 from chalicelib.adts import SR_INDEX, adts_header
 from tools.merge_plan import Clip, Output
 
@@ -43,7 +44,8 @@ def with_sizes(output: Output) -> Output:
     clips = []
     for clip in output.video:
         if not clip.width:
-            stream = clip.path.name[:-len("_00000000000000000.ts")]
+            named = naming.parse(clip.path.name)
+            stream = named.stem if named is not None else clip.path.name
             if stream not in probed:
                 probed[stream] = _probe_size(clip.path)
             clip = dataclasses.replace(clip, width=probed[stream][0], height=probed[stream][1])

@@ -11,17 +11,15 @@ streams count as both, and each user gets their own output size.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chalicelib.hls_index import PlaylistError, parse
+from chalicelib import naming
+from chalicelib.naming import AUDIO, AUDIO_VIDEO, MAIN, VIDEO
+from chalicelib.playlist import PlaylistError, parse
 
 GAP_MS = 15_000
-NAME = re.compile(r"^(?:ha\d+_)?.+__UserId_s_(?P<user>.+)__UserId_e_(?P<media>main|aux)_"
-                  r"(?P<type>audio_video|audio|video)(?:_\d+)?\.m3u8$")
-SIZE = re.compile(r"#EXT-X-TRTC-VIDEO-METADATA:WIDTH:(\d+) HEIGHT:(\d+)")
 MAIN_ONLY, AUTO, AUX_ONLY = 0, 1, 2
 
 
@@ -87,21 +85,19 @@ def scan(folder: Path, warn: Callable[[str], None]) -> list[User]:
         raise MergeError(f"{folder} is not a folder")
     if not any(folder.iterdir()):
         raise MergeError(f"{folder} is empty")
-    playlists = sorted(p for p in folder.glob("*.m3u8") if NAME.match(p.name))
+    named = [(p, naming.parse(p.name)) for p in sorted(folder.glob("*.m3u8"))]
+    playlists = [(path, name) for path, name in named if name is not None and not name.mixed]
     if not playlists:
         raise MergeError(f"no single-stream playlists (…__UserId_s_<UserId>__UserId_e_….m3u8) in {folder}")
     users: dict[str, User] = {}
-    for path in playlists:
-        m = NAME.match(path.name)
-        assert m is not None
-        text = path.read_text(encoding="utf-8", errors="replace")
+    for path, name in playlists:
+        assert name.user is not None and name.media_id is not None
         try:
-            playlist = parse(text)
+            playlist = parse(path.read_text(encoding="utf-8", errors="replace"))
         except PlaylistError as exc:
             warn(f"{path.name}: {exc}; skipped")
             continue
-        user = users.setdefault(m["user"], User(m["user"]))
-        sizes = _sizes(text)
+        user = users.setdefault(name.user, User(name.user))
         for seg in playlist.segments:
             ts = folder / seg.name
             if not ts.is_file():
@@ -110,27 +106,15 @@ def scan(folder: Path, warn: Callable[[str], None]) -> list[User]:
             if ts.stat().st_size == 0:
                 warn(f"{seg.name} is empty; skipped")
                 continue
-            width, height = sizes.get(seg.name, (0, 0))
-            kinds = ("audio", "video") if m["type"] == "audio_video" else (m["type"],)
+            kinds = (AUDIO, VIDEO) if name.track_type == AUDIO_VIDEO else (name.track_type,)
             for kind in kinds:
-                clip = Clip(ts, kind, m["media"], seg.start_ms, seg.end_ms,
-                            *((width, height) if kind == "video" else (0, 0)))
-                (user.audio if kind == "audio" else user.main if m["media"] == "main" else user.aux).append(clip)
+                clip = Clip(ts, kind, name.media_id, seg.start_ms, seg.end_ms,
+                            *((seg.width, seg.height) if kind == VIDEO else (0, 0)))
+                (user.audio if kind == AUDIO else user.main if name.media_id == MAIN else user.aux).append(clip)
     for user in users.values():
         for clips in (user.audio, user.main, user.aux):
             clips.sort(key=lambda c: c.start_ms)
     return [u for _, u in sorted(users.items()) if u.audio or u.main or u.aux]
-
-
-def _sizes(text: str) -> dict[str, tuple[int, int]]:
-    """Each segment's picture size: the #EXT-X-TRTC-VIDEO-METADATA in force where it is listed."""
-    sizes, current = {}, (0, 0)
-    for line in text.splitlines():
-        if m := SIZE.match(line.strip()):
-            current = (int(m[1]), int(m[2]))
-        elif line.strip() and not line.startswith("#"):
-            sizes[line.strip()] = current
-    return sizes
 
 
 def video_clips(user: User, aux_use: int) -> list[Clip]:
@@ -160,8 +144,6 @@ def segments(clips: Sequence[Clip]) -> list[list[Clip]]:
 
 
 def plan(users: Sequence[User], merge_all: bool, drop_gaps: bool, aux_use: int) -> list[Output]:
-    from chalicelib.naming import utc17
-
     outputs = []
     for user in users:
         video = video_clips(user, aux_use)
@@ -179,7 +161,7 @@ def plan(users: Sequence[User], merge_all: bool, drop_gaps: bool, aux_use: int) 
                 out += end - start
             first = min(c.start_ms for c in clips)
             has_video = any(c.kind == "video" for c in clips)
-            name = f"{user.uid}_{utc17(first)}" + ("_av.mp4" if has_video else ".m4a")
+            name = f"{user.uid}_{naming.utc17(first)}" + ("_av.mp4" if has_video else ".m4a")
             outputs.append(Output(name, user.uid, tuple(c for c in clips if c.kind == "audio"),
                                   tuple(c for c in clips if c.kind == "video"), tuple(spans)))
     return outputs

@@ -12,6 +12,7 @@ from chalice.test import Client
 
 from chalicelib import wiring
 from chalicelib.apps import App, AppRegistry, RoomBackend
+from chalicelib.models import SubscribeStreamUserIds
 from chalicelib.signing import sign_tc3
 from chalicelib.task_store import ENDED
 from chalicelib.usersig import gen_usersig
@@ -98,7 +99,7 @@ def test_lifecycle(client: Any, launcher: FakeLauncher) -> None:
     assert modified["TaskId"] == task_id
     stored = wiring.task_store().get(task_id)
     assert stored is not None and stored.config_version == 1
-    assert json.loads(stored.subscribe_json) == {"SubscribeVideoUserIds": ["alice", "bob.*$"]}
+    assert stored.subscription == SubscribeStreamUserIds(SubscribeVideoUserIds=["alice", "bob.*$"])
     deleted = call(client, "DeleteCloudRecording", {"SdkAppId": SDKAPPID, "TaskId": task_id})
     assert deleted["TaskId"] == task_id
     assert call(client, "DescribeCloudRecording", {"SdkAppId": SDKAPPID, "TaskId": task_id})["Status"] == "Exited"

@@ -12,14 +12,18 @@ import pytest
 from chalicelib import aws, wiring
 from chalicelib.apps import App, AppRegistry
 from chalicelib.config import Settings
-from chalicelib.events import RECORDER_START, build_event
+from chalicelib.events import Event, EventType
 from chalicelib.signing import callback_sign
-from chalicelib.task_store import TaskRecord
+from chalicelib.tasks import TaskRecord
 from tests.support.callback_receiver import CallbackReceiver
+from tests.support.task_records import task_record
 
-TASK = TaskRecord(task_id="T+1.", sdkappid=1400000001, room_id="3560", room_id_type=1, user_id="rec",
-                  record_mode=1, params_json="{}", params_hash="h", created_ms=0, api_expires_ms=0,
-                  usersig_expires_s=0)
+TASK = task_record("T+1.", room_id="3560", user_id="rec")
+
+
+def started(key: str, **payload: int) -> Event:
+    """A 301 whose dedup key the test chooses."""
+    return Event(EventType.RECORDER_START, {"Status": 0, **payload}, key)
 
 
 @pytest.fixture
@@ -47,7 +51,7 @@ def _sqs_event(settings: Settings) -> dict[str, Any]:
 def test_event_is_posted_signed(aws_env: Settings, receiver: CallbackReceiver) -> None:
     import app as chalice_app
 
-    wiring.event_queue().publish(build_event(RECORDER_START, TASK, {"Status": 0}, 1_700_000_000_123), 1400000001, "k")
+    wiring.event_queue().publish(started("k"), TASK, 1_700_000_000_123)
     result = chalice_app.deliver_callbacks(_sqs_event(aws_env), None)
     assert result == {"batchItemFailures": []}
     headers, body = receiver.posts[0]
@@ -65,7 +69,7 @@ def test_failed_delivery_is_reported_and_held_back(aws_env: Settings, receiver: 
 
     receiver.status = 500
     for i in range(2):
-        wiring.event_queue().publish(build_event(RECORDER_START, TASK, {"Status": 0}, 1), 1400000001, f"k{i}")
+        wiring.event_queue().publish(started(f"k{i}"), TASK, 1)
     event = _sqs_event(aws_env)
     result = chalice_app.deliver_callbacks(event, None)
     # FIFO: the first failure holds back the rest of the batch, in order
@@ -75,14 +79,14 @@ def test_failed_delivery_is_reported_and_held_back(aws_env: Settings, receiver: 
 
 def test_duplicate_events_are_dropped_by_the_fifo_queue(aws_env: Settings) -> None:
     for _ in range(3):
-        wiring.event_queue().publish(build_event(RECORDER_START, TASK, {"Status": 0}, 1), 1400000001, "same")
+        wiring.event_queue().publish(started("same"), TASK, 1)
     assert len(_sqs_event(aws_env)["Records"]) == 1
 
 
 def test_a_message_delivered_twice_is_posted_once(aws_env: Settings, receiver: CallbackReceiver) -> None:
     import app as chalice_app
 
-    wiring.event_queue().publish(build_event(RECORDER_START, TASK, {"Status": 0}, 1), 1400000001, "once")
+    wiring.event_queue().publish(started("once"), TASK, 1)
     event = _sqs_event(aws_env)
     assert chalice_app.deliver_callbacks(event, None) == {"batchItemFailures": []}
     # SQS hands the message out again (its delete was lost): same message id, no second POST
@@ -102,8 +106,7 @@ def test_receiver_down_then_back_loses_nothing_and_keeps_order(
     other = TaskRecord(**{**TASK.__dict__, "task_id": "T+2."})
     for n in range(4):
         for task in (TASK, other):
-            wiring.event_queue().publish(build_event(RECORDER_START, task, {"Status": 0, "n": n}, 1_000 + n),
-                                         1400000001, f"{task.task_id}-{n}")
+            wiring.event_queue().publish(started(f"{task.task_id}-{n}", n=n), task, 1_000 + n)
     pump = EventPump(chalice_app, aws.client("sqs"), aws_env.aws_region)
     pump.start()
     try:
@@ -131,7 +134,7 @@ def test_dead_letters_are_listed_and_redelivered(aws_env: Settings, receiver: Ca
     dlq = sqs.get_queue_url(QueueName=events_dlq_name(aws_env))["QueueUrl"]
     for n in range(2):  # as SQS leaves them after the queue's last retry
         body = json.dumps({"SdkAppId": 1400000001,
-                           "Event": build_event(RECORDER_START, TASK, {"Status": 0, "n": n}, 5)})
+                           "Event": started("", n=n).body(TASK, 5)})
         sqs.send_message(QueueUrl=dlq, MessageBody=body, MessageGroupId=TASK.task_id, MessageDeduplicationId=f"d{n}")
     assert admin.main(["dead-letters"]) == 0
     listed = _printed(capsys)

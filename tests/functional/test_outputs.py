@@ -4,6 +4,7 @@ Recordings are made with PyAV in the test and judged with PyAV."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,10 @@ import pytest
 from chalicelib import aws, output_jobs, wiring
 from chalicelib.config import Settings
 from chalicelib.naming import TaskNaming
-from chalicelib.task_store import StorageFile, TaskRecord
+from chalicelib.tasks import StorageFile
 from tests.support.hls_recording import Written, write_stream
-from tests.support.output_tasks import BUCKET, T0, TASK_ID, params_json, run_output_jobs, s3_event, stored_task
+from tests.support.output_tasks import BUCKET, T0, TASK_ID, run_output_jobs, s3_event, stored_task
+from tests.support.task_records import params, task_record
 
 
 def _upload(written: Written, directory: str) -> None:
@@ -164,7 +166,7 @@ def test_mixed_recording_and_prefix(customer: Settings, tmp_path: Path) -> None:
     mixed = write_stream(tmp_path / "m", naming.mixed_playlist().removesuffix(".m3u8"), T0, 12, 4)
     _upload(mixed, naming.directory)
     task = stored_task({"RecordMode": 2, "OutputFormat": 1}, [StorageFile(mixed.playlist.name, "", "audio_video", T0)],
-                 mode=2, prefix=["rec", "day1"])
+                       prefix=("rec", "day1"))
     run_output_jobs(task)
     key = f"rec/day1/{TASK_ID}/1400000001_8848.mp4"
     got = _probe(tmp_path, key)
@@ -200,15 +202,13 @@ def test_no_outputs_for_plain_hls(customer: Settings, tmp_path: Path) -> None:
 
 
 def test_marker_jobs_group_users_and_ha_prefixes() -> None:
-    task = TaskRecord(task_id="T", sdkappid=1, room_id="r", room_id_type=0, user_id="rb", record_mode=1,
-                      params_json=params_json({"OutputFormat": 1}), params_hash="", created_ms=0, api_expires_ms=0,
-                      usersig_expires_s=0)
+    task = task_record("T", sdkappid=1, room_id="r", room_id_type=0, params=params({"OutputFormat": 1}))
     naming = TaskNaming("T", 1, "r", 0)
     ha = TaskNaming("T", 1, "r", 0, ha_index=1)
     names = [naming.playlist("u1", "main", "audio"), naming.playlist("u1", "main", "video"),
              naming.playlist("u2", "main", "audio_video"), ha.playlist("u1", "main", "video")]
-    task = TaskRecord(**{**task.__dict__, "files": {n: StorageFile(n, n.split("_s_")[1][:4], "x", 0) for n in names}})
-    jobs = output_jobs.jobs_for(task, output_jobs.wanted(json.loads(task.params_json)))
+    task = dataclasses.replace(task, files={n: StorageFile(n, n.split("_s_")[1][:4], "x", 0) for n in names})
+    jobs = output_jobs.jobs_for(task)
     assert [sorted(j.playlists) for j in jobs] == [["audio", "video"], ["audio_video"], ["video"]]
     assert {j.stem for j in jobs} == {naming.stream_stem("u1", "main", "x").removesuffix("_x"),
                                       naming.stream_stem("u2", "main", "x").removesuffix("_x"),

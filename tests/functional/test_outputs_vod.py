@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from moto.server import ThreadedMotoServer
 
-from chalicelib import aws, vod, wiring
+from chalicelib import aws, wiring
 from chalicelib.apps import App, RoomBackend
+from chalicelib.models import TencentVod
 from chalicelib.naming import TaskNaming
 from chalicelib.schema import create_resources
-from chalicelib.task_store import StorageFile
+from chalicelib.tasks import StorageFile
 from infra.local.vod_server import VodServer
 from tests.support.hls_recording import write_stream
 from tests.support.output_tasks import T0, run_output_jobs, stored_task
@@ -48,7 +49,6 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
                         "AWS_DEFAULT_REGION": "us-east-1", "CLOUDREC_AWS_ENDPOINT": url}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(vod, "BACKOFF_S", (0.0,))
     wiring.reset()
     create_resources(aws.settings(), aws.client("dynamodb"), aws.client("sqs"), aws.client("s3"))
     aws.client("s3").create_bucket(Bucket=VOD_BUCKET)
@@ -75,13 +75,7 @@ def _vod_task(tmp_path: Path, tencent_vod: dict[str, Any], task_id: str) -> tupl
             aws.client("s3").upload_file(str(path), internal, naming.directory + path.name)
             keys.append(naming.directory + path.name)
         files.append(StorageFile(written.playlist.name, "bob", kind, start))
-    task = stored_task({"RecordMode": 1}, files, task_id=task_id)
-    params = json.dumps({"RecordParams": {"RecordMode": 1}, "StorageParams": {"CloudVod": {"TencentVod": tencent_vod}}})
-    aws.client("dynamodb").update_item(TableName=aws.settings().tasks_table, Key={"task_id": {"S": task.task_id}},
-                                       UpdateExpression="SET params_json = :p", ExpressionAttributeValues={":p": {"S": params}})
-    found = wiring.task_store().get(task.task_id)
-    assert found is not None
-    return found, keys
+    return stored_task({}, files, task_id=task_id, vod=TencentVod.model_validate(tencent_vod)), keys
 
 
 def _internal_keys(prefix: str) -> list[str]:

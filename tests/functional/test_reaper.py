@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
+from typing import Any
 
 import pytest
 
 from chalicelib import aws, reaper, wiring
 from chalicelib.config import Settings
-from chalicelib.task_store import ENDED, TaskRecord, TaskStore
+from chalicelib.task_store import TaskStore
+from chalicelib.tasks import ENDED, TaskRecord
 from tests.support.fakes import FakeLauncher
+from tests.support.task_records import task_record
 
 NOW = time.time()
 
 
-def _task(task_id: str, **kw: object) -> TaskRecord:
+def _task(task_id: str, **kw: Any) -> TaskRecord:
     now_ms = int(NOW * 1000)
-    base = TaskRecord(task_id=task_id, sdkappid=1, room_id="1", room_id_type=1, user_id=task_id, record_mode=1,
-                      params_json="{}", params_hash="h", created_ms=now_ms, api_expires_ms=now_ms + 10**7,
-                      usersig_expires_s=int(NOW) + 10**6, lease_expires_ms=now_ms + 1000)
-    return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
+    fields: dict[str, Any] = {"sdkappid": 1, "room_id": "1", "user_id": task_id, "created_ms": now_ms,
+                              "api_expires_ms": now_ms + 10**7, "usersig_expires_s": int(NOW) + 10**6,
+                              "lease_expires_ms": now_ms + 1000}
+    return task_record(task_id, **{**fields, **kw})
 
 
 def _queued_events(settings: Settings) -> list[dict[str, object]]:

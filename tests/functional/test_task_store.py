@@ -9,15 +9,18 @@ import pytest
 from chalicelib import wiring
 from chalicelib.config import Settings
 from chalicelib.errors import ConcurrencyLimitError
-from chalicelib.task_store import ENDED, EXITED, IN_PROGRESS, AdmissionRaceError, StorageFile, TaskRecord, TaskStore
+from chalicelib.events import LeaveCode
+from chalicelib.models import MixLayoutParams, SubscribeStreamUserIds
+from chalicelib.task_store import AdmissionRaceError, TaskStore, robot_key
+from chalicelib.tasks import ENDED, EXITED, IN_PROGRESS, StorageFile, TaskRecord
+from tests.support.task_records import task_record
 
 NOW = int(time.time() * 1000)
 
 
 def _task(task_id: str, user: str = "rec", room: str = "1") -> TaskRecord:
-    return TaskRecord(task_id=task_id, sdkappid=1, room_id=room, room_id_type=1, user_id=user, record_mode=1,
-                      params_json="{}", params_hash="h", created_ms=NOW, api_expires_ms=NOW + 10**7,
-                      usersig_expires_s=NOW // 1000 + 10**6, lease_expires_ms=NOW + 30_000)
+    return task_record(task_id, sdkappid=1, room_id=room, user_id=user, created_ms=NOW, api_expires_ms=NOW + 10**7,
+                       usersig_expires_s=NOW // 1000 + 10**6, lease_expires_ms=NOW + 30_000)
 
 
 @pytest.fixture
@@ -43,12 +46,12 @@ def test_robot_slot_race_is_detected(store: TaskStore) -> None:
     store.admit(first, None, None, 10)
     with pytest.raises(AdmissionRaceError):  # a second Create that did not see the slot
         store.admit(_task("b"), None, None, 10)
-    slot = store.robot_slot(first.robot_key())
+    slot = store.robot_slot(robot_key(first))
     assert slot is not None and slot.task_id == "a"
     store.admit(_task("b"), slot, store.get("a"), 10)
     kicked = store.get("a")
     assert kicked is not None and (kicked.desired, kicked.leave_code, kicked.status) == ("stop", 101, EXITED)
-    assert store.robot_slot(first.robot_key()).task_id == "b"  # type: ignore[union-attr]
+    assert store.robot_slot(robot_key(first)).task_id == "b"  # type: ignore[union-attr]
 
 
 def test_lease_heartbeat_and_takeover(store: TaskStore) -> None:
@@ -67,18 +70,18 @@ def test_lease_heartbeat_and_takeover(store: TaskStore) -> None:
 def test_status_control_and_files(store: TaskStore) -> None:
     store.admit(_task("a"), None, None, 10)
     assert store.mark_recording("a")
-    assert store.update_config("a", '{"SubscribeAudioUserIds":["x"]}', None)
+    assert store.update_config("a", SubscribeStreamUserIds(SubscribeAudioUserIds=["x"]), None)
     store.put_file("a", StorageFile("f.m3u8", "u", "audio", 123))
     task = store.get("a")
     assert task is not None and task.status == IN_PROGRESS and task.config_version == 1
     assert [f.FileName for f in task.storage_files()] == ["f.m3u8"]
-    assert store.request_stop("a", 0)
-    assert not store.update_config("a", None, "{}")  # a stopping task takes no changes
+    assert store.request_stop("a", LeaveCode.API_STOP)
+    assert not store.update_config("a", None, MixLayoutParams(MixLayoutMode=1))  # a stopping task takes no changes
     assert not store.mark_recording("a")
     assert store.get("a").status == EXITED  # type: ignore[union-attr]
     store.finish("a", NOW)
     assert store.get("a").status == ENDED  # type: ignore[union-attr]
-    assert not store.request_stop("a", 0)
+    assert not store.request_stop("a", LeaveCode.API_STOP)
 
 
 def test_expired_live_lists_only_live_tasks_past_their_lease(store: TaskStore) -> None:

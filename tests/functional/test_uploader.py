@@ -5,19 +5,17 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from pydantic import SecretStr
-
 from chalicelib import aws
 from chalicelib.config import Settings
-from chalicelib.models import CloudStorage
-from chalicelib.storage import endpoint_for, storage_client
-from recorder_container import uploader as uploader_module
+from chalicelib.retry import RetryPolicy
+from chalicelib.storage import Bucket, endpoint_for, storage_client
+from chalicelib.tasks import StorageKeys, StorageTarget
 from recorder_container.uploader import Upload, Uploader
 
 
 def test_endpoints() -> None:
-    cos = CloudStorage(Vendor=0, Region="ap-shanghai", Bucket="b", AccessKey=SecretStr("a"), SecretKey=SecretStr("s"))
-    s3 = CloudStorage(Vendor=1, Region="us-west-2", Bucket="b", AccessKey=SecretStr("a"), SecretKey=SecretStr("s"))
+    cos = StorageTarget(0, "ap-shanghai", "b")
+    s3 = StorageTarget(1, "us-west-2", "b")
     deployed = Settings.from_env({})
     assert endpoint_for(cos, deployed) == "https://cos.ap-shanghai.myqcloud.com"
     assert endpoint_for(s3, deployed) is None
@@ -25,17 +23,15 @@ def test_endpoints() -> None:
     assert endpoint_for(cos, local) == endpoint_for(s3, local) == "http://127.0.0.1:5000"
 
 
-def test_uploads_survive_an_outage_in_order(aws_env: Settings, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(uploader_module, "BACKOFF_S", (0.05,))
-    storage = CloudStorage(Vendor=1, Region="us-east-1", Bucket="late-bucket", AccessKey=SecretStr("a"),
-                           SecretKey=SecretStr("s"))
+def test_uploads_survive_an_outage_in_order(aws_env: Settings, tmp_path: Path) -> None:
+    target, keys = StorageTarget(1, "us-east-1", "late-bucket"), StorageKeys("a", "s")
     errors: list[tuple[str, str]] = []
     firsts: list[bool] = []
     done: list[str] = []
 
     async def scenario() -> bool:
-        up = Uploader(lambda: storage_client(storage, aws_env), "late-bucket", lambda c, m: errors.append((c, m)),
-                      lambda: firsts.append(True))
+        up = Uploader(Bucket("late-bucket", lambda: storage_client(target, keys, aws_env)),
+                      lambda c, m: errors.append((c, m)), lambda: firsts.append(True), RetryPolicy((0.05,)))
         up.start()
         seg = tmp_path / "seg.ts"
         seg.write_bytes(b"\x47" * 188)

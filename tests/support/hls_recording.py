@@ -14,7 +14,7 @@ import numpy as np
 
 from chalicelib.adts import adts_header
 from chalicelib.naming import utc17
-from recorder_container.playlist import PlaylistSegment, render
+from chalicelib.playlist import Segment, render
 
 RATE = 90000
 BASE = RATE
@@ -79,7 +79,7 @@ def write_stream(directory: Path, stem: str, start_ms: int, seconds: float, segm
     events.sort(key=lambda e: (e[0], e[1] != "video"))
     lead = "video" if video else "audio"
     written = Written(directory / f"{stem}.m3u8")
-    done: list[PlaylistSegment] = []
+    done: list[Segment] = []
     out = None
     seg_start = 0
     streams: dict[str, av.stream.Stream] = {}
@@ -91,8 +91,8 @@ def write_stream(directory: Path, stem: str, start_ms: int, seconds: float, segm
         out.close()
         path = written.segments[-1]
         duration = (last_ts - seg_start) / RATE
-        done.append(PlaylistSegment(path.name, max(duration, 0.001), start_ms + round((seg_start - BASE) / 90),
-                                    path.stat().st_size, width if video else 0, height if video else 0))
+        done.append(Segment(path.name, start_ms + round((seg_start - BASE) / 90), max(round(duration * 1000), 1),
+                            path.stat().st_size, width if video else 0, height if video else 0))
         out = None
 
     last_ts = BASE

@@ -3,36 +3,32 @@ Describe lists, and its output jobs run as the S3 trigger would run them."""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import urllib.parse
 from typing import Any
 
 from chalicelib import aws, post_record, wiring
-from chalicelib.task_store import StorageFile, TaskRecord
+from chalicelib.models import TencentVod
+from chalicelib.task_store import to_item
+from chalicelib.tasks import ENDED, StorageFile, StorageKeys, TaskRecord
+from tests.support.task_records import params, task_record
 
 BUCKET = "customer"
 T0 = 1_760_000_000_000
 TASK_ID = "Ab+cd/ef+gh."  # TaskIds are base64-like: "+" must survive the S3 event's URL encoding
 
 
-def params_json(record: dict[str, Any], prefix: list[str] | None = None) -> str:
-    storage = {"Vendor": 1, "Region": "us-east-1", "Bucket": BUCKET, "AccessKey": "ak", "SecretKey": "sk"}
-    if prefix:
-        storage["FileNamePrefix"] = prefix
-    return json.dumps({"RecordParams": record, "StorageParams": {"CloudStorage": storage}})
-
-
-def stored_task(record: dict[str, Any], files: list[StorageFile], mode: int = 1, prefix: list[str] | None = None,
-          task_id: str = TASK_ID) -> TaskRecord:
-    task = TaskRecord(task_id=task_id, sdkappid=1400000001, room_id="8848", room_id_type=1, user_id="robot",
-                      record_mode=mode, params_json=params_json(record, prefix), params_hash="h", created_ms=T0,
-                      api_expires_ms=0, usersig_expires_s=0)
+def stored_task(record: dict[str, Any], files: list[StorageFile], prefix: tuple[str, ...] = (),
+                task_id: str = TASK_ID, vod: TencentVod | None = None) -> TaskRecord:
+    """An ended task in the task store, with `files` listed as Describe lists them; stored in
+    BUCKET, or in VOD when `vod` is given."""
+    task_params = params(record, BUCKET, prefix)
+    if vod is not None:
+        task_params = dataclasses.replace(task_params, storage=None, vod=vod)
+    task = task_record(task_id, params=task_params, created_ms=T0, status=ENDED,
+                       storage_keys=None if vod is not None else StorageKeys("ak", "sk"))
+    aws.client("dynamodb").put_item(TableName=aws.settings().tasks_table, Item=to_item(task))
     store = wiring.task_store()
-    aws.client("dynamodb").put_item(TableName=aws.settings().tasks_table, Item={
-        "task_id": {"S": task.task_id}, "sdkappid": {"N": "1400000001"}, "room_id": {"S": "8848"},
-        "room_id_type": {"N": "1"}, "user_id": {"S": "robot"}, "record_mode": {"N": str(mode)},
-        "params_json": {"S": task.params_json}, "params_hash": {"S": "h"}, "created_ms": {"N": str(T0)},
-        "api_expires_ms": {"N": "0"}, "usersig_expires_s": {"N": "0"}, "status": {"S": "ended"}, "files": {"M": {}}})
     for f in files:
         store.put_file(task_id, f)
     found = store.get(task_id)
@@ -53,7 +49,7 @@ def run_output_jobs(task: TaskRecord) -> list[str]:
 
     s3 = aws.client("s3")
     bucket = aws.settings().internal_bucket
-    post_record.request(task, wiring.task_store(), s3, bucket)
+    post_record.request(task, wiring.task_store(), wiring.internal_bucket())
     done: list[str] = []
     while True:
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="finished/").get("Contents", [])]

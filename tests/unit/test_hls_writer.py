@@ -50,7 +50,7 @@ def test_video_segments_start_on_keyframes_and_keep_every_frame(tmp_path: Path) 
         w.video(f, T0 + f.pts / 90000, "src")
     w.finish()
     assert col.first == [T0]
-    assert [round(s.duration) for s in col.segments] == [4, 4, 4, 1]
+    assert [round(s.duration_ms / 1000) for s in col.segments] == [4, 4, 4, 1]
     assert [s.start_ms for s in col.segments] == [round((T0 + 4 * i) * 1000) for i in range(4)]
     for seg in col.segments:
         with av.open(str(seg.path)) as c:
@@ -98,7 +98,7 @@ def test_audio_gaps_become_silence_and_segments_follow_the_clock(tmp_path: Path)
     for f in pcm_frames(10, skip=(3.0, 5.0)):  # 2 s of DTX
         w.audio(f, T0 + f.pts / 48000 + 0.08, "src")
     w.finish()
-    assert [round(s.duration) for s in col.segments] == [4, 4, 2]
+    assert [round(s.duration_ms / 1000) for s in col.segments] == [4, 4, 2]
     samples = sum(f.samples for f in decoded([s.path for s in col.segments], "audio"))
     assert abs(samples - 10 * 48000) <= 2048  # continuous: the gap was filled
     assert w.stats.silence_samples == pytest.approx(2 * 48000, abs=960)

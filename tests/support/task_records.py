@@ -1,0 +1,24 @@
+"""Task records for tests that need one without going through Create."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from chalicelib.models import RecordParams
+from chalicelib.tasks import StorageKeys, StorageTarget, TaskParams, TaskRecord
+
+
+def params(record: dict[str, Any] | None = None, bucket: str = "customer",
+           prefix: tuple[str, ...] = ()) -> TaskParams:
+    """Parameters of a task that stores to an S3 `bucket` (RecordMode 1 unless `record` says)."""
+    return TaskParams(RecordParams.model_validate({"RecordMode": 1, **(record or {})}),
+                      StorageTarget(1, "us-east-1", bucket, prefix))
+
+
+def task_record(task_id: str = "T", **fields: Any) -> TaskRecord:
+    """A stored-looking task; `fields` overrides any TaskRecord field."""
+    base = TaskRecord(task_id=task_id, sdkappid=1400000001, room_id="8848", room_id_type=1, user_id="robot",
+                      params=params(), params_hash="h", created_ms=0, api_expires_ms=0, usersig_expires_s=0,
+                      storage_keys=StorageKeys("ak", "sk"))
+    return dataclasses.replace(base, **fields)
