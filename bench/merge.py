@@ -25,8 +25,6 @@ from bench.hls_copies import measure, repeat
 from chalicelib.naming import TaskNaming, utc17_ms
 from tests.support.hls_recording import write_stream
 
-ROOT = Path(__file__).resolve().parents[1]
-
 T0 = 1_760_000_000_000
 PERIOD_S = 60
 MARK_S = 30.0  # the flash and the beep, into each minute
@@ -118,7 +116,7 @@ def main() -> int:
         total = build(rec, opts.minutes)
         print(f"recording: 2 users x {opts.minutes} min (640x360@15 + AAC, audio 1 s late), "
               f"{total / 1e6:.0f} MB of TS, built in {time.perf_counter() - started:.0f} s")
-        merge = [sys.executable, str(ROOT / "tools" / "merge.py"), "-f"]
+        merge = [sys.executable, "-m", "tools.merge", "-f"]
         runs = {
             "cloudrec merge (remux)": (merge + [str(_copy_inputs(rec, work / "remux"))], work / "remux"),
             "cloudrec merge (-r 320 180)": (merge + [str(_copy_inputs(rec, work / "enc")), "-r", "320", "180"],

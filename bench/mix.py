@@ -28,10 +28,12 @@ from bench.single_stream import (
     sample_cpu,
 )
 from chalicelib.layouts import Participant, grid
-from recorder_container.mixed_recording import mix_preset
+from recorder_container.settings import MIX_PRESET, MIX_PRESET_ENV
 
 CANVASES = ((1280, 720, 1_500_000), (1920, 1080, 3_000_000))
 COUNTS = (2, 4, 9)
+
+PRESET = os.environ.get(MIX_PRESET_ENV, MIX_PRESET)  # the recorder's, as the stack will start it
 
 
 def ffmpeg_command(clips: list[Path], width: int, height: int, bitrate: int, out: Path, seconds: float) -> list[str]:
@@ -46,7 +48,7 @@ def ffmpeg_command(clips: list[Path], width: int, height: int, bitrate: int, out
              + "".join(f"[{i}:a]" for i in range(len(clips))) + f"amix=inputs={len(clips)}[a]") \
         if len(clips) > 1 else f"[0:v]scale={width}:{height}[v];[0:a]anull[a]"
     return ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *inputs, "-filter_complex", graph,
-            "-map", "[v]", "-map", "[a]", "-r", "15", "-c:v", "libx264", "-preset", mix_preset(),
+            "-map", "[v]", "-map", "[a]", "-r", "15", "-c:v", "libx264", "-preset", PRESET,
             "-tune", "zerolatency", "-b:v", str(bitrate), "-g", "30", "-bf", "0", "-c:a", "aac", "-ac", "2",
             "-b:a", "64000", "-t", str(seconds), "-f", "mpegts", str(out)]
 
@@ -108,7 +110,7 @@ async def bench(seconds: float) -> None:
     big = encode(media, "1280x720@15", 1280, 720, 15, "1500k")
     small = encode(media, "320x180@15", 320, 180, 15, "250k")
     with local_stack(Path(tempfile.mkdtemp(prefix="cloudrec-bench-")), CLOUDREC_SEGMENT_S="12") as stack:
-        print(f"mixed-stream recorder vs ffmpeg (xstack + amix + x264 {mix_preset()}), {os.cpu_count()} cores, "
+        print(f"mixed-stream recorder vs ffmpeg (xstack + amix + x264 {PRESET}), {os.cpu_count()} cores, "
               f"CPU over {seconds:.0f} s (100 % = one core)")
         room = 9000
         for width, height, bitrate in CANVASES:

@@ -61,7 +61,7 @@ def rss_mb(pid: int) -> float:
 
 
 def recorder_pids(task_id: str) -> list[int]:
-    """The recorder of a task and its worker processes (they share the task id in their environment)."""
+    """The recorder of a task and its shard processes (they share the task id in their environment)."""
     needle = f"CLOUDREC_TASK_ID={task_id}".encode()
     pids = []
     for proc in Path("/proc").iterdir():

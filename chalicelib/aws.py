@@ -20,8 +20,12 @@ def settings() -> Settings:
 
 @functools.cache
 def client(service: str) -> Any:
+    """This process's boto3 client for `service` (built once, from the environment's settings)."""
+    return make_client(service, settings())
+
+
+def make_client(service: str, s: Settings) -> Any:
     """A boto3 client for `service`, pointed at the local AWS emulation when one is configured."""
-    s = settings()
     if s.aws_endpoint and boto3.session.Session().get_credentials() is None:
         # the local AWS emulation takes any credentials
         return boto3.client(service, region_name=s.aws_region, endpoint_url=s.aws_endpoint, config=_RETRIES,

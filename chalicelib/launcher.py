@@ -18,6 +18,9 @@ from chalicelib.config import PROJECT_ROOT, Settings
 from chalicelib.errors import ServiceError
 from chalicelib.naming import file_safe
 
+# what a recorder is told about its task (recorder_container/settings.py reads them)
+TASK_ID_ENV, HA_INDEX_ENV = "CLOUDREC_TASK_ID", "CLOUDREC_HA_INDEX"
+
 
 class Launcher(Protocol):
     def launch(self, task_id: str, ha_index: int) -> str: ...
@@ -39,7 +42,7 @@ class LocalLauncher:
         self._log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self._log_dir / f"recorder-{file_safe(task_id)}-ha{ha_index}.log"
         env = dict(os.environ if self._env is None else self._env)
-        env.update(CLOUDREC_TASK_ID=task_id, CLOUDREC_HA_INDEX=str(ha_index))
+        env.update({TASK_ID_ENV: task_id, HA_INDEX_ENV: str(ha_index)})
         try:
             with open(log_path, "ab") as log:
                 proc = subprocess.Popen(
@@ -88,8 +91,8 @@ class EcsLauncher:
                 overrides={"containerOverrides": [{
                     "name": s.ecs_container,
                     "environment": [
-                        {"name": "CLOUDREC_TASK_ID", "value": task_id},
-                        {"name": "CLOUDREC_HA_INDEX", "value": str(ha_index)},
+                        {"name": TASK_ID_ENV, "value": task_id},
+                        {"name": HA_INDEX_ENV, "value": str(ha_index)},
                     ],
                 }]},
             )

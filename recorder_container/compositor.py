@@ -104,7 +104,8 @@ def picture(frame: av.VideoFrame, size: tuple[int, int], render_mode: int) -> Ti
 
 
 class Canvas:
-    """The mixed picture being composed."""
+    """The mixed picture being composed. Owned by the compositor thread: nothing else draws on
+    it or changes its backdrop."""
 
     def __init__(self, width: int, height: int, background: tuple[int, int, int]) -> None:
         self.width, self.height = width, height
@@ -117,6 +118,12 @@ class Canvas:
     def set_background_color(self, rgb: tuple[int, int, int]) -> None:
         for plane, value in zip(planes(self.base, self.width, self.height), rgb_to_yuv(*rgb), strict=True):
             plane[:] = value
+
+    def set_backdrop(self, color: tuple[int, int, int], image: av.VideoFrame | None, render_mode: int) -> None:
+        """What shows under the windows: a colour, and an image over it where there is one."""
+        self.set_background_color(color)
+        if image is not None:
+            self.set_background_image(image, render_mode)
 
     def set_background_image(self, frame: av.VideoFrame, render_mode: int) -> None:
         self.buffer[:] = self.base

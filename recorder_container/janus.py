@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -19,6 +20,17 @@ log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 25
 EVENT_POLL_S = 20
+VIDEOROOM = "janus.plugin.videoroom"
+
+
+@dataclass(frozen=True)
+class RoomAddress:
+    """A TRTC room as Janus's VideoRoom names it, and the robot's identity in it."""
+
+    room: int | str
+    robot_id: str | None  # None: Janus assigns a numeric id (rooms without string_ids)
+    display: str
+    pin: str
 
 
 class JanusError(Exception):

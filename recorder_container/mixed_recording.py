@@ -12,67 +12,38 @@ leaving) applies from the next frame.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fractions
-import functools
 import logging
-import os
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import Any
 
 import av
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
 from chalicelib import events
-from chalicelib.fetch import FetchError, fetch
-from chalicelib.layouts import Participant, Window, layout, simulcast_layer
-from chalicelib.models import AudioParams, MixLayoutParams, MixTranscodeParams, VideoParams
+from chalicelib.layouts import Participant, simulcast_layer
+from chalicelib.models import MixLayoutParams, MixTranscodeParams, mix_audio, mix_video
 from chalicelib.naming import AUDIO, AUDIO_VIDEO, VIDEO
 from chalicelib.subscription import Publisher, Selected
 from recorder_container.audio_mixer import AudioMixer
 from recorder_container.codec_seam import EncodedVideo
-from recorder_container.compositor import Canvas, hex_rgb
+from recorder_container.compositor import Canvas
+from recorder_container.hls_stream import HlsStream, RecordingContext, StreamKey
 from recorder_container.hls_writer import WriterSpec
-from recorder_container.janus import JanusSession
-from recorder_container.recording import HlsStream, RecordingContext, StreamKey
-from recorder_container.subscriber import FeedSubscriber, subscribe_missing
-from recorder_container.watermarks import (
-    Placed,
-    decode_rgba,
-    image_overlay,
-    rgba_frame,
-    text_overlay,
-    timestamp_overlay,
-)
+from recorder_container.room import Received
+from recorder_container.scene import Backdrop, Scene, SceneBuilder
+from recorder_container.subscriptions import StreamRef, Subscriptions
+from recorder_container.watermarks import Placed, timestamp_overlay
 
 log = logging.getLogger(__name__)
 
 MIX_DELAY_S = 0.3  # audio is mixed this far behind real time, so late packets still count
 AUDIO_CHUNK_S = 0.02
 SAMPLE_RATES = {1: 48000, 2: 44100, 3: 16000}
-DEFAULT_VIDEO = VideoParams(Width=360, Height=640, Fps=15, BitRate=550000, Gop=10)
-DEFAULT_AUDIO = AudioParams(SampleRate=1, Channel=2, BitRate=64000)
 
 
-def mix_preset() -> str:
-    """The x264 preset of the mixed picture (the bench compares ffmpeg at the same one)."""
-    return os.environ.get("CLOUDREC_MIX_PRESET", "veryfast")
-
-
-@dataclass
-class Scene:
-    """What the compositor draws: windows back to front, overlays on top."""
-
-    windows: list[Window] = field(default_factory=list)
-    overlays: list[Placed] = field(default_factory=list)
-    placeholders: dict[str, av.VideoFrame] = field(default_factory=dict)
-    clock: Any = None  # WaterMarkTimestamp, redrawn each second
-
-
-def participants_of(publishers: list[Publisher], selected: list[Selected]) -> list[Participant]:
+def participants_of(publishers: Sequence[Publisher], selected: Sequence[Selected]) -> list[Participant]:
     """The layout's participants in join order: each selected user's main stream (with or
     without video), and an aux stream where one is selected."""
     chosen = {(s.user_id, s.kind, s.media_id) for s in selected}
@@ -88,139 +59,85 @@ def participants_of(publishers: list[Publisher], selected: list[Selected]) -> li
 
 
 class MixedRecording:
-    """Subscribes, composes, mixes, and writes the room as one stream."""
+    """Subscribes, composes, mixes, and writes the room as one stream.
 
-    def __init__(self, ctx: RecordingContext, transcode: MixTranscodeParams | None, allow_private_urls: bool) -> None:
+    Threads: the event loop owns the subscriptions, the scene (replaced whole on a new layout)
+    and `_latest` (each window's newest picture, one assignment per frame); the compositor
+    thread reads those two and alone owns the canvas and the encoder; the audio thread owns
+    nothing but its position (the mixer locks its sources)."""
+
+    def __init__(self, ctx: RecordingContext, transcode: MixTranscodeParams | None, allow_private_urls: bool,
+                 preset: str) -> None:
         self.ctx = ctx
         self.loop = asyncio.get_running_loop()
-        self.video = (transcode.VideoParams if transcode else None) or DEFAULT_VIDEO
-        self.audio = (transcode.AudioParams if transcode else None) or DEFAULT_AUDIO
+        self.video, self.audio = mix_video(transcode), mix_audio(transcode)
         self.rate = SAMPLE_RATES[self.audio.SampleRate]
-        self.allow_private = allow_private_urls
+        self.preset = preset
         self.has_video = ctx.record.StreamType != 1
         self.has_audio = ctx.record.StreamType != 2
         track_type = AUDIO_VIDEO if self.has_video and self.has_audio else VIDEO if self.has_video else AUDIO
-        self.stream = HlsStream(StreamKey("", "main", track_type, mixed=True), ctx.naming, ctx.uploader, ctx.emit,
-                                ctx.put_file, self.loop)
+        self.stream = HlsStream(StreamKey("", "main", track_type, mixed=True), ctx, self.loop)
         self.stream.keyframe = self._want_keyframe
         self.stream.open(WriterSpec(
             name=self.stream.stem, audio=self.has_audio, video=self.has_video,
             work_dir=ctx.work_dir, segment_s=ctx.segment_s, audio_channels=self.audio.Channel,
             audio_bitrate=self.audio.BitRate, audio_rate=self.rate, audio_latency_s=0.0))
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
-        self.subscribers: dict[str, FeedSubscriber] = {}
+        self.subscriptions = Subscriptions(ctx.room, self._on_frame, ctx.background)
+        self._scenes = SceneBuilder((self.video.Width, self.video.Height), allow_private_urls, self._image_failed)
         self._latest: dict[tuple[str, str], av.VideoFrame] = {}
-        self._routes: dict[tuple[str, str], tuple[str, str]] = {}  # (feed, mid) → (kind, media_id)
-        self._consumers: set[asyncio.Task[None]] = set()
+        self._routes: dict[StreamRef, tuple[str, str]] = {}  # (feed, mid) → (kind, media_id)
         self._scene = Scene()
-        self._layout_params: MixLayoutParams | None = None
-        self._images: dict[str, Any] = {}  # URL → RGBA array (None: failed)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._force_key = threading.Event()
         self._started = False
-        self._canvas = Canvas(self.video.Width, self.video.Height, (0, 0, 0))
         self.mixer: AudioMixer | None = None
 
-    # -- layout ------------------------------------------------------------------------
-
-    def _image(self, url: str | None) -> Any:
-        """A layout image (downloaded once); a failed download is reported with 309."""
-        if not url:
-            return None
-        if url not in self._images:
-            try:
-                self._images[url] = decode_rgba(fetch(url, self.allow_private))
-            except (FetchError, OSError, ValueError) as exc:
-                log.warning("image %s could not be used: %s", url, exc)
-                self._images[url] = None
-                failed = events.download_image_error(url, self.ctx.naming.ha_index)
-                self.loop.call_soon_threadsafe(self.ctx.emit, failed)
-        return self._images[url]
-
-    def _build_scene(self, params: MixLayoutParams | None, people: list[Participant]) -> Scene:
-        """Windows, watermarks, background and placeholders for the current layout (blocking:
-        it may download images; runs in a thread)."""
-        canvas = (self.video.Width, self.video.Height)
-        scene = Scene(windows=layout(people, params, canvas))
-        if params is not None:
-            self._canvas.set_background_color(hex_rgb(params.BackGroundColor))
-            background = self._image(params.BackgroundImageUrl)
-            if background is not None:
-                self._canvas.set_background_image(rgba_frame(background), params.BackgroundImageRenderMode)
-            for mark in params.WaterMarkList or []:
-                if mark.WaterMarkType == 0 and mark.WaterMarkImage is not None:
-                    img = mark.WaterMarkImage
-                    rgba = self._image(img.WaterMarkUrl)
-                    if rgba is not None:
-                        scene.overlays.append(image_overlay(rgba, img.Left, img.Top, img.Width, img.Height))
-                elif mark.WaterMarkType == 1 and mark.WaterMarkChar is not None:
-                    scene.overlays.append(text_overlay(mark.WaterMarkChar))
-                elif mark.WaterMarkType == 2:
-                    scene.clock = mark.WaterMarkTimestamp
-        for window in scene.windows:
-            rgba = self._image(window.placeholder)
-            if window.placeholder and rgba is not None:
-                scene.placeholders[window.placeholder] = rgba_frame(rgba)
-        return scene
+    def _image_failed(self, url: str) -> None:
+        """309 for a layout image that cannot be used (called on the scene builder's thread)."""
+        self.loop.call_soon_threadsafe(self.ctx.emit, events.download_image_error(url, self.ctx.naming.ha_index))
 
     async def apply_layout(self, params: MixLayoutParams | None, people: list[Participant]) -> None:
-        self._layout_params = params
-        self._scene = await asyncio.to_thread(self._build_scene, params, people)
+        self._scene = await asyncio.to_thread(self._scenes.build, params, people)
 
     # -- subscriptions -----------------------------------------------------------------
 
-    async def reconcile(self, janus: JanusSession, publishers: list[Publisher], selected: list[Selected],
-                        params: MixLayoutParams | None) -> None:
+    async def reconcile(self, publishers: Sequence[Publisher], selected: Sequence[Selected],
+                        layout: MixLayoutParams | None = None) -> None:
         """Lay out the selected participants, then receive exactly what is shown and heard."""
-        people = participants_of(publishers, selected)
-        await self.apply_layout(params, people)
+        await self.apply_layout(layout, participants_of(publishers, selected))
         shown = {(w.user_id, w.media_id): w for w in self._scene.windows if w.user_id}
         simulcast = {(p.user_id, st.mid) for p in publishers for st in p.streams if st.simulcast}
         want: dict[str, list[str]] = {}
-        self._routes = {}
+        routes: dict[StreamRef, tuple[str, str]] = {}
         for sel in selected:
             if sel.kind == "audio" and self.has_audio or (
                     sel.kind == "video" and self.has_video and (sel.user_id, sel.media_id) in shown):
                 want.setdefault(sel.user_id, []).append(sel.mid)
-                self._routes[(sel.user_id, sel.mid)] = (sel.kind, sel.media_id)
+                routes[(sel.user_id, sel.mid)] = (sel.kind, sel.media_id)
+        self._routes = routes
         layers = {(s.user_id, s.mid): simulcast_layer(shown[(s.user_id, s.media_id)].width, self.video.Width)
                   for s in selected if (s.user_id, s.mid) in simulcast and (s.user_id, s.media_id) in shown}
-        for feed, sub in list(self.subscribers.items()):
-            if tuple(want.get(feed, ())) != sub.mids:
-                del self.subscribers[feed]
-                await sub.close()
-                self._latest = {k: v for k, v in self._latest.items() if k[0] != feed}
-            else:  # the window changed size: the layer closest to it
-                for (user, mid), layer in layers.items():
-                    if user == feed:
-                        await sub.set_substream(mid, layer)
-        await subscribe_missing(self.subscribers, want, lambda feed, mids: FeedSubscriber(
-            janus, self.ctx.address, feed, mids, self.ctx.ice_servers, functools.partial(self._on_track, feed),
-            {mid: layer for (user, mid), layer in layers.items() if user == feed}))
+        await self.subscriptions.follow(want, layers)
+        feeds = self.subscriptions.feeds
+        self._latest = {k: v for k, v in self._latest.items() if k[0] in feeds}
 
-    def _on_track(self, feed: str, mid: str, track: MediaStreamTrack, receiver: RTCRtpReceiver) -> None:
-        route = self._routes.get((feed, mid))
+    def _on_frame(self, got: Received) -> None:
+        route = self._routes.get((got.feed, got.mid))
         if route is None:
             return
-        task = asyncio.create_task(self._consume(feed, route, track), name=f"mix-{feed}-{mid}")
-        self._consumers.add(task)
-        task.add_done_callback(self._consumers.discard)
-
-    async def _consume(self, feed: str, route: tuple[str, str], track: MediaStreamTrack) -> None:
         kind, media_id = route
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                frame = await track.recv()
-                now = time.time()
-                if not self._started:
-                    self._start(now)
-                if kind == "video":
-                    self._latest[(feed, media_id)] = cast(av.VideoFrame, frame)
-                elif self.mixer is not None:
-                    self.mixer.push(track, cast(av.AudioFrame, frame), now)
-        if kind == "audio" and self.mixer is not None:
-            self.mixer.remove(track)
+        if got.frame is None:  # the stream ended
+            if kind == "audio" and self.mixer is not None:
+                self.mixer.remove(got.source)
+            return
+        if not self._started:
+            self._start(got.arrival)
+        if kind == "video":
+            self._latest[(got.feed, media_id)] = got.frame
+        elif self.mixer is not None:
+            self.mixer.push(got.source, got.frame, got.arrival)
 
     # -- output ------------------------------------------------------------------------
 
@@ -248,17 +165,19 @@ class MixedRecording:
         enc.framerate = fractions.Fraction(self.video.Fps)
         enc.bit_rate = self.video.BitRate
         keyint = self.video.Gop * self.video.Fps
-        enc.options = {"preset": mix_preset(), "tune": "zerolatency",
+        enc.options = {"preset": self.preset, "tune": "zerolatency",
                        "x264-params": f"keyint={keyint}:min-keyint={keyint}:scenecut=0:bframes=0:"
                                       "repeat-headers=1:annexb=1"}
         enc.open()
         return enc
 
     def _compose(self, origin: float) -> None:
+        """The compositor thread: one picture every 1/Fps s on the task's clock."""
         writer = self.stream.writer
         assert writer is not None
         encoder = self._encoder()
-        canvas = self._canvas
+        canvas = Canvas(self.video.Width, self.video.Height, Backdrop().color)
+        backdrop = Backdrop()
         step = 1.0 / self.video.Fps
         clock_overlay: tuple[int, Placed] | None = None
         n = 0
@@ -271,15 +190,18 @@ class MixedRecording:
                 n += int(-delay / step)
                 continue
             try:
-                clock_overlay = self._draw(canvas, encoder, writer, origin, due, clock_overlay)
+                scene = self._scene
+                if scene.backdrop != backdrop:  # a new layout: the canvas takes its backdrop here, in its own thread
+                    backdrop = scene.backdrop
+                    canvas.set_backdrop(backdrop.color, backdrop.image, backdrop.render_mode)
+                clock_overlay = self._draw(scene, canvas, encoder, writer, origin, due, clock_overlay)
             except Exception:  # one bad picture must not end the mixed video
                 log.exception("composing a frame failed; skipping it")
             n += 1
 
-    def _draw(self, canvas: Canvas, encoder: Any, writer: Any, origin: float, due: float,
+    def _draw(self, scene: Scene, canvas: Canvas, encoder: Any, writer: Any, origin: float, due: float,
               clock_overlay: tuple[int, Placed] | None) -> tuple[int, Placed] | None:
         """Compose, encode and hand over the picture due at `due`."""
-        scene = self._scene
         canvas.begin()
         shown: set[int] = set()
         for window in scene.windows:
@@ -319,12 +241,7 @@ class MixedRecording:
                 position += chunk
 
     async def drop_subscriptions(self) -> None:
-        for sub in list(self.subscribers.values()):
-            await sub.close()
-        self.subscribers.clear()
-        for task in list(self._consumers):
-            task.cancel()
-        await asyncio.gather(*self._consumers, return_exceptions=True)
+        await self.subscriptions.drop()
         self._latest.clear()
 
     async def close(self) -> None:
@@ -334,4 +251,3 @@ class MixedRecording:
         for thread in self._threads:
             await asyncio.to_thread(thread.join)
         await self.stream.finish()
-

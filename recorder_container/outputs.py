@@ -1,6 +1,6 @@
 """What a recording process writes besides media: events, Describe's file list, the
-uploader to the task's storage and the task's file names — shared by the supervisor and
-its worker processes."""
+uploader to the task's storage and the task's file names — shared by the task's recorder and
+its shard processes."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chalicelib import aws, events
+from chalicelib import events
 from chalicelib.config import Settings
 from chalicelib.events import Event, EventQueue
 from chalicelib.naming import TaskNaming
 from chalicelib.storage import Bucket, task_bucket
 from chalicelib.task_store import TaskStore
 from chalicelib.tasks import StorageFile, TaskRecord
+from recorder_container.background import Background
 from recorder_container.uploader import Uploader
 
 log = logging.getLogger(__name__)
@@ -24,30 +25,34 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TaskOutputs:
+    """A recording process's outputs other than media. Owned by the event loop."""
+
     task: TaskRecord
     ha_index: int
     settings: Settings
     store: TaskStore
-    events: EventQueue
+    queue: EventQueue
+    internal: Bucket
+    background: Background
     clock: Callable[[], float] = time.time
 
     def emit(self, event: Event) -> None:
         """Queue an event (its dedup key keeps it once-only across processes and retries)."""
         try:
-            self.events.publish(event, self.task, int(self.clock() * 1000))
+            self.queue.publish(event, self.task, int(self.clock() * 1000))
         except Exception:  # an event that cannot be queued must not stop the recording
             log.exception("event %s could not be queued", int(event.type))
 
     def put_file(self, file: StorageFile) -> None:
-        """List an index file for Describe (from the event loop, off it)."""
-        asyncio.ensure_future(asyncio.to_thread(self.store.put_file, self.task.task_id, file))
+        """List an index file for Describe (the store is written off the loop)."""
+        self.background.spawn(asyncio.to_thread(self.store.put_file, self.task.task_id, file),
+                              f"listing {file.FileName}")
 
     def naming(self) -> TaskNaming:
         return self.task.naming(self.ha_index)
 
     def uploader(self) -> Uploader:
-        internal = Bucket(self.settings.internal_bucket, lambda: aws.client("s3"))
-        return Uploader(task_bucket(self.task, self.settings, internal),
+        return Uploader(task_bucket(self.task, self.settings, self.internal),
                         on_error=lambda code, msg: self.emit(events.upload_error(code, msg, self.ha_index,
                                                                                  int(self.clock()))),
                         on_first=lambda: self.emit(events.upload_start(self.ha_index)))

@@ -2,9 +2,10 @@
 what the task subscribes to, follows what the API asks (Delete, Modify) and ends the task
 when it is done.
 
-Control arrives through the task store: the recorder re-reads the task every second and
-extends its lease every heartbeat. Losing the lease means another recorder owns the task
-now; this one then leaves without ending it.
+Control arrives through the task store: the recorder re-reads the task every pass of its
+loop and extends its lease every heartbeat. Losing the lease means another recorder owns the
+task now; this one then leaves without ending it. What to do in each pass is decided by
+`control.Control` (no IO); this module carries it out.
 """
 
 from __future__ import annotations
@@ -15,90 +16,66 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
-import aiohttp
-
-from chalicelib import aws, events, post_record
+from chalicelib import events, post_record
 from chalicelib.apps import App
-from chalicelib.config import Settings
-from chalicelib.events import Event, EventQueue, LeaveCode, UploadStatus
-from chalicelib.models import RecordParams
-from chalicelib.naming import file_safe
+from chalicelib.events import EventQueue, LeaveCode, UploadStatus
+from chalicelib.models import MixLayoutParams
 from chalicelib.storage import Bucket
-from chalicelib.subscription import select
+from chalicelib.subscription import Publisher, Selected, select
 from chalicelib.task_store import TaskStore
-from chalicelib.tasks import STOP, TaskRecord
-from recorder_container import codec_seam
-from recorder_container.janus import JanusError, JanusSession
+from chalicelib.tasks import TaskRecord
+from recorder_container.background import Background
+from recorder_container.control import Control, Seen, Step
+from recorder_container.hls_stream import RecordingContext
 from recorder_container.mixed_recording import MixedRecording
 from recorder_container.outputs import TaskOutputs
-from recorder_container.recording import RecordingContext, SingleStreamRecording
-from recorder_container.room import RobotPresence, RoomAddress, janus_room
+from recorder_container.recording import SingleStreamRecording
+from recorder_container.room import Room, RoomUnavailableError
+from recorder_container.settings import RecorderSettings
+from recorder_container.shards import IN_PROCESS, ShardProcess, plan_shards
 from recorder_container.uploader import Uploader
-from recorder_container.workers import IN_PROCESS, WorkerProcess, plan_slots
 
 log = logging.getLogger(__name__)
 
-POLL_S = 1.0
-JOIN_RETRY_S = 2.0
-RECONCILE_S = 5.0  # re-check subscriptions this often even without room events
-PRESENCE_S = 2.0  # how often the room's participants are listed (for MaxIdleTime)
+RoomOpener = Callable[[TaskRecord, App], Room | None]  # None: the app's room backend cannot host this room
 
 
-class IdleClock:
-    """Counts how long the room has had no anchor; a present anchor resets it (seed:
-    an anchor who is present but not sending does not start the countdown)."""
+class Recording(Protocol):
+    """What the recorder asks of a single-stream or mixed recording."""
 
-    def __init__(self, max_idle_s: float, now: float) -> None:
-        self._max = max_idle_s
-        self._empty_since: float | None = now
+    async def reconcile(self, publishers: Sequence[Publisher], selected: Sequence[Selected],
+                        layout: MixLayoutParams | None = None) -> None: ...
 
-    def observe(self, anchors_present: bool, now: float) -> None:
-        if anchors_present:
-            self._empty_since = None
-        elif self._empty_since is None:
-            self._empty_since = now
+    async def drop_subscriptions(self) -> None: ...
 
-    def expired(self, now: float) -> bool:
-        return self._empty_since is not None and now - self._empty_since >= self._max
-
-
-@dataclass
-class _Room:
-    """The Janus session and the robot's presence, while connected."""
-
-    janus: JanusSession
-    presence: RobotPresence
-    next_reconcile: float = 0.0
-    config_version: int = -1
+    async def close(self) -> None: ...
 
 
 @dataclass
 class Recorder:
-    """Runs one task to its end (or until its lease is lost)."""
+    """Runs one task to its end (or until its lease is lost). Owned by the event loop."""
 
-    task_id: str
-    ha_index: int
-    settings: Settings
+    settings: RecorderSettings
     store: TaskStore
     app_for: Callable[[int], App | None]
-    events: EventQueue
+    queue: EventQueue
+    internal: Bucket
+    open_room: RoomOpener
     clock: Callable[[], float] = time.time
-    segment_s: float = field(default_factory=lambda: float(os.environ.get("CLOUDREC_SEGMENT_S", "12")))
-    drain_s: float = field(default_factory=lambda: float(os.environ.get("CLOUDREC_DRAIN_S", "120")))
-    streams_per_process: int = field(default_factory=lambda: int(os.environ.get("CLOUDREC_STREAMS_PER_PROCESS",
-                                                                                 "16")))
-    max_processes: int = field(default_factory=lambda: int(os.environ.get("CLOUDREC_MAX_PROCESSES", "4")))
+    background: Background = field(default_factory=Background)
 
     def __post_init__(self) -> None:
+        self.task_id = self.settings.task_id
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stop_signal = asyncio.Event()
         self._outputs: TaskOutputs | None = None
         self._marked_recording = False
-        self._workers: dict[int, WorkerProcess] = {}
-        self._slots: dict[str, int] = {}
+        self._shards: dict[int, ShardProcess] = {}
+        self._plan: dict[str, int] = {}  # user → the shard that records them
         self._lease_keeper: asyncio.Task[None] | None = None
 
     def now_ms(self) -> int:
@@ -108,52 +85,52 @@ class Recorder:
         """Graceful stop (SIGTERM): finish, upload, leave, end the task."""
         self._stop_signal.set()
 
-    def _emit(self, event: Event) -> None:
-        assert self._outputs is not None
-        self._outputs.emit(event)
-
     async def run(self) -> int:
-        lease_ms = int(self.settings.lease_s * 1000)
+        lease_ms = int(self.settings.service.lease_s * 1000)
         task = self.store.acquire_lease(self.task_id, self.owner, self.now_ms(), lease_ms)
         if task is None:
             log.warning("task has ended or another recorder holds its lease; exiting")
             return 0
-        self._outputs = TaskOutputs(task, self.ha_index, self.settings, self.store, self.events, self.clock)
+        outputs = self._outputs = TaskOutputs(task, self.settings.ha_index, self.settings.service, self.store,
+                                              self.queue, self.internal, self.background, self.clock)
         app = self.app_for(task.sdkappid)
         if app is None:
             log.error("the task's app is not registered; ending the task")
             self.store.finish(self.task_id, self.now_ms(), leave_code=LeaveCode.SERVER_KICK, owner=self.owner)
             return 1
-        self._emit(events.recorder_start(self.ha_index))
-        if self.ha_index > 0:
-            self._emit(events.failover(self.ha_index))
-        uploader = self._outputs.uploader()
+        outputs.emit(events.recorder_start(self.settings.ha_index))
+        if self.settings.ha_index > 0:
+            outputs.emit(events.failover(self.settings.ha_index))
+        uploader = outputs.uploader()
         uploader.start()
         leave_code = await self._attend(task, app, lease_ms, uploader)
         if leave_code is None:
             log.warning("lease lost: another recorder owns the task now")
-            if self._lease_keeper is not None:
-                self._lease_keeper.cancel()
-            await uploader.drain(self.drain_s)
+            self._stop_lease_keeper()
+            await uploader.drain(self.settings.drain_s)
             await uploader.stop()
             return 0
-        self._outputs.task = self.store.get(self.task_id) or task
-        self._emit(events.recorder_stop(leave_code))
+        outputs.task = self.store.get(self.task_id) or task
+        outputs.emit(events.recorder_stop(leave_code))
         try:
-            await uploader.drain(self.drain_s)
+            await uploader.drain(self.settings.drain_s)
+            await self.background.wait(self.settings.drain_s)  # Describe's file list is complete
         finally:
-            if self._lease_keeper is not None:
-                self._lease_keeper.cancel()
+            self._stop_lease_keeper()
         await uploader.stop()
-        pending = uploader.pending + sum(w.pending for w in self._workers.values())
+        pending = uploader.pending + sum(s.pending for s in self._shards.values())
         if self._marked_recording:
-            self._emit(events.upload_stop(UploadStatus.FILES_LEFT if pending else UploadStatus.ALL_STORED))
+            outputs.emit(events.upload_stop(UploadStatus.FILES_LEFT if pending else UploadStatus.ALL_STORED))
         if pending:
             log.error("%d uploads still pending; their files stay in the work directory", pending)
         self.store.finish(self.task_id, self.now_ms(), leave_code=leave_code, owner=self.owner)
-        log.info("task ended", extra={"leave_code": leave_code})
+        log.info("task ended", extra={"leave_code": int(leave_code)})
         self._request_outputs()
         return 0
+
+    def _stop_lease_keeper(self) -> None:
+        if self._lease_keeper is not None:
+            self._lease_keeper.cancel()
 
     def _request_outputs(self) -> None:
         """Hand the stored HLS over to the MP4/AAC/VOD jobs the task asked for."""
@@ -161,8 +138,7 @@ class Recorder:
         if ended is None:
             return
         try:
-            internal = Bucket(self.settings.internal_bucket, lambda: aws.client("s3"))
-            jobs = post_record.request(ended, self.store, internal)
+            jobs = post_record.request(ended, self.store, self.internal)
         except Exception:  # the HLS is stored; only the follow-up files are missing
             log.exception("the output jobs could not be requested")
             return
@@ -172,144 +148,108 @@ class Recorder:
     async def _keep_lease(self, lease_ms: int) -> None:
         """Heartbeat while the last uploads drain, so the task is not taken for dead."""
         while True:
-            await asyncio.sleep(self.settings.heartbeat_s)
+            await asyncio.sleep(self.settings.service.heartbeat_s)
             if await asyncio.to_thread(self.store.heartbeat, self.task_id, self.owner, self.now_ms(), lease_ms) is None:
                 return
 
     def _on_media(self) -> None:
         if not self._marked_recording:
             self._marked_recording = True
-            asyncio.ensure_future(asyncio.to_thread(self.store.mark_recording, self.task_id))
+            self.background.spawn(asyncio.to_thread(self.store.mark_recording, self.task_id), "marking InProgress")
+
+    def _recording(self, task: TaskRecord, room: Room, uploader: Uploader) -> Recording:
+        assert self._outputs is not None
+        ctx = RecordingContext(
+            naming=self._outputs.naming(), record=task.params.record, room=room, uploader=uploader,
+            emit=self._outputs.emit, put_file=self._outputs.put_file, on_media=self._on_media,
+            background=self.background, work_dir=self.settings.work_dir, segment_s=self.settings.segment_s)
+        if task.params.mixed:
+            return MixedRecording(ctx, task.params.transcode, self.settings.service.allow_private_urls,
+                                  self.settings.mix_preset)
+        return SingleStreamRecording(ctx)
+
+    async def _read_task(self, heartbeat: bool, lease_ms: int) -> TaskRecord | None:
+        if heartbeat:
+            return await asyncio.to_thread(self.store.heartbeat, self.task_id, self.owner, self.now_ms(), lease_ms)
+        return await asyncio.to_thread(self.store.get, self.task_id)
 
     async def _attend(self, task: TaskRecord, app: App, lease_ms: int, uploader: Uploader) -> LeaveCode | None:
         """Stay in the room and record until the task should stop; return the LeaveCode, or
         None if the lease was lost."""
-        record = task.params.record
-        address = janus_room(task.room_id, task.room_id_type, task.user_id, app.room)
-        if address is None:
-            log.error("this Janus has no string_ids: string room %r cannot be recorded", task.room_id)
-        idle = IdleClock(record.MaxIdleTime, self.clock())
-        recording: SingleStreamRecording | MixedRecording | None = None
-        outputs = self._outputs
-        assert outputs is not None
-        if address is not None:
-            ctx = RecordingContext(
-                naming=outputs.naming(), record=record, uploader=uploader, address=address,
-                ice_servers=app.room.ice_servers, emit=outputs.emit, put_file=outputs.put_file,
-                on_media=self._on_media, segment_s=self.segment_s,
-                work_dir=self.settings.run_dir / "work" / file_safe(self.task_id),
-            )
-            if record.RecordMode == 1:
-                codec_seam.install()  # remux: H.264 is never decoded (a mixed task decodes it)
-                recording = SingleStreamRecording(ctx)
-            else:
-                recording = MixedRecording(ctx, task.params.transcode, self.settings.allow_private_urls)
-        room: _Room | None = None
-        next_heartbeat = next_join = next_presence = 0.0
-        last_anchors = False
+        room = self.open_room(task, app)
+        if room is None:
+            log.error("the app's room backend cannot host room %r (a string room needs string_ids)", task.room_id)
+        recording = self._recording(task, room, uploader) if room is not None else None
+        control = Control(self.settings.service.heartbeat_s, task.params.record.MaxIdleTime, self.clock())
+        anchors: bool | None = None
         try:
             while True:
                 now = self.clock()
-                if now >= next_heartbeat:
-                    current = await asyncio.to_thread(self.store.heartbeat, self.task_id, self.owner,
-                                                      self.now_ms(), lease_ms)
-                    if current is None:
-                        return None
-                    next_heartbeat = now + self.settings.heartbeat_s
-                else:
-                    current = await asyncio.to_thread(self.store.get, self.task_id)
-                    if current is None:
-                        return None
-                if self._stop_signal.is_set():
-                    return LeaveCode.SERVER_KICK
-                if current.desired == STOP:
-                    return LeaveCode(current.leave_code) if current.leave_code is not None else LeaveCode.API_STOP
-                anchors_present = False
+                current = await self._read_task(control.heartbeat_due(now), lease_ms)
+                joined = room is not None and room.joined
+                step = control.decide(Seen(now, current, self._stop_signal.is_set(), joined,
+                                           room.publishers() if room is not None and joined else (), anchors))
+                if step.lease_lost:
+                    return None
+                if step.leave is not None:
+                    if step.leave == LeaveCode.IDLE:
+                        log.info("no anchor for MaxIdleTime (%s s): stopping", task.params.record.MaxIdleTime)
+                    return step.leave
+                assert current is not None
+                anchors = None
+                if room is not None and recording is not None:
+                    anchors = await self._act(step, control, room, recording, current)
                 try:
-                    if address is not None and now >= next_join and (room is None or not room.presence.joined):
-                        next_join = now + JOIN_RETRY_S
-                        if room is None:
-                            room = await self._connect(app, address)
-                        if room is not None:
-                            await room.presence.try_join()
-                    if room is not None and room.presence.joined:
-                        if recording is not None:
-                            await self._follow(room, recording, record, current, now)
-                        if now >= next_presence:  # the idle countdown needs no finer grain
-                            next_presence = now + PRESENCE_S
-                            anchors_present = bool(await room.presence.anchors())
-                        else:
-                            anchors_present = last_anchors
-                        last_anchors = anchors_present
-                except (JanusError, aiohttp.ClientError, TimeoutError) as exc:
-                    log.warning("janus unavailable (%s); reconnecting", exc)
-                    if recording is not None:
-                        await recording.drop_subscriptions()
-                    await self._close(room)
-                    room = None
-                idle.observe(anchors_present, now)
-                if idle.expired(now):
-                    log.info("no anchor for MaxIdleTime (%s s): stopping", record.MaxIdleTime)
-                    return LeaveCode.IDLE
-                try:
-                    await asyncio.wait_for(self._stop_signal.wait(), POLL_S)
+                    await asyncio.wait_for(self._stop_signal.wait(), self.settings.poll_s)
                 except TimeoutError:
                     pass
         finally:
-            # closing files, workers and uploads may outlast the lease: keep heartbeating
+            # closing files, shards and uploads may outlast the lease: keep heartbeating
             self._lease_keeper = asyncio.create_task(self._keep_lease(lease_ms))
             if recording is not None:
                 try:
                     await recording.close()
                 except Exception:
                     log.exception("closing the recording failed")
-            await asyncio.gather(*(w.stop(self.drain_s + 30) for w in self._workers.values()))
-            await self._close(room)
+            await asyncio.gather(*(s.stop(self.settings.drain_s + 30) for s in self._shards.values()))
+            if room is not None:
+                await room.leave()
 
-    async def _follow(self, room: _Room, recording: SingleStreamRecording | MixedRecording, record: RecordParams,
-                      current: TaskRecord, now: float) -> None:
+    async def _act(self, step: Step, control: Control, room: Room, recording: Recording,
+                   task: TaskRecord) -> bool | None:
+        """Carry out a step in the room; the presence poll's answer, when one ran."""
+        try:
+            if step.join and await room.join():
+                publishers = room.publishers()
+                await self._follow(recording, task, publishers)
+                control.joined(publishers, task.config_version, self.clock())
+            elif step.follow:
+                await self._follow(recording, task, room.publishers())
+            if step.poll_presence:
+                return await room.anchors_present()
+        except RoomUnavailableError as exc:
+            log.warning("the room is unavailable (%s); joining again", exc)
+            await recording.drop_subscriptions()
+            await room.leave()
+        return None
+
+    async def _follow(self, recording: Recording, task: TaskRecord, publishers: tuple[Publisher, ...]) -> None:
         """Keep the subscriptions in line with the room's publishers and the task's rules,
-        spreading publishers over worker processes beyond the per-process budget."""
-        changed = room.presence.take_events()
-        if not (changed or current.config_version != room.config_version or now >= room.next_reconcile):
-            return
-        room.config_version = current.config_version
-        room.next_reconcile = now + RECONCILE_S
-        publishers = list(room.presence.publishers.values())
-        selected = select(publishers, record, current.subscription)
-        if isinstance(recording, MixedRecording):  # one picture: decoded in this process
-            await recording.reconcile(room.janus, publishers, selected, current.layout)
+        spreading publishers over shard processes beyond the per-process budget."""
+        selected = select(publishers, task.params.record, task.subscription)
+        if task.params.mixed:  # one picture: decoded in this process
+            await recording.reconcile(publishers, selected, task.layout)
             return
         per_user: dict[str, int] = {}
         for sel in selected:
             per_user[sel.user_id] = per_user.get(sel.user_id, 0) + 1
-        self._slots = plan_slots(per_user, self._slots, self.streams_per_process, self.max_processes)
-        await recording.reconcile(room.janus, [s for s in selected if self._slots[s.user_id] == IN_PROCESS])
-        for slot in sorted(set(self._slots.values()) | set(self._workers)):
-            if slot == IN_PROCESS:
+        self._plan = plan_shards(per_user, self._plan, self.settings.streams_per_process, self.settings.max_processes)
+        await recording.reconcile(publishers, [s for s in selected if self._plan[s.user_id] == IN_PROCESS])
+        for shard in sorted(set(self._plan.values()) | set(self._shards)):
+            if shard == IN_PROCESS:
                 continue
-            worker = self._workers.get(slot)
-            if worker is None:
-                worker = self._workers[slot] = WorkerProcess(slot, self._on_media)
-                await worker.start()
-            await worker.reconcile([s for s in selected if self._slots[s.user_id] == slot])
-
-    async def _connect(self, app: App, address: RoomAddress) -> _Room | None:
-        janus = JanusSession(app.room.janus_url, app.room.api_secret, app.room.token)
-        try:
-            await janus.__aenter__()
-        except (JanusError, aiohttp.ClientError, TimeoutError, OSError) as exc:
-            log.warning("cannot reach Janus: %s", type(exc).__name__)
-            return None
-        return _Room(janus, RobotPresence(janus, address))
-
-    @staticmethod
-    async def _close(room: _Room | None) -> None:
-        if room is None:
-            return
-        try:
-            await room.presence.leave()
-        except Exception:
-            log.warning("leaving the room failed", exc_info=True)
-        await room.janus.__aexit__(None, None, None)
-
+            process = self._shards.get(shard)
+            if process is None:
+                process = self._shards[shard] = ShardProcess(shard, self.settings.env_of_shard(shard), self._on_media)
+                await process.start()
+            await process.reconcile([s for s in selected if self._plan[s.user_id] == shard])

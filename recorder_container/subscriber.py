@@ -1,8 +1,9 @@
 """Receiving one publisher's streams: a Janus subscriber handle and an aiortc peer
 connection that carries the chosen streams of that feed (one m-line each, bundled).
 
-The transport only: received tracks are handed to `on_track` with the publisher's mid of
-the stream; what happens to their frames is the caller's business.
+The transport only: every frame of every received track goes to the sink with its arrival
+time (`room.Received`), and a last one with no frame when the track ends; what happens to
+the frames is the caller's business.
 """
 
 from __future__ import annotations
@@ -11,19 +12,18 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
-from recorder_container.janus import JanusError, JanusSession
-from recorder_container.room import VIDEOROOM, RoomAddress
+from recorder_container.janus import VIDEOROOM, JanusError, JanusSession, RoomAddress
+from recorder_container.room import FrameSink, Received
 
 log = logging.getLogger(__name__)
-
-OnTrack = Callable[[str, MediaStreamTrack, RTCRtpReceiver], None]
 
 
 RECEIVE_BUFFER = 4 * 1024 * 1024  # bytes: bursts of 720p30 keyframes overflow the default ~200 KB
@@ -60,11 +60,12 @@ def without_bandwidth_estimation(sdp: str) -> str:
 
 
 class FeedSubscriber:
-    """Subscribes to `mids` of one publisher (`feed`) and reports each arriving track."""
+    """Subscribes to `mids` of one publisher (`feed`) and hands their frames to `sink`. Owned by
+    the event loop; aiortc decodes in threads of its own (or not at all: see codec_seam)."""
 
     def __init__(self, janus: JanusSession, address: RoomAddress, feed: str, mids: Sequence[str],
-                 servers: Sequence[dict[str, Any]], on_track: OnTrack,
-                 substreams: dict[str, int] | None = None) -> None:
+                 servers: Sequence[dict[str, Any]], sink: FrameSink,
+                 substreams: Mapping[str, int] | None = None) -> None:
         self.feed = feed
         self.mids = tuple(mids)
         self.substreams = dict(substreams or {})  # publisher mid → simulcast layer to receive
@@ -72,10 +73,11 @@ class FeedSubscriber:
         self._janus = janus
         self._address = address
         self._servers = servers
-        self._on_track = on_track
+        self._sink = sink
         self._handle: int | None = None
         self._pc: RTCPeerConnection | None = None
         self._receivers: dict[str, RTCRtpReceiver] = {}
+        self._pumps: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._handle = await self._janus.attach(VIDEOROOM)
@@ -100,7 +102,9 @@ class FeedSubscriber:
                 if transceiver.receiver.track is track:
                     mid = feed_mid.get(str(transceiver.mid), str(transceiver.mid))
                     self._receivers[mid] = transceiver.receiver
-                    self._on_track(mid, track, transceiver.receiver)
+                    pump = asyncio.create_task(self._pump(mid, track), name=f"recv-{self.feed}-{mid}")
+                    self._pumps.add(pump)
+                    pump.add_done_callback(self._pumps.discard)
                     return
 
         offer = attached["jsep"]
@@ -113,6 +117,20 @@ class FeedSubscriber:
                                   jsep={"type": "answer", "sdp": pc.localDescription.sdp})
         log.info("subscribed to %s (%s)", self.feed, ",".join(self.mids))
 
+    async def _pump(self, mid: str, track: MediaStreamTrack) -> None:
+        """Frames of one track to the sink, then its end."""
+        failed = False
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                try:
+                    self._sink(Received(self.feed, mid, frame, time.time(), track))
+                except Exception:  # a frame the recording cannot take must not stop the stream
+                    if not failed:
+                        failed = True
+                        log.exception("a frame of %s/%s could not be taken", self.feed, mid)
+        self._sink(Received(self.feed, mid, None, time.time(), track))
+
     async def request_keyframe(self, mid: str) -> None:
         """Send a PLI for the publisher's stream `mid` (Janus relays it to the publisher)."""
         receiver = self._receivers.get(mid)
@@ -121,13 +139,13 @@ class FeedSubscriber:
         for source in receiver.getSynchronizationSources():
             await receiver._send_rtcp_pli(source.source)
 
-    async def set_substream(self, mid: str, substream: int) -> None:
+    async def set_layer(self, mid: str, layer: int) -> None:
         """Receive another simulcast layer of the publisher's stream `mid`."""
-        if self._handle is None or self.substreams.get(mid) == substream or mid not in self._sub_mids:
+        if self._handle is None or self.substreams.get(mid) == layer or mid not in self._sub_mids:
             return
-        self.substreams[mid] = substream
+        self.substreams[mid] = layer
         await self._janus.request(self._handle, {"request": "configure", "streams": [
-            {"mid": self._sub_mids[mid], "substream": substream}]})
+            {"mid": self._sub_mids[mid], "substream": layer}]})
 
     async def packet_stats(self) -> dict[str, tuple[int, int]]:
         """Per publisher mid: RTP packets received and lost (from sequence numbers)."""
@@ -140,28 +158,15 @@ class FeedSubscriber:
 
     async def close(self) -> None:
         if self._pc is not None:
-            await self._pc.close()
+            await self._pc.close()  # the tracks end: each pump hands the sink its end
             self._pc = None
+        if self._pumps:
+            _, late = await asyncio.wait(set(self._pumps), timeout=1.0)
+            for pump in late:
+                pump.cancel()
         if self._handle is not None:
             with contextlib.suppress(JanusError, asyncio.TimeoutError, OSError):
                 await self._janus.request(self._handle, {"request": "leave"}, timeout=3)
             with contextlib.suppress(JanusError, OSError):
                 await self._janus.detach(self._handle)
             self._handle = None
-
-
-async def subscribe_missing(subscribers: dict[str, FeedSubscriber], want: Mapping[str, Sequence[str]],
-                            make: Callable[[str, Sequence[str]], FeedSubscriber]) -> None:
-    """Start a subscriber for every wanted feed that has none yet; a feed whose subscription
-    fails is left out and tried again at the next reconcile."""
-    for feed, mids in want.items():
-        if feed in subscribers:
-            continue
-        sub = make(feed, mids)
-        try:
-            await sub.start()
-        except (JanusError, TimeoutError, OSError, ValueError) as exc:
-            log.warning("subscribing to %s failed (%s); retrying later", feed, exc)
-            await sub.close()
-            continue
-        subscribers[feed] = sub

@@ -9,6 +9,7 @@ Only the newest version of a playlist waiting in the queue is uploaded.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,19 @@ class Upload:
     on_done: Callable[[], None] | None = None
 
 
+def _chained(callbacks: list[Callable[[], None] | None]) -> Callable[[], None] | None:
+    """One callback that runs the given ones in order (None when there are none)."""
+    present = [c for c in callbacks if c is not None]
+    if not present:
+        return None
+
+    def run_all() -> None:
+        for callback in present:
+            callback()
+
+    return run_all
+
+
 class Uploader:
     """One worker, so a playlist never reaches storage before its segments."""
 
@@ -47,6 +61,7 @@ class Uploader:
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self._started = False
+        self._sending: Upload | None = None  # the upload on its way now
         self.failed_keys: set[str] = set()
         self.uploaded = 0
 
@@ -54,8 +69,12 @@ class Uploader:
         self._task = asyncio.create_task(self._run(), name="uploader")
 
     def put(self, upload: Upload) -> None:
-        if upload.body is not None:  # a newer playlist replaces one still waiting
-            self._queue = [u for u in self._queue if u.key != upload.key]
+        if upload.body is not None:  # a newer playlist replaces one still waiting, callbacks included
+            replaced = [u for u in self._queue if u.key == upload.key and u is not self._sending]
+            if replaced:
+                gone = {id(u) for u in replaced}
+                self._queue = [u for u in self._queue if id(u) not in gone]
+                upload = dataclasses.replace(upload, on_done=_chained([u.on_done for u in [*replaced, upload]]))
         self._queue.append(upload)
         self._idle.clear()
         self._wake.set()
@@ -96,6 +115,7 @@ class Uploader:
             if not self._started:
                 self._started = True
                 self._on_first()
+            self._sending = upload
             try:
                 await asyncio.to_thread(self._put_object, upload)
             except Exception as exc:  # botocore, network, credentials: all retried while recording
@@ -106,8 +126,10 @@ class Uploader:
                     self._on_error(code, "upload to the customer's storage failed; retrying")
                 self.failed_keys.add(upload.key)
                 failures += 1
+                self._sending = None
                 await asyncio.sleep(self._policy.delay(failures) or 0.0)
                 continue
+            self._sending = None
             failures = 0
             self.failed_keys.discard(upload.key)
             if self._queue and self._queue[0] is upload:

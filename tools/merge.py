@@ -1,7 +1,7 @@
 """Merge single-stream recordings into one MP4 (or M4A) per user and segment — cloudrec's
 answer to TRTC's `TRTC_Merge.py`, with the same options:
 
-    python3 tools/merge.py -f DIR [-m 0|1] [-s] [-a 0|1|2] [-p FPS] [-r W H] [-b]
+    python3 -m tools.merge -f DIR [-m 0|1] [-s] [-a 0|1|2] [-p FPS] [-r W H] [-b]   (from the checkout's root)
 
 Outputs go into DIR as `<UserId>_<UTC17>_av.mp4` (or `<UserId>_<UTC17>.m4a` for users with
 sound only). Needs PyAV and numpy (the recorder's media dependencies), not the AWS parts.
@@ -22,7 +22,7 @@ FPS_MIN, FPS_MAX = 5, 120
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tools/merge.py", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python3 -m tools.merge", description=__doc__.splitlines()[0])
     p.add_argument("-f", "--folder", required=True, type=Path, help="folder with the downloaded m3u8 and ts files")
     p.add_argument("-m", "--mode", type=int, choices=(0, 1), default=0,
                    help="0: one file per segment (default); 1: one file per user")

@@ -5,7 +5,6 @@ Recordings are made with PyAV in the test and judged with PyAV."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from chalicelib.naming import TaskNaming
 from chalicelib.tasks import StorageFile
 from tests.support.hls_recording import Written, write_stream
 from tests.support.output_tasks import BUCKET, T0, TASK_ID, run_output_jobs, s3_event, stored_task
+from tests.support.queued import queued_events
 from tests.support.task_records import params, task_record
 
 
@@ -40,18 +40,6 @@ def _single_user(tmp_path: Path, seconds: float = 20, audio_delay_ms: int = 2000
     files = [StorageFile(video.playlist.name, user, "video", T0),
              StorageFile(audio.playlist.name, user, "audio", T0 + audio_delay_ms)]
     return files, video, audio, naming.directory
-
-
-def _events(event_type: int) -> list[dict[str, Any]]:
-    sqs = aws.client("sqs")
-    url = wiring.event_queue().url
-    found = []
-    while True:
-        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60).get("Messages", [])
-        if not msgs:
-            break
-        found += [json.loads(m["Body"])["Event"] for m in msgs]
-    return [e for e in found if e["EventType"] == event_type]
 
 
 def _keys(prefix: str = "") -> list[str]:
@@ -111,7 +99,7 @@ def test_hls_mp4_one_file_per_user_aligned_and_not_reencoded(customer: Settings,
     sent = [u for p in video.packets for u in _slices(p, False)]
     stored = [u for p in got["video_payloads"] for u in _slices(p, True)]
     assert len(stored) == 300 and stored == sent  # the publisher's own slices: remuxed, not re-encoded
-    (event,) = _events(310)
+    (event,) = queued_events(310)
     payload = event["EventInfo"]["Payload"]
     assert event["EventInfo"]["TaskId"] == TASK_ID
     assert payload["Status"] == 0 and payload["FileList"] == [stem + ".mp4"]
@@ -128,7 +116,7 @@ def test_split_by_duration_names_parts_and_keeps_continuity(customer: Settings, 
     assert _keys(directory) == [directory + f"{stem}_{i}.mp4" for i in (1, 2, 3)]  # HLS gone (format 3)
     durations = [_probe(tmp_path, directory + f"{stem}_{i}.mp4")["video"]["duration"] for i in (1, 2, 3)]
     assert all(d <= 60 for d in durations) and abs(sum(durations) - 150) < 0.3
-    messages = [e["EventInfo"]["Payload"]["FileMessage"][0] for e in _events(310)]
+    messages = [e["EventInfo"]["Payload"]["FileMessage"][0] for e in queued_events(310)]
     assert [m["FileName"] for m in messages] == [f"{stem}_{i}.mp4" for i in (1, 2, 3)]
     for before, after in zip(messages, messages[1:], strict=False):
         assert abs(after["StartTimeStamp"] - before["EndTimeStamp"]) <= 70  # no gap, no overlap
@@ -171,7 +159,7 @@ def test_mixed_recording_and_prefix(customer: Settings, tmp_path: Path) -> None:
     key = f"rec/day1/{TASK_ID}/1400000001_8848.mp4"
     got = _probe(tmp_path, key)
     assert got["video"]["frames"] == 180 and got["audio"]["codec"] == "aac"
-    (message,) = _events(310)[0]["EventInfo"]["Payload"]["FileMessage"]
+    (message,) = queued_events(310)[0]["EventInfo"]["Payload"]["FileMessage"]
     assert message["UserId"] == "" and message["MediaId"] == "mix" and message["TrackType"] == "audio_video"
 
 
@@ -179,7 +167,7 @@ def test_unreadable_recording_ends_with_status_2_and_keeps_the_hls(customer: Set
     files, video, _, directory = _single_user(tmp_path)
     aws.client("s3").delete_object(Bucket=BUCKET, Key=directory + video.segments[2].name)
     run_output_jobs(stored_task({"RecordMode": 1, "OutputFormat": 3}, files))
-    (event,) = _events(310)
+    (event,) = queued_events(310)
     assert event["EventInfo"]["Payload"] == {"Status": 2, "FileList": [], "FileMessage": []}
     assert directory + video.playlist.name in _keys(directory)  # nothing deleted
     assert not [k for k in _keys(directory) if k.endswith(".mp4")]

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 import pytest
 
-from chalicelib import aws, reaper, wiring
+from chalicelib import reaper, wiring
 from chalicelib.config import Settings
+from chalicelib.events import LeaveCode
 from chalicelib.task_store import TaskStore
 from chalicelib.tasks import ENDED, TaskRecord
 from tests.support.fakes import FakeLauncher
+from tests.support.queued import queued_events
 from tests.support.task_records import task_record
 
 NOW = time.time()
@@ -24,13 +25,6 @@ def _task(task_id: str, **kw: Any) -> TaskRecord:
                               "api_expires_ms": now_ms + 10**7, "usersig_expires_s": int(NOW) + 10**6,
                               "lease_expires_ms": now_ms + 1000}
     return task_record(task_id, **{**fields, **kw})
-
-
-def _queued_events(settings: Settings) -> list[dict[str, object]]:
-    sqs = aws.client("sqs")
-    url = sqs.get_queue_url(QueueName=settings.events_queue)["QueueUrl"]
-    msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-    return [json.loads(m["Body"])["Event"] for m in msgs]
 
 
 @pytest.fixture
@@ -59,14 +53,14 @@ def test_reap_relaunches_then_gives_up(aws_env: Settings, store: TaskStore) -> N
     task = store.get("a")
     assert task is not None and task.status == ENDED and task.leave_code == 3
     assert store.active_count(1) == 0
-    events = _queued_events(aws_env)
+    events = queued_events()
     assert [e["EventType"] for e in events] == [302]
     assert events[0]["EventInfo"]["Payload"] == {"LeaveCode": 3}  # type: ignore[index]
 
 
 def test_reap_ends_a_stopping_task_whose_recorder_is_gone(aws_env: Settings, store: TaskStore) -> None:
     store.admit(_task("a"), None, None, 10)
-    store.request_stop("a", 0)
+    store.request_stop("a", LeaveCode.API_STOP)
     reaper.reap(store, FakeLauncher(), wiring.event_queue(), aws_env, NOW + 5)
     task = store.get("a")
     assert task is not None and task.status == ENDED and task.leave_code == 0

@@ -262,7 +262,7 @@ def test_sigterm_is_a_graceful_stop(stack: LocalStack) -> None:
     check_ended(stack, run(scenario), leave_code=3, playlists=2)
 
 
-def test_a_big_task_spreads_over_worker_processes(stack: LocalStack) -> None:
+def test_a_big_task_spreads_over_shard_processes(stack: LocalStack) -> None:
     users = [("gus", RED, 330), ("hal", BLUE, 440), ("ivy", GREEN, 550), ("jon", (200, 200, 0), 660)]
 
     async def scenario() -> str:
@@ -282,7 +282,7 @@ def test_a_big_task_spreads_over_worker_processes(stack: LocalStack) -> None:
         check_stream_files(rec, f"{SDKAPPID}_6008__UserId_s_{b64_name(user)}__UserId_e_main_audio.m3u8",
                            "audio", None, hz, 9.0)
     logs = "".join(p.read_text() for p in stack.recorder_logs() if task_id[:8].replace("+", "_") in p.name)
-    assert "worker 1 started" in logs and '"worker":1' in logs
+    assert "shard 1 started" in logs and '"shard":1' in logs
 
 
 def test_storage_outage_loses_nothing_and_keeps_the_task(stack: LocalStack) -> None:

@@ -7,10 +7,10 @@ from tests.support.netns import ADDRESS
 
 BUCKET = "customer-bucket"
 SEGMENT_S = 4.0
-STREAMS_PER_PROCESS = 4  # a task with more streams spreads over worker processes
+STREAMS_PER_PROCESS = 4  # a task with more streams spreads over shard processes
 
 
 def media_env() -> dict[str, str]:
-    """Janus offers the namespace's address on v0; short segments; small worker budget."""
+    """Janus offers the namespace's address on v0; short segments; a small budget of streams per process."""
     return {"CLOUDREC_JANUS_INTERFACE": "v0", "CLOUDREC_JANUS_IP": ADDRESS, "CLOUDREC_SEGMENT_S": str(SEGMENT_S),
             "CLOUDREC_STREAMS_PER_PROCESS": str(STREAMS_PER_PROCESS)}

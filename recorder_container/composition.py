@@ -1,0 +1,43 @@
+"""The recorder's composition root: the adapters a recorder process (the task's recorder or
+one of its shards) works with, built once from its settings — the task store, the apps
+registry, the event queue, the internal bucket, and its room (a Janus VideoRoom)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib import aws
+from chalicelib.apps import App, AppRegistry
+from chalicelib.events import EventQueue
+from chalicelib.storage import Bucket
+from chalicelib.task_store import TaskStore
+from chalicelib.tasks import TaskRecord
+from recorder_container.janus_room import JanusRoom, address_of
+from recorder_container.room import Room
+from recorder_container.settings import RecorderSettings
+
+
+@dataclass(frozen=True)
+class RecorderDeps:
+    store: TaskStore
+    apps: AppRegistry
+    queue: EventQueue
+    internal: Bucket
+
+
+def build(settings: RecorderSettings) -> RecorderDeps:
+    s = settings.service
+    dynamodb = aws.make_client("dynamodb", s)
+    return RecorderDeps(
+        store=TaskStore(dynamodb, s.tasks_table, s.limits_table),
+        apps=AppRegistry(dynamodb, s.apps_table),
+        queue=EventQueue(aws.make_client("sqs", s), s.events_queue),
+        internal=Bucket(s.internal_bucket, lambda: aws.make_client("s3", s)),
+    )
+
+
+def open_room(task: TaskRecord, app: App) -> Room | None:
+    """The task's room on the app's Janus (None: that Janus cannot host it). A single-stream
+    recording takes H.264 as sent; a mixed one decodes."""
+    address = address_of(task.room_id, task.room_id_type, task.user_id, app.room)
+    return JanusRoom(address, app.room, remux_h264=not task.params.mixed) if address is not None else None

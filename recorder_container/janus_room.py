@@ -1,0 +1,205 @@
+"""The room as a Janus VideoRoom (DESIGN.md room mapping), reached over Janus's HTTP API, with
+aiortc subscribers: the `Room` the recorder uses in production.
+
+The robot joins as a participant that publishes nothing; the room's events tell who
+publishes; `listparticipants` tells who is present; each subscribed publisher gets its own
+Janus subscriber handle and peer connection (`subscriber.FeedSubscriber`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from chalicelib.apps import RoomBackend
+from chalicelib.subscription import PublishedStream, Publisher
+from recorder_container import codec_seam
+from recorder_container.janus import VIDEOROOM, JanusError, JanusSession, RoomAddress
+from recorder_container.room import FrameSink, RoomUnavailableError, Subscription, SubscriptionError
+from recorder_container.subscriber import FeedSubscriber
+
+log = logging.getLogger(__name__)
+
+ROBOT_DISPLAY_PREFIX = "cloudrec-robot:"
+NO_SUCH_ROOM = 426
+ID_EXISTS = 436
+# what a lost or refusing Janus raises: the room is unavailable until it is joined again
+_TRANSPORT = (JanusError, aiohttp.ClientError, TimeoutError, OSError)
+
+
+def address_of(room_id: str, room_id_type: int, robot_user_id: str, backend: RoomBackend) -> RoomAddress | None:
+    """Map a TRTC room to its Janus room (DESIGN.md); None when this Janus cannot host it
+    (a string room on a Janus without `string_ids`)."""
+    display = ROBOT_DISPLAY_PREFIX + robot_user_id
+    if backend.string_ids:
+        return RoomAddress(room_id, robot_user_id, display, backend.room_pin)
+    if room_id_type == 0:
+        return None
+    return RoomAddress(int(room_id), None, display, backend.room_pin)
+
+
+def is_robot(participant: dict[str, Any]) -> bool:
+    return str(participant.get("display", "")).startswith(ROBOT_DISPLAY_PREFIX)
+
+
+def parse_publisher(data: dict[str, Any]) -> Publisher:
+    """A publisher as Janus's VideoRoom describes it (multistream `streams` list)."""
+    streams = tuple(
+        PublishedStream(mid=str(st.get("mid", "")), kind=str(st.get("type", "")), codec=str(st.get("codec", "")),
+                        description=str(st.get("description", "")), disabled=bool(st.get("disabled", False)),
+                        simulcast=bool(st.get("simulcast", False)))
+        for st in data.get("streams", []) if st.get("type") in ("audio", "video")
+    )
+    return Publisher(user_id=str(data["id"]), streams=streams, robot=is_robot(data))
+
+
+def apply_event(publishers: dict[str, Publisher], data: dict[str, Any]) -> bool:
+    """Update the room's publishers from a VideoRoom event; True if they changed."""
+    changed = False
+    for pub in data.get("publishers", []) or []:
+        parsed = parse_publisher(pub)
+        if publishers.get(parsed.user_id) != parsed:
+            publishers[parsed.user_id] = parsed
+            changed = True
+    for key in ("unpublished", "leaving", "kicked"):
+        gone = data.get(key)
+        if gone is not None and str(gone) in publishers:
+            del publishers[str(gone)]
+            changed = True
+    if data.get("videoroom") == "destroyed" and publishers:
+        publishers.clear()
+        changed = True
+    return changed
+
+
+@dataclass
+class _Connection:
+    """A Janus session and the robot's handle in the room."""
+
+    janus: JanusSession
+    handle: int | None = None
+
+
+class JanusRoom:
+    """A Janus VideoRoom as a `Room`. Owned by the event loop that uses it.
+
+    `remux_h264`: H.264 reaches the sink as the publisher encoded it (single-stream recording);
+    otherwise every video is decoded (mixed recording). It applies to the whole process."""
+
+    def __init__(self, address: RoomAddress, backend: RoomBackend, remux_h264: bool) -> None:
+        self.address = address
+        self._backend = backend
+        self._conn: _Connection | None = None
+        self._joined = False
+        self._publishers: dict[str, Publisher] = {}  # in the order they were seen
+        if remux_h264:
+            codec_seam.install()
+
+    @property
+    def joined(self) -> bool:
+        return self._joined
+
+    async def _session(self) -> _Connection:
+        if self._conn is None:
+            janus = JanusSession(self._backend.janus_url, self._backend.api_secret, self._backend.token)
+            try:
+                await janus.__aenter__()
+            except _TRANSPORT as exc:
+                raise RoomUnavailableError(f"cannot reach Janus: {type(exc).__name__}") from exc
+            self._conn = _Connection(janus)
+        return self._conn
+
+    async def _handle(self) -> tuple[JanusSession, int]:
+        conn = await self._session()
+        if conn.handle is None:
+            conn.handle = await conn.janus.attach(VIDEOROOM)
+            conn.janus.events_of(conn.handle)  # start collecting room events
+        return conn.janus, conn.handle
+
+    async def _request(self, body: dict[str, Any]) -> dict[str, Any]:
+        janus, handle = await self._handle()
+        return await janus.request(handle, body)
+
+    async def join(self) -> bool:
+        if self._joined:
+            return True
+        body: dict[str, Any] = {"request": "join", "ptype": "publisher", "room": self.address.room,
+                                "display": self.address.display}
+        if self.address.robot_id is not None:
+            body["id"] = self.address.robot_id
+        if self.address.pin:
+            body["pin"] = self.address.pin
+        try:
+            if not (await self._request({"request": "exists", "room": self.address.room})).get("exists"):
+                return False
+            joined = await self._request(body)
+        except JanusError as exc:
+            if exc.code in (NO_SUCH_ROOM, ID_EXISTS):
+                log.info("cannot join the room yet: %s", exc.reason)
+                return False
+            raise RoomUnavailableError(str(exc)) from exc
+        except _TRANSPORT as exc:
+            raise RoomUnavailableError(f"joining failed: {type(exc).__name__}") from exc
+        self._joined = True
+        apply_event(self._publishers, joined)
+        log.info("robot joined the room", extra={"publishers": len(self._publishers)})
+        return True
+
+    def publishers(self) -> tuple[Publisher, ...]:
+        """The publishers after the room events received so far (a destroyed room is left)."""
+        if self._conn is not None and self._conn.handle is not None:
+            events = self._conn.janus.events_of(self._conn.handle)
+            while not events.empty():
+                data = events.get_nowait().get("plugindata", {}).get("data", {})
+                if data.get("videoroom") == "destroyed":
+                    self._joined = False
+                apply_event(self._publishers, data)
+        return tuple(self._publishers.values())
+
+    async def anchors_present(self) -> bool:
+        try:
+            data = await self._request({"request": "listparticipants", "room": self.address.room})
+        except JanusError as exc:
+            if exc.code == NO_SUCH_ROOM:
+                return False
+            raise RoomUnavailableError(str(exc)) from exc
+        except _TRANSPORT as exc:
+            raise RoomUnavailableError(f"listing the room failed: {type(exc).__name__}") from exc
+        return any(not is_robot(p) for p in data.get("participants", []))
+
+    async def subscribe(self, feed: str, mids: Sequence[str], layers: Mapping[str, int],
+                        sink: FrameSink) -> Subscription:
+        conn = await self._session()
+        sub = FeedSubscriber(conn.janus, self.address, feed, mids, self._backend.ice_servers, sink, layers)
+        try:
+            await sub.start()
+        except (JanusError, TimeoutError, OSError, ValueError) as exc:
+            await sub.close()
+            raise SubscriptionError(f"subscribing to {feed} failed ({exc})") from exc
+        except aiohttp.ClientError as exc:
+            await sub.close()
+            raise RoomUnavailableError(f"subscribing failed: {type(exc).__name__}") from exc
+        return sub
+
+    async def leave(self) -> None:
+        conn, self._conn = self._conn, None
+        self._publishers = {}
+        if conn is None:
+            self._joined = False
+            return
+        if conn.handle is not None:
+            if self._joined:
+                try:
+                    await conn.janus.request(conn.handle, {"request": "leave"})
+                except (JanusError, TimeoutError, aiohttp.ClientError) as exc:
+                    log.warning("leaving the room failed: %s", exc)
+            try:
+                await conn.janus.detach(conn.handle)
+            except _TRANSPORT:
+                pass
+        self._joined = False
+        await conn.janus.__aexit__(None, None, None)

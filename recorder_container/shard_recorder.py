@@ -1,0 +1,94 @@
+"""A shard process of a big task: records the publishers its task's recorder hands it.
+
+`python -m recorder_container.shard_recorder` with CLOUDREC_TASK_ID, CLOUDREC_HA_INDEX and
+CLOUDREC_SHARD; commands on stdin, reports on stdout, logs on stderr (see shards.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from chalicelib.observability import get_logger
+from recorder_container import composition
+from recorder_container.background import Background
+from recorder_container.hls_stream import RecordingContext
+from recorder_container.outputs import TaskOutputs
+from recorder_container.recording import SingleStreamRecording
+from recorder_container.room import RoomUnavailableError
+from recorder_container.settings import RecorderSettings, SettingsError
+from recorder_container.shards import Command, Report
+
+log = logging.getLogger(__name__)
+
+
+def _report(report: Report) -> None:
+    sys.stdout.write(report.line())
+    sys.stdout.flush()
+
+
+async def _main(settings: RecorderSettings) -> int:
+    deps = composition.build(settings)
+    task = deps.store.get(settings.task_id)
+    app = deps.apps.get_app(task.sdkappid) if task else None
+    room = composition.open_room(task, app) if task and app else None
+    if task is None or room is None:
+        log.error("shard %d: task, app or room unknown", settings.shard)
+        return 1
+    background = Background()
+    outputs = TaskOutputs(task, settings.ha_index, settings.service, deps.store, deps.queue, deps.internal,
+                          background)
+    uploader = outputs.uploader()
+    uploader.start()
+    media_seen = False
+
+    def on_media() -> None:
+        nonlocal media_seen
+        if not media_seen:
+            media_seen = True
+            _report(Report("media"))
+
+    recording = SingleStreamRecording(RecordingContext(
+        naming=outputs.naming(), record=task.params.record, room=room, uploader=uploader, emit=outputs.emit,
+        put_file=outputs.put_file, on_media=on_media, background=background, work_dir=settings.work_dir,
+        segment_s=settings.segment_s))
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while line := await reader.readline():
+        command = Command.parse(line)
+        if command.stop:
+            break
+        try:
+            await recording.reconcile((), command.selected)
+        except RoomUnavailableError as exc:
+            log.warning("shard %d: the room is unavailable (%s)", settings.shard, exc)
+            await recording.drop_subscriptions()
+            await room.leave()
+    await recording.close()
+    await uploader.drain(settings.drain_s)
+    await background.wait(settings.drain_s)
+    await uploader.stop()
+    await room.leave()
+    _report(Report("stopped", uploader.pending))
+    return 0
+
+
+def main() -> int:
+    try:
+        settings = RecorderSettings.from_env()
+    except SettingsError as exc:
+        print(f"shard_recorder: {exc}", file=sys.stderr)
+        return 2
+    logger = get_logger("cloudrec-recorder", logging.StreamHandler(sys.stderr))  # stdout is the pipe
+    logger.append_keys(task_id=settings.task_id, shard=settings.shard)
+    try:
+        return asyncio.run(_main(settings))
+    except Exception:
+        logger.exception("shard failed")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""The recorder of one task, driven through an in-memory room (tests/support/fake_room.py):
+joining, publishers coming and going, Modify, Delete, MaxIdleTime and a room server that goes
+away — with the real task store, event queue and storage (moto in-process), the real writers
+and uploads, and the files judged as they land."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from chalicelib import aws, wiring
+from chalicelib.config import Settings
+from chalicelib.events import LeaveCode
+from chalicelib.models import SubscribeStreamUserIds
+from chalicelib.playlist import parse
+from chalicelib.tasks import ENDED, IN_PROGRESS, TaskRecord
+from recorder_container.recorder import Recorder
+from recorder_container.settings import RecorderSettings
+from tests.support.fake_room import FakeRoom
+from tests.support.queued import queued_events
+from tests.support.synthetic import h264_frames, pcm_frames
+from tests.support.task_records import params, task_record
+
+BUCKET = "customer"
+
+
+@pytest.fixture
+def customer(aws_env: Settings, registry: Any) -> Settings:
+    aws.client("s3").create_bucket(Bucket=BUCKET)
+    return aws_env
+
+
+def admitted(task_id: str, **record: Any) -> TaskRecord:
+    now_ms = int(time.time() * 1000)
+    task = task_record(task_id, params=params({"MaxIdleTime": 300, **record}, BUCKET, ("rec",)), created_ms=now_ms,
+                       api_expires_ms=now_ms + 10**7, usersig_expires_s=int(time.time()) + 10**6,
+                       lease_expires_ms=now_ms + 30_000)
+    wiring.task_store().admit(task, None, None, 10)
+    return task
+
+
+def recorder(settings: Settings, task: TaskRecord, room: FakeRoom, speed: float = 1.0) -> Recorder:
+    """The task's recorder in this process; `speed` > 1 runs its clock that much faster than time."""
+    start, real = time.time(), time.monotonic()
+    return Recorder(
+        settings=RecorderSettings(task.task_id, settings, segment_s=1.0, drain_s=10, poll_s=0.05),
+        store=wiring.task_store(), app_for=wiring.app_registry().get_app, queue=wiring.event_queue(),
+        internal=wiring.internal_bucket(), open_room=lambda _task, _app: room,
+        clock=lambda: start + (time.monotonic() - real) * speed)
+
+
+async def until(check: Callable[[], Any], what: str, timeout: float = 10) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+    return value
+
+
+def send_media(room: FakeRoom, feed: str, seconds: float, audio: str | None = "0", video: str | None = "1") -> None:
+    """`seconds` of a publisher's audio and video, arriving as if in real time from now."""
+    sub = room.live(feed)
+    assert sub is not None
+    t0 = time.time()
+    if video is not None:
+        for frame in h264_frames(seconds, keyint=15):
+            sub.deliver(video, frame, t0 + frame.pts / 90000)
+    if audio is not None:
+        for frame in pcm_frames(seconds):
+            sub.deliver(audio, frame, t0 + 0.08 + frame.pts / 48000)
+
+
+def stored(key_part: str) -> list[str]:
+    listed = aws.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="rec/").get("Contents", [])
+    return sorted(o["Key"] for o in listed if key_part in o["Key"])
+
+
+def playlist(key: str) -> Any:
+    return parse(aws.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read().decode())
+
+
+def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
+    return asyncio.run(scenario())
+
+
+def test_a_publisher_comes_is_recorded_modified_goes_and_delete_ends_the_task(customer: Settings) -> None:
+    task, room = admitted("rec+1."), FakeRoom()
+    store = wiring.task_store()
+
+    async def scenario() -> int:
+        running = asyncio.create_task(recorder(customer, task, room).run())
+        await until(lambda: room.joined, "the robot in the room")
+        room.publish("alice", "audio", "video")
+        await until(lambda: room.live("alice"), "a subscription to alice")
+        assert room.live("alice").mids == ("0", "1")  # type: ignore[union-attr]
+        send_media(room, "alice", 3.0)
+        await until(lambda: len(store.get(task.task_id).files) == 2, "Describe to list alice's two files")  # type: ignore[union-attr]
+        assert store.get(task.task_id).status == IN_PROGRESS  # type: ignore[union-attr]
+        store.update_config(task.task_id, SubscribeStreamUserIds(UnSubscribeVideoUserIds=["alice"]), None)
+        await until(lambda: room.live("alice") and room.live("alice").mids == ("0",), "Modify to drop her video")  # type: ignore[union-attr]
+        room.unpublish("alice")
+        await until(lambda: room.live("alice") is None, "her subscription to close when she leaves")
+        store.request_stop(task.task_id, LeaveCode.API_STOP)
+        return await asyncio.wait_for(running, 30)
+
+    assert run(scenario) == 0
+    ended = wiring.task_store().get(task.task_id)
+    assert ended is not None and ended.status == ENDED and ended.leave_code == 0
+    types = [e["EventType"] for e in queued_events()]
+    assert types[0] == 301 and types.count(307) == 2 and types.count(304) == 2 and types[-2:] == [302, 305]
+    playlists = stored(".m3u8")
+    assert [k.rsplit("_", 1)[-1] for k in playlists] == ["audio.m3u8", "video.m3u8"]
+    for key in playlists:
+        listed = playlist(key)
+        assert listed.ended and listed.segments
+        assert all(key.rsplit("/", 1)[0] + "/" + s.name in stored(".ts") for s in listed.segments)
+    video = playlist(playlists[1])
+    assert 2.5 <= sum(s.duration_ms for s in video.segments) / 1000 <= 3.5  # every second that was sent
+    assert (video.segments[0].width, video.segments[0].height) == (320, 180)
+
+
+def test_idle_time_counts_only_without_anchors(customer: Settings) -> None:
+    task, room = admitted("rec+2.", MaxIdleTime=5), FakeRoom()
+    room.present.add("bob")  # in the room, sending nothing
+
+    async def scenario() -> tuple[int, float]:
+        rec = recorder(customer, task, room, speed=10)
+        running = asyncio.create_task(rec.run())
+        await until(lambda: room.joined, "the robot in the room")
+        await asyncio.sleep(1.2)  # 12 s on the recorder's clock, more than MaxIdleTime
+        assert not running.done(), "an anchor who sends nothing keeps the task going"
+        room.present.clear()
+        emptied = rec.clock()
+        return await asyncio.wait_for(running, 10), emptied
+
+    code, emptied = run(scenario)
+    ended = wiring.task_store().get(task.task_id)
+    assert code == 0 and ended is not None and ended.leave_code == LeaveCode.IDLE
+    (stop,) = queued_events(302)
+    assert stop["EventInfo"]["Payload"] == {"LeaveCode": 99}
+    # MaxIdleTime after the room emptied (on the recorder's clock), give or take a presence poll and a pass
+    assert 5 <= stop["EventInfo"]["EventMsTs"] / 1000 - emptied < 9
+
+
+def test_a_room_server_that_goes_away_is_joined_again_and_the_recording_goes_on(customer: Settings) -> None:
+    task, room = admitted("rec+3."), FakeRoom()
+
+    async def scenario() -> int:
+        running = asyncio.create_task(recorder(customer, task, room).run())
+        room.publish("alice", "audio", "video")
+        await until(lambda: room.live("alice"), "a subscription to alice")
+        first = room.live("alice")
+        send_media(room, "alice", 2.0)
+        room.failures = 1  # Janus drops out
+        await until(lambda: room.leaves >= 1 and room.live("alice") not in (None, first), "a new subscription")
+        assert first is not None and first.closed and room.joins == 2
+        send_media(room, "alice", 2.0)
+        wiring.task_store().request_stop(task.task_id, LeaveCode.API_STOP)
+        return await asyncio.wait_for(running, 30)
+
+    assert run(scenario) == 0
+    video = playlist(stored("video.m3u8")[0])
+    assert video.ended and any(s.discontinuity for s in video.segments)  # the new subscription is a new source
+    assert 3 <= sum(s.duration_ms for s in video.segments) / 1000 <= 4.5
+
+
+def test_the_robot_waits_for_its_room_and_its_id(customer: Settings) -> None:
+    task, room = admitted("rec+4."), FakeRoom()
+    room.exists, room.taken = False, True
+
+    async def scenario() -> int:
+        rec = recorder(customer, task, room, speed=4)
+        running = asyncio.create_task(rec.run())
+        await asyncio.sleep(0.5)  # 2 s: joins were tried and refused
+        assert not room.joined
+        room.exists = True
+        await asyncio.sleep(0.3)
+        assert not room.joined  # its id is still taken
+        room.taken = False
+        await until(lambda: room.joined, "the robot in the room")
+        wiring.task_store().request_stop(task.task_id, LeaveCode.API_STOP)
+        return await asyncio.wait_for(running, 30)
+
+    assert run(scenario) == 0
+    assert room.joins == 1
