@@ -26,7 +26,7 @@ test: deps lint
 	$(PY) -m pytest
 
 unit: deps
-	$(PY) -m pytest tests/unit tests/functional
+	$(PY) -m pytest -n 2 tests/unit tests/functional
 
 lint: deps
 	$(VENV)/bin/ruff check .

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -18,14 +17,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import boto3
 import requests
 
 from chalicelib.signing import sign_tc3
 from chalicelib.usersig import gen_usersig
-from tests.support.stack import free_port, stack_env, wait_for
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.stack import LocalStack, free_port, running_stack
 
 APP, SECRET_ID, SECRET_KEY, SIG_KEY = 1400000009, "AKIDBENCH", "bench-secret", "bench-sig"
 
@@ -119,68 +115,59 @@ def closed_loop(fn: Callable[[], bool], workers: int, seconds: float) -> tuple[f
     return len(record.latencies) / (time.perf_counter() - t0), record.latencies, record.errors
 
 
+def bench_task(stack: LocalStack) -> tuple[Caller, str]:
+    """A caller with its own app (no rate limit to speak of) and a task to describe."""
+    stack.admin("add-app", "--sdkappid", str(APP), "--secret-id", SECRET_ID, "--secret-key", SECRET_KEY,
+                "--usersig-key", SIG_KEY, "--janus-url", stack.env["CLOUDREC_JANUS_URL"], "--qps", "100000")
+    caller = Caller(stack.api_endpoint)
+    created = caller.call("CreateCloudRecording", {
+        "SdkAppId": APP, "RoomId": "1", "UserId": "bench",
+        "UserSig": gen_usersig(APP, SIG_KEY, "bench", int(time.time())),
+        "RecordParams": {"RecordMode": 1, "MaxIdleTime": 86400},
+        "StorageParams": {"CloudStorage": {"Vendor": 1, "Region": "r", "Bucket": "b", "AccessKey": "a",
+                                           "SecretKey": "s"}}})
+    return caller, str(created["TaskId"])
+
+
+def measure(describe_ok: Callable[[], bool], floors: dict[str, Callable[[], bool]]) -> None:
+    for fn in (describe_ok, *floors.values()):  # warm up connections and caches
+        for _ in range(20):
+            fn()
+    print("floors, 20 calls/s for 15 s:")
+    for name, fn in floors.items():
+        lat, err = paced(fn, 20, 15)
+        print(f"  {name:34s} {percentiles(lat)}   errors {err}")
+    lat, err = paced(describe_ok, 20, 15)
+    print(f"Describe at 20 req/s for 15 s:       {percentiles(lat)}   errors {err}")
+    print("Describe, closed loop (N concurrent callers, 10 s each):")
+    for workers in (1, 2, 4, 8):
+        rate, lat, err = closed_loop(describe_ok, workers, 10)
+        print(f"  {workers:2d} callers: {rate:6.1f} req/s   {percentiles(lat)}   errors {err}")
+    print("Describe, open loop at fixed rates (15 s each; latency from the scheduled start):")
+    sustained = 0
+    for rate_ in (40, 60, 80, 100, 120, 140):
+        lat, err = paced(describe_ok, rate_, 15)
+        p99 = statistics.quantiles(lat, n=100, method="inclusive")[98]
+        print(f"  {rate_:3d} req/s: {percentiles(lat)}   errors {err}")
+        if err == 0 and p99 < 250:
+            sustained = rate_
+    print(f"highest rate sustained (no errors, p99 < 250 ms): {sustained} req/s")
+
+
 def main() -> int:
     run_dir = Path(tempfile.mkdtemp(prefix="cloudrec-bench-"))
-    env = stack_env(run_dir, callback_url="")
-    env["CLOUDREC_JANUS_URL"] = f"http://127.0.0.1:{free_port()}/janus"  # no Janus needed: no room joins
-    out = open(run_dir / "stack.out", "wb")
-    stack = subprocess.Popen([sys.executable, str(ROOT / "infra/local/stack.py")], cwd=ROOT, env=env, stdout=out,
-                             stderr=subprocess.STDOUT)
-    try:
-        wait_for(lambda: b"is up" in (run_dir / "stack.out").read_bytes(), 90, "the local stack")
-        subprocess.run([sys.executable, "-m", "chalicelib.admin", "add-app", "--sdkappid", str(APP),
-                        "--secret-id", SECRET_ID, "--secret-key", SECRET_KEY, "--usersig-key", SIG_KEY,
-                        "--janus-url", env["CLOUDREC_JANUS_URL"], "--qps", "100000"], cwd=ROOT, env=env,
-                       check=True, capture_output=True)
-        caller = Caller(f"127.0.0.1:{env['CLOUDREC_API_PORT']}")
-        created = caller.call("CreateCloudRecording", {
-            "SdkAppId": APP, "RoomId": "1", "UserId": "bench", "UserSig": gen_usersig(APP, SIG_KEY, "bench",
-                                                                                          int(time.time())),
-            "RecordParams": {"RecordMode": 1, "MaxIdleTime": 86400},
-            "StorageParams": {"CloudStorage": {"Vendor": 1, "Region": "r", "Bucket": "b", "AccessKey": "a",
-                                               "SecretKey": "s"}}})
-        task_id = created["TaskId"]
+    # no Janus needed: no room joins
+    with running_stack(run_dir, CLOUDREC_JANUS_URL=f"http://127.0.0.1:{free_port()}/janus") as stack:
+        caller, task_id = bench_task(stack)
         describe = {"SdkAppId": APP, "TaskId": task_id}
-
-        def describe_ok() -> bool:
-            return caller.call("DescribeCloudRecording", describe).get("Status") is not None
-
-        def rejected_ok() -> bool:  # no Authorization: answered before any storage access
-            return "Error" in caller.call("DescribeCloudRecording", describe, signed=False)
-
-        ddb = boto3.client("dynamodb", endpoint_url=env["CLOUDREC_AWS_ENDPOINT"], region_name="us-east-1",
-                           aws_access_key_id="local", aws_secret_access_key="local")
-
-        def getitem_ok() -> bool:
-            return "Item" in ddb.get_item(TableName="cloudrec-tasks", Key={"task_id": {"S": task_id}})
-
-        for fn in (describe_ok, rejected_ok, getitem_ok):  # warm up connections and caches
-            for _ in range(20):
-                fn()
+        ddb = stack.boto("dynamodb")
         print(f"cloudrec API benchmark (local stack: chalice local + moto server), {os.cpu_count()} cores")
-        print("floors, 20 calls/s for 15 s:")
-        for name, fn in (("DynamoDB GetItem (moto server)", getitem_ok), ("API, rejected unsigned", rejected_ok)):
-            lat, err = paced(fn, 20, 15)
-            print(f"  {name:34s} {percentiles(lat)}   errors {err}")
-        lat, err = paced(describe_ok, 20, 15)
-        print(f"Describe at 20 req/s for 15 s:       {percentiles(lat)}   errors {err}")
-        print("Describe, closed loop (N concurrent callers, 10 s each):")
-        for workers in (1, 2, 4, 8):
-            rate, lat, err = closed_loop(describe_ok, workers, 10)
-            print(f"  {workers:2d} callers: {rate:6.1f} req/s   {percentiles(lat)}   errors {err}")
-        print("Describe, open loop at fixed rates (15 s each; latency from the scheduled start):")
-        sustained = 0
-        for rate_ in (40, 60, 80, 100, 120, 140):
-            lat, err = paced(describe_ok, rate_, 15)
-            p99 = statistics.quantiles(lat, n=100, method="inclusive")[98]
-            print(f"  {rate_:3d} req/s: {percentiles(lat)}   errors {err}")
-            if err == 0 and p99 < 250:
-                sustained = rate_
-        print(f"highest rate sustained (no errors, p99 < 250 ms): {sustained} req/s")
-    finally:
-        stack.terminate()
-        stack.wait(timeout=60)
-        out.close()
+        measure(lambda: caller.call("DescribeCloudRecording", describe).get("Status") is not None, {
+            "DynamoDB GetItem (moto server)":
+                lambda: "Item" in ddb.get_item(TableName="cloudrec-tasks", Key={"task_id": {"S": task_id}}),
+            # no Authorization: answered before any storage access
+            "API, rejected unsigned": lambda: "Error" in caller.call("DescribeCloudRecording", describe, signed=False),
+        })
     return 0
 
 

@@ -24,6 +24,7 @@ from bench.single_stream import (
     namespace_main,
     recorder_pids,
     rss_mb,
+    stop_recording,
     stream_stats,
 )
 
@@ -35,7 +36,7 @@ async def bench(seconds: float) -> None:
     from aiortc.contrib.media import MediaPlayer
 
     from tests.support.publisher import Participant
-    from tests.support.sdk import create_request, delete
+    from tests.support.sdk import create_request
 
     clip = encode(Path(tempfile.mkdtemp()), "320x180@15", 320, 180, 15, "250k")
     run_dir = Path(tempfile.mkdtemp(prefix="cloudrec-bench-"))
@@ -61,12 +62,8 @@ async def bench(seconds: float) -> None:
         elapsed = time.monotonic() - t0
         cpu = {p: 100.0 * (cpu_ticks(p) - start[p]) / TICKS / elapsed for p in start}
         rss = sum(rss_mb(p) for p in pids)
-        await asyncio.to_thread(delete, stack, task_id)
-        while recorder_pids(task_id):
-            await asyncio.sleep(0.2)
-        for p in people:
-            await p.leave()
-        log = next(stack.run_dir.glob(f"recorders/recorder-*{task_id[:10].replace('+', '_')}*"))
+        log = await stop_recording(stack, task_id, people)
+        assert log is not None
         stats = stream_stats(log)
         streams = log.read_text().count('"stream stats"')
         recorder_cpu = sum(cpu[p] for p in pids)

@@ -133,9 +133,22 @@ def stream_stats(log_path: Path) -> dict[str, int]:
     return totals
 
 
+async def stop_recording(stack: Any, task_id: str, people: list[Any]) -> Path | None:
+    """Delete the task, wait for its recorder processes to exit, let the publishers go; the
+    recorder's log (with its stream stats), if there is one."""
+    from tests.support.sdk import delete
+
+    await asyncio.to_thread(delete, stack, task_id)
+    while recorder_pids(task_id):
+        await asyncio.sleep(0.2)
+    for p in people:
+        await p.leave()
+    return next(stack.run_dir.glob(f"recorders/recorder-*{task_id[:10].replace('+', '_')}*"), None)
+
+
 async def measure_recorder(stack: Any, clip: Path, count: int, room: str, seconds: float) -> dict[str, Any]:
     from tests.support.media_checks import Recording
-    from tests.support.sdk import create_request, delete
+    from tests.support.sdk import create_request
 
     people = await publishers(stack, room, clip, count)
     await asyncio.sleep(2)
@@ -156,12 +169,7 @@ async def measure_recorder(stack: Any, clip: Path, count: int, room: str, second
     assert recorders and janus
     cpu = await sample_cpu({**{f"r{p}": p for p in recorders}, "janus": janus}, seconds)
     rss = sum(rss_mb(p) for p in recorders)
-    await asyncio.to_thread(delete, stack, task_id)
-    while recorder_pids(task_id):
-        await asyncio.sleep(0.2)
-    for p in people:
-        await p.leave()
-    log = next(stack.run_dir.glob(f"recorders/recorder-*{task_id[:10].replace('+', '_')}*"), None)
+    log = await stop_recording(stack, task_id, people)
     stats = stream_stats(log) if log else {}
     return {"cpu": sum(v for k, v in cpu.items() if k.startswith("r")), "processes": len(recorders),
             "janus": cpu["janus"], "rss": rss, "first_segment": first_segment, **stats}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from chalicelib import models, recordings
+from chalicelib import models, recordings, validation
 from chalicelib.apps import App, AppRegistry
 from chalicelib.errors import AuthError, CloudrecError, RequestError, to_api_error
 from chalicelib.limits import RateLimiter
@@ -184,7 +184,7 @@ def _dispatch(api: Api, req: HttpRequest, now: float, out: Outcome) -> dict[str,
         raise RequestError(f"The region {region} is not supported.", "UnsupportedRegion")
     params, strict = _read_params(req)
     model, run = ACTIONS[action]
-    scope = models.parse(models.AppScoped, params, strict)
+    scope = validation.parse(models.AppScoped, params, strict)
     out.learn(sdkappid=scope.SdkAppId)
     if isinstance(params.get("TaskId"), str):
         out.learn(task_id=params["TaskId"])
@@ -193,7 +193,7 @@ def _dispatch(api: Api, req: HttpRequest, now: float, out: Outcome) -> dict[str,
         raise AuthError(f"This SecretId may not act for SdkAppId {scope.SdkAppId}.",
                         "AuthFailure.UnauthorizedOperation")
     api.limiter.hit(scope.SdkAppId, action, app.qps, now)
-    result = run(api, app, models.parse(model, params, strict))
+    result = run(api, app, validation.parse(model, params, strict))
     if result.get("TaskId") != out.task_id:
         out.learn(task_id=result["TaskId"])
     return result

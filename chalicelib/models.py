@@ -2,7 +2,7 @@
 
 Field names are the wire names. Defaults are TRTC's. Validation raises pydantic errors
 whose type is either a pydantic built-in or the TRTC error code itself (custom errors);
-`parameter_error` turns the first one into the ParameterError a TRTC user expects.
+`validation.parse` turns the first one into the ParameterError a TRTC user expects.
 Unknown fields are ignored so newer SDKs keep working.
 
 A field named after its own type (`RecordParams.SubscribeStreamUserIds`) takes its default
@@ -11,20 +11,17 @@ annotation is read.
 """
 
 import re
-from collections.abc import Callable
-from typing import Annotated, Any, Self, TypeVar
+from typing import Annotated, Self
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     Field,
     SecretStr,
-    ValidationError,
     model_validator,
 )
 
 from chalicelib.errors import ParameterError
-from chalicelib.fields import (
+from chalicelib.validation import (
     MAX_LAYOUTS,
     MAX_WATERMARKS,
     ColorHex0x,
@@ -42,16 +39,6 @@ from chalicelib.fields import (
     pattern,
     required_text,
 )
-
-# Fields for which TRTC documents a dedicated MissingParameter.<Field> code (spec §3.1).
-_NAMED_MISSING = {
-    "AccessKey", "Bucket", "CloudStorage", "RecordMode", "RecordParams", "Region", "RoomId",
-    "SdkAppId", "SecretKey", "StorageParams", "StreamType", "TaskId", "UserId", "UserSig", "Vendor",
-}
-_OUT_OF_RANGE = {
-    "greater_than_equal", "less_than_equal", "greater_than", "less_than", "too_long",
-    "too_short", "literal_error", "enum", "multiple_of",
-}
 
 
 class SubscribeStreamUserIds(TrtcModel):
@@ -373,42 +360,3 @@ class ModifyCloudRecordingRequest(TaskRef):
 
 class DeleteCloudRecordingRequest(TaskRef):
     pass
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def _path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def parameter_error(exc: ValidationError) -> ParameterError:
-    """The ParameterError a TRTC user gets for a failed validation (missing fields first)."""
-    errors = exc.errors(include_url=False)
-    missing = [e for e in errors if e["type"] == "missing"]
-    first = (missing or errors)[0]
-    loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    path = _path(loc) or "request body"  # model-level errors have no field
-    kind = first["type"]
-    field = next((p for p in reversed(loc) if isinstance(p, str)), "")
-    if kind == "missing":
-        code = f"MissingParameter.{field}" if field in _NAMED_MISSING else "MissingParameter"
-        return ParameterError(f"The parameter {path} is missing or empty.", code)
-    if kind in _OUT_OF_RANGE:
-        return ParameterError(f"The parameter {path} is out of range: {first['msg']}.", "InvalidParameter.OutOfRange")
-    if kind.startswith(("InvalidParameter", "MissingParameter")):
-        text = f"{loc and path + ': ' or ''}{first['msg']}."
-        return ParameterError(text[0].upper() + text[1:], kind)
-    return ParameterError(f"The parameter {path} is invalid: {first['msg']}.", "InvalidParameter")
-
-
-def parse(model: type[M], data: Any, strict: bool) -> M:
-    """Validate `data` as `model`; `strict` for JSON bodies, lax for flattened GET queries."""
-    call: Callable[..., M] = model.model_validate
-    try:
-        return call(data, strict=strict)
-    except ValidationError as exc:
-        raise parameter_error(exc) from None

@@ -70,54 +70,53 @@ def _params_hash(req: CreateCloudRecordingRequest) -> str:
 
 def create(rec: Recordings, app: App, req: CreateCloudRecordingRequest) -> str:
     """Admit a task (limits, robot slot) and launch its recorder; return the TaskId."""
-    now_s = rec.clock()
     usersig_expires = verify_usersig(req.UserSig.get_secret_value(), req.SdkAppId, app.usersig_key,
-                                     req.UserId, now_s)
-    params_hash = _params_hash(req)
+                                     req.UserId, rec.clock())
     params, keys = TaskParams.of_request(req)
+    params_hash = _params_hash(req)
     for _ in range(ADMISSION_ATTEMPTS):
         now_ms = rec.now_ms()
         task = TaskRecord(
-            task_id=new_task_id(),
-            sdkappid=req.SdkAppId,
-            room_id=req.RoomId,
-            room_id_type=req.RoomIdType,
-            user_id=req.UserId,
-            params=params,
-            storage_keys=keys,
-            params_hash=params_hash,
-            created_ms=now_ms,
-            api_expires_ms=now_ms + req.ResourceExpiredHour * 3_600_000,
-            usersig_expires_s=usersig_expires,
-            subscription=req.RecordParams.SubscribeStreamUserIds,
-            layout=req.MixLayoutParams,
+            task_id=new_task_id(), sdkappid=req.SdkAppId, room_id=req.RoomId, room_id_type=req.RoomIdType,
+            user_id=req.UserId, params=params, storage_keys=keys, params_hash=params_hash, created_ms=now_ms,
+            api_expires_ms=now_ms + req.ResourceExpiredHour * 3_600_000, usersig_expires_s=usersig_expires,
+            subscription=req.RecordParams.SubscribeStreamUserIds, layout=req.MixLayoutParams,
             lease_expires_ms=now_ms + int(rec.settings.launch_grace_s * 1000),
         )
-        slot = rec.tasks.robot_slot(robot_key(task))
-        kick = None
-        if slot is not None:
-            earlier = rec.tasks.get(slot.task_id)
-            if earlier is not None and earlier.status != ENDED and earlier.desired == RUN:
-                if slot.params_hash == params_hash and now_ms - slot.created_ms < IDEMPOTENT_RETRY_MS:
-                    log.info("identical Create retried: returning the first task", extra={"task_id": earlier.task_id})
-                    return earlier.task_id
-                kick = earlier
         try:
-            rec.tasks.admit(task, slot, kick, app.max_concurrent)
-            break
+            admitted = _admit(rec, app, task)
         except AdmissionRaceError:
             continue
+        if admitted != task.task_id:
+            return admitted
+        break
     else:
         raise ServiceError("Too many concurrent Create calls for this robot UserId; retry.")
-    if kick is not None:
-        log.info("robot UserId re-entered the room: stopping the earlier task",
-                 extra={"task_id": task.task_id, "kicked_task_id": kick.task_id})
     try:
         handle = rec.launcher.launch(task.task_id, 0)
     except ServiceError:
         rec.tasks.finish(task.task_id, rec.now_ms())
         raise
     rec.tasks.set_launch(task.task_id, handle)
+    return task.task_id
+
+
+def _admit(rec: Recordings, app: App, task: TaskRecord) -> str:
+    """Store the task, taking its robot's slot in the room: the TaskId of the task that holds it
+    now — the first one, when this is an identical Create retried within a minute."""
+    slot = rec.tasks.robot_slot(robot_key(task))
+    kick = None
+    if slot is not None:
+        earlier = rec.tasks.get(slot.task_id)
+        if earlier is not None and earlier.status != ENDED and earlier.desired == RUN:
+            if slot.params_hash == task.params_hash and task.created_ms - slot.created_ms < IDEMPOTENT_RETRY_MS:
+                log.info("identical Create retried: returning the first task", extra={"task_id": earlier.task_id})
+                return earlier.task_id
+            kick = earlier
+    rec.tasks.admit(task, slot, kick, app.max_concurrent)
+    if kick is not None:
+        log.info("robot UserId re-entered the room: stopping the earlier task",
+                 extra={"task_id": task.task_id, "kicked_task_id": kick.task_id})
     return task.task_id
 
 

@@ -7,13 +7,12 @@ import asyncio
 import signal
 import sys
 
-from chalicelib.observability import get_logger
 from recorder_container import composition
 from recorder_container.recorder import Recorder
-from recorder_container.settings import RecorderSettings, SettingsError
+from recorder_container.settings import RecorderSettings
 
 
-async def _main(settings: RecorderSettings) -> int:
+async def record(settings: RecorderSettings) -> int:
     deps = composition.build(settings)
     recorder = Recorder(settings=settings, store=deps.store, app_for=deps.apps.get_app, queue=deps.queue,
                         internal=deps.internal, open_room=composition.open_room)
@@ -23,20 +22,5 @@ async def _main(settings: RecorderSettings) -> int:
     return await recorder.run()
 
 
-def main() -> int:
-    try:
-        settings = RecorderSettings.from_env()
-    except SettingsError as exc:
-        print(f"recorder_container: {exc}", file=sys.stderr)
-        return 2
-    logger = get_logger("cloudrec-recorder")
-    logger.append_keys(task_id=settings.task_id)
-    try:
-        return asyncio.run(_main(settings))
-    except Exception:
-        logger.exception("recorder failed")
-        return 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(composition.run_process("recorder", record))

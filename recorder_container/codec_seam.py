@@ -10,23 +10,12 @@ if an upgrade moves the seam.
 
 from __future__ import annotations
 
-import fractions
-from dataclasses import dataclass
 from typing import Any
 
 import aiortc.rtcrtpreceiver as receiver_module
 from aiortc.codecs import get_decoder as aiortc_get_decoder
 
-VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
-
-
-@dataclass(frozen=True)
-class EncodedVideo:
-    """One H.264 access unit (Annex-B) as it arrived, before any decoding."""
-
-    data: bytes
-    pts: int  # 90 kHz, aiortc's mapped RTP timestamp
-    time_base: fractions.Fraction = VIDEO_TIME_BASE
+from recorder_container.encoded import EncodedVideo
 
 
 class PassthroughH264Decoder:

@@ -4,17 +4,23 @@ registry, the event queue, the internal bucket, and its room (a Janus VideoRoom)
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from chalicelib import aws
 from chalicelib.apps import App, AppRegistry
 from chalicelib.events import EventQueue
+from chalicelib.observability import get_logger
 from chalicelib.storage import Bucket
 from chalicelib.task_store import TaskStore
 from chalicelib.tasks import TaskRecord
 from recorder_container.janus_room import JanusRoom, address_of
 from recorder_container.room import Room
-from recorder_container.settings import RecorderSettings
+from recorder_container.settings import RecorderSettings, SettingsError
 
 
 @dataclass(frozen=True)
@@ -41,3 +47,21 @@ def open_room(task: TaskRecord, app: App) -> Room | None:
     recording takes H.264 as sent; a mixed one decodes."""
     address = address_of(task.room_id, task.room_id_type, task.user_id, app.room)
     return JanusRoom(address, app.room, remux_h264=not task.params.mixed) if address is not None else None
+
+
+def run_process(name: str, work: Callable[[RecorderSettings], Coroutine[Any, Any, int]],
+                log_to: logging.Handler | None = None) -> int:
+    """The life of a recorder process: its settings from the environment, its logger (every
+    line keyed by the task), `work` run to its exit code; a crash is logged, never raised."""
+    try:
+        settings = RecorderSettings.from_env()
+    except SettingsError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    logger = get_logger("cloudrec-recorder", log_to)
+    logger.append_keys(task_id=settings.task_id, **({"shard": settings.shard} if settings.shard else {}))
+    try:
+        return asyncio.run(work(settings))
+    except Exception:
+        logger.exception(f"{name} failed")
+        return 1

@@ -21,21 +21,19 @@ from pathlib import Path
 from typing import Any
 
 import av
-import numpy as np
 
 from chalicelib.adts import adts_header
 from recorder_container import h264
-from recorder_container.codec_seam import EncodedVideo
+from recorder_container.aac_track import AAC_FRAME, AacTrack
+from recorder_container.encoded import EncodedVideo
 from recorder_container.timeline import SourceClock
 
 log = logging.getLogger(__name__)
 
 VIDEO_RATE = 90000
-AAC_FRAME = 1024
 OUT_BASE = VIDEO_RATE  # output timestamps start at 1 s: AAC priming never goes negative
 KEYFRAME_LEAD_S = 0.3  # ask for a keyframe this long before a segment is due (it takes ~RTT + a frame)
 KEYFRAME_RETRY_S = 1.0
-AUDIO_SLACK = 480  # samples (10 ms) of jitter tolerated before silence is inserted
 AUDIO_ONLY_CUT_S = 2.0  # AvMerge: without video for this long, audio may cut segments
 # aiortc's audio jitter buffer holds 4 packets (~80 ms) before it hands out the first one:
 # WriterSpec.audio_latency_s defaults to that
@@ -55,11 +53,13 @@ class SegmentDone:
 
 @dataclass(frozen=True)
 class WriterSpec:
+    """What one stream writer makes: which kinds, where, how long its segments, what sound."""
+
     name: str
     audio: bool
     video: bool
     work_dir: Path
-    segment_s: float = 12.0
+    segment_s: float  # the recorder's setting (RecorderSettings.segment_s)
     audio_channels: int = 1
     audio_bitrate: int = 48000
     audio_rate: int = 48000  # AAC sample rate of the output
@@ -126,11 +126,7 @@ class StreamWriter:
         # audio
         self._aclocks: dict[Any, SourceClock] = {}
         self._asource: Any = None
-        self._encoder: Any = None
-        self._resampler: Any = None
-        self._fifo: Any = None
-        self._next_sample: int | None = None  # output position (1/48000) of the next sample
-        self._fifo_pos = 0
+        self._aac = AacTrack(self.spec.audio_rate, self.spec.audio_channels, self.spec.audio_bitrate)
         self._audio_start_ts = 0  # first real sample of the current encoder (AAC priming comes before it)
         self._thread.start()
 
@@ -162,7 +158,7 @@ class StreamWriter:
             except Exception:  # one bad frame must not end the recording
                 log.exception("writer %s: frame dropped", self.spec.name)
         try:
-            self._drain_audio(final=True)
+            self._mux_audio(self._aac.finish())
             self._close_segment()
         except Exception:
             log.exception("writer %s: closing the last segment failed", self.spec.name)
@@ -255,6 +251,16 @@ class StreamWriter:
         if au.sps is not None:
             self._sps = au.sps
         self.stats.video_frames += 1
+        if not self._admit(au, arrival):
+            return
+        ts = self._out_ts(wall)
+        seg = self._video_segment(ts, au.keyframe, new_source or jumped)
+        if seg is not None:
+            self._mux_video(seg, encoded, ts, au.keyframe, arrival)
+
+    def _admit(self, au: h264.AccessUnit, arrival: float) -> bool:
+        """Whether a frame can be written: after a loss, or before a source's first keyframe,
+        nothing is until the next keyframe (asked for meanwhile)."""
         if not au.keyframe and self._frame_lost(au):
             self._want_keyframe = True
         if self._want_keyframe and not au.keyframe:
@@ -263,27 +269,33 @@ class StreamWriter:
             else:
                 self.stats.video_waiting += 1
             self._ask_keyframe(arrival)
-            return
+            return False
         self._want_keyframe = False
         self._source_started = True
         self._last_frame_num = au.frame_num
-        ts = self._out_ts(wall)
+        return True
+
+    def _video_segment(self, ts: int, keyframe: bool, new_source: bool) -> _Segment | None:
+        """The segment a picture at `ts` goes in: a keyframe cuts a new one when the segment is
+        due, the picture size changed or a new source starts."""
         seg = self._segment
+        if not keyframe:
+            return seg
         size = (self._sps.width, self._sps.height) if self._sps else self._size
-        if au.keyframe:
-            resized = size != self._size
-            self._size = size
-            elapsed = ts - seg.start_ts if seg is not None else 0
-            # the keyframe asked for shortly before the target cuts; unasked ones from the target on
-            due = seg is not None and (elapsed >= (self.spec.segment_s - 0.05) * VIDEO_RATE or (
-                seg.keyframe_asked and elapsed >= (self.spec.segment_s - KEYFRAME_LEAD_S) * VIDEO_RATE))
-            if seg is not None and seg.video_packets == 0 and not due:
-                seg.width, seg.height = size  # audio opened this segment: its first picture is here
-            elif seg is None or due or resized or new_source or jumped:
-                seg = self._cut(ts, discontinuity=(new_source or jumped) and seg is not None)
-                seg.width, seg.height = size
-        if seg is None:
-            return
+        resized = size != self._size
+        self._size = size
+        elapsed = ts - seg.start_ts if seg is not None else 0
+        # the keyframe asked for shortly before the target cuts; unasked ones from the target on
+        due = seg is not None and (elapsed >= (self.spec.segment_s - 0.05) * VIDEO_RATE or (
+            seg.keyframe_asked and elapsed >= (self.spec.segment_s - KEYFRAME_LEAD_S) * VIDEO_RATE))
+        if seg is not None and seg.video_packets == 0 and not due:
+            seg.width, seg.height = size  # audio opened this segment: its first picture is here
+        elif seg is None or due or resized or new_source:
+            seg = self._cut(ts, discontinuity=new_source and seg is not None)
+            seg.width, seg.height = size
+        return seg
+
+    def _mux_video(self, seg: _Segment, encoded: EncodedVideo, ts: int, keyframe: bool, arrival: float) -> None:
         if self._last_video_ts is not None and 0 < ts - self._last_video_ts < VIDEO_RATE:
             self._video_step = ts - self._last_video_ts
         self._last_video_ts = ts
@@ -291,7 +303,7 @@ class StreamWriter:
         packet.pts = packet.dts = ts
         packet.time_base = fractions.Fraction(1, VIDEO_RATE)
         packet.stream = seg.video_stream
-        packet.is_keyframe = au.keyframe
+        packet.is_keyframe = keyframe
         seg.container.mux(packet)
         seg.has_packets = True
         seg.video_packets += 1
@@ -310,19 +322,6 @@ class StreamWriter:
 
     # -- audio -------------------------------------------------------------------------
 
-    def _audio_encoder(self) -> None:
-        enc = av.CodecContext.create("aac", "w")
-        enc.sample_rate = self.spec.audio_rate
-        enc.layout = "mono" if self.spec.audio_channels == 1 else "stereo"
-        enc.format = "fltp"
-        enc.bit_rate = self.spec.audio_bitrate
-        enc.time_base = fractions.Fraction(1, self.spec.audio_rate)
-        enc.options = {"aac_coder": "fast"}  # ~2.5x cheaper than the default two-loop search, fine for speech
-        enc.open()
-        self._encoder = enc
-        self._resampler = av.AudioResampler(format="fltp", layout=enc.layout, rate=self.spec.audio_rate)
-        self._fifo = av.AudioFifo()
-
     def _on_audio(self, frame: Any, arrival: float, source: Any) -> None:
         clock = self._aclocks.setdefault(source, SourceClock(frame.sample_rate, self.spec.audio_latency_s))
         wall, jumped = clock.wall(int(frame.pts), arrival)
@@ -330,72 +329,23 @@ class StreamWriter:
         self.stats.audio_frames += 1
         ts = self._out_ts(wall)
         pos = round((ts - OUT_BASE) * self.spec.audio_rate / VIDEO_RATE)
-        if self._encoder is None or new_source or jumped:
-            if self._encoder is not None:
-                self._drain_audio(final=True)
+        if not self._aac.active or new_source or jumped:
+            if self._aac.active:
+                self._mux_audio(self._aac.finish())
                 if not self.spec.video:  # a video stream decides its own cuts
                     self._close_segment()
                 self._pending_discontinuity = True
             self._asource = source
-            self._audio_encoder()
-            self._next_sample = pos
-            self._fifo_pos = pos
+            self._aac.start(pos)
             self._audio_start_ts = ts
-        for chunk in self._resampler.resample(frame):
-            self._feed(chunk, pos)
-            pos += chunk.samples
-        self._drain_audio(final=False)
+        self._mux_audio(self._aac.add(frame, pos))
+        self.stats.silence_samples = self._aac.silence_samples
 
-    def _feed(self, chunk: Any, pos: int) -> None:
-        assert self._next_sample is not None
-        gap = pos - self._next_sample
-        if gap > AUDIO_SLACK:  # DTX or loss: fill with silence to stay on the clock
-            self._push(np.zeros((self.spec.audio_channels, gap), np.float32))
-            self.stats.silence_samples += gap
-        elif gap < -AUDIO_SLACK:  # overlap: drop what is already written
-            keep = chunk.samples + gap
-            if keep <= 0:
-                return
-            self._push(chunk.to_ndarray()[:, -keep:])
-            return
-        self._fifo.write(chunk)
-        self._next_sample += chunk.samples
-
-    def _push(self, samples: np.ndarray) -> None:
-        assert self._next_sample is not None
-        silence = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, np.float32), format="fltp",
-                                             layout=self._encoder.layout.name)
-        silence.sample_rate = self.spec.audio_rate
-        self._fifo.write(silence)
-        self._next_sample += samples.shape[1]
-
-    def _drain_audio(self, final: bool) -> None:
-        if self._encoder is None:
-            return
-        frames = []
-        while self._fifo.samples >= AAC_FRAME:
-            chunk = self._fifo.read(AAC_FRAME)
-            chunk.pts = self._fifo_pos
-            chunk.time_base = fractions.Fraction(1, self.spec.audio_rate)
-            self._fifo_pos += AAC_FRAME
-            frames.append(chunk)
-        if final and self._fifo.samples:  # pad the tail to a whole AAC frame
-            tail = self._fifo.read(self._fifo.samples).to_ndarray()
-            padded = np.zeros((tail.shape[0], AAC_FRAME), np.float32)
-            padded[:, : tail.shape[1]] = tail
-            chunk = av.AudioFrame.from_ndarray(padded, format="fltp", layout=self._encoder.layout.name)
-            chunk.sample_rate, chunk.pts = self.spec.audio_rate, self._fifo_pos
-            chunk.time_base = fractions.Fraction(1, self.spec.audio_rate)
-            self._fifo_pos += AAC_FRAME
-            frames.append(chunk)
-        packets = [p for f in frames for p in self._encoder.encode(f)]
-        if final:
-            packets += self._encoder.encode(None)
-            self._encoder = None
+    def _mux_audio(self, packets: list[Any]) -> None:
         for packet in packets:
-            self._mux_audio(packet)
+            self._mux_audio_packet(packet)
 
-    def _mux_audio(self, packet: Any) -> None:
+    def _mux_audio_packet(self, packet: Any) -> None:
         ts = OUT_BASE + round(packet.pts * VIDEO_RATE / self.spec.audio_rate)
         seg = self._segment
         if seg is None or (not self.spec.video and ts - seg.start_ts >= self.spec.segment_s * VIDEO_RATE) or (

@@ -22,13 +22,14 @@ from typing import Any
 import av
 
 from chalicelib import events
+from chalicelib.fetch import fetch
 from chalicelib.layouts import Participant, simulcast_layer
 from chalicelib.models import MixLayoutParams, MixTranscodeParams, mix_audio, mix_video
 from chalicelib.naming import AUDIO, AUDIO_VIDEO, VIDEO
 from chalicelib.subscription import Publisher, Selected
 from recorder_container.audio_mixer import AudioMixer
-from recorder_container.codec_seam import EncodedVideo
 from recorder_container.compositor import Canvas
+from recorder_container.encoded import EncodedVideo
 from recorder_container.hls_stream import HlsStream, RecordingContext, StreamKey
 from recorder_container.hls_writer import WriterSpec
 from recorder_container.room import Received
@@ -84,7 +85,8 @@ class MixedRecording:
             audio_bitrate=self.audio.BitRate, audio_rate=self.rate, audio_latency_s=0.0))
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
         self.subscriptions = Subscriptions(ctx.room, self._on_frame, ctx.background)
-        self._scenes = SceneBuilder((self.video.Width, self.video.Height), allow_private_urls, self._image_failed)
+        self._scenes = SceneBuilder((self.video.Width, self.video.Height), lambda url: fetch(url, allow_private_urls),
+                                    self._image_failed)
         self._latest: dict[tuple[str, str], av.VideoFrame] = {}
         self._routes: dict[StreamRef, tuple[str, str]] = {}  # (feed, mid) → (kind, media_id)
         self._scene = Scene()

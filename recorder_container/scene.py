@@ -12,7 +12,7 @@ from typing import Any
 
 import av
 
-from chalicelib.fetch import FetchError, fetch
+from chalicelib.fetch import FetchError
 from chalicelib.layouts import Participant, Window, layout
 from chalicelib.models import MixLayoutParams, WaterMarkTimestamp
 from recorder_container.compositor import hex_rgb
@@ -44,12 +44,13 @@ class Scene:
 
 
 class SceneBuilder:
-    """Builds scenes for one canvas, downloading each image once. Blocking (downloads): runs on
-    a worker thread, one build at a time; `on_failed(url)` reports an image that cannot be used."""
+    """Builds scenes for one canvas, downloading each image once (`load(url)` → its bytes).
+    Blocking (downloads): runs on a worker thread, one build at a time; `on_failed(url)`
+    reports an image that cannot be used."""
 
-    def __init__(self, canvas: tuple[int, int], allow_private_urls: bool, on_failed: Callable[[str], None]) -> None:
+    def __init__(self, canvas: tuple[int, int], load: Callable[[str], bytes], on_failed: Callable[[str], None]) -> None:
         self._canvas = canvas
-        self._allow_private = allow_private_urls
+        self._load = load
         self._on_failed = on_failed
         self._images: dict[str, Any] = {}  # URL → RGBA array (None: failed)
         self._frames: dict[str, av.VideoFrame] = {}  # URL → the image as a picture (backdrops, placeholders)
@@ -60,7 +61,7 @@ class SceneBuilder:
             return None
         if url not in self._images:
             try:
-                self._images[url] = decode_rgba(fetch(url, self._allow_private))
+                self._images[url] = decode_rgba(self._load(url))
             except (FetchError, OSError, ValueError) as exc:
                 log.warning("image %s could not be used: %s", url, exc)
                 self._images[url] = None

@@ -10,14 +10,13 @@ import asyncio
 import logging
 import sys
 
-from chalicelib.observability import get_logger
 from recorder_container import composition
 from recorder_container.background import Background
 from recorder_container.hls_stream import RecordingContext
 from recorder_container.outputs import TaskOutputs
 from recorder_container.recording import SingleStreamRecording
 from recorder_container.room import RoomUnavailableError
-from recorder_container.settings import RecorderSettings, SettingsError
+from recorder_container.settings import RecorderSettings
 from recorder_container.shards import Command, Report
 
 log = logging.getLogger(__name__)
@@ -28,7 +27,7 @@ def _report(report: Report) -> None:
     sys.stdout.flush()
 
 
-async def _main(settings: RecorderSettings) -> int:
+async def record_shard(settings: RecorderSettings) -> int:
     deps = composition.build(settings)
     task = deps.store.get(settings.task_id)
     app = deps.apps.get_app(task.sdkappid) if task else None
@@ -75,20 +74,5 @@ async def _main(settings: RecorderSettings) -> int:
     return 0
 
 
-def main() -> int:
-    try:
-        settings = RecorderSettings.from_env()
-    except SettingsError as exc:
-        print(f"shard_recorder: {exc}", file=sys.stderr)
-        return 2
-    logger = get_logger("cloudrec-recorder", logging.StreamHandler(sys.stderr))  # stdout is the pipe
-    logger.append_keys(task_id=settings.task_id, shard=settings.shard)
-    try:
-        return asyncio.run(_main(settings))
-    except Exception:
-        logger.exception("shard failed")
-        return 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(composition.run_process("shard", record_shard, logging.StreamHandler(sys.stderr)))  # stdout: the pipe

@@ -57,6 +57,7 @@ def _table_arns() -> list[Any]:
 
 
 def _recorder(s: Settings) -> dict[str, Any]:
+    # long by nature: CloudFormation resources written out as data, one per key
     task_policy = {
         "Version": "2012-10-17",
         "Statement": [
@@ -116,6 +117,7 @@ def _recorder(s: Settings) -> dict[str, Any]:
 
 
 def build(s: Settings) -> dict[str, Any]:
+    # long by nature: CloudFormation resources, parameters and outputs written out as data
     resources: dict[str, Any] = {
         **_table_resources(s),
         "EventsDeadLetterQueue": {"Type": "AWS::SQS::Queue", "Properties": {

@@ -24,8 +24,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -33,6 +31,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.errors import CloudrecError, RequestError, to_api_error
 from chalicelib.signing import SignedRequest, verify_tc3
+from infra.local.vod_records import MediaRecord, UploadSession, apply_params, int_param, now_iso
 
 log = logging.getLogger(__name__)
 
@@ -40,131 +39,16 @@ VERSION = "2018-07-17"
 SERVICE = "vod"  # the credential scope the official SDK signs VOD requests with
 MAX_BODY_BYTES = 1_000_000
 DEFAULT_STORAGE_REGION = "ap-guangzhou"
-NEVER_EXPIRES = "9999-12-31T23:59:59Z"  # VOD's BasicInfo.ExpireTime of a file kept forever
-ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 MAX_FILE_IDS = 20
 CERT_LIFETIME_S = 3600
-MEDIA_TYPES = frozenset({"mp4", "m4a", "aac", "mp3", "m3u8", "flv", "ts", "mov", "mkv", "webm", "wav"})
-AUDIO_TYPES = frozenset({"m4a", "aac", "mp3", "wav"})
-_REGION_RE = re.compile(r"[a-z]{2,}-[a-z]+(-\d+)?")
 _NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
 # Actions whose Region common parameter VOD documents as required.
 _REGION_REQUIRED = {"ApplyUpload", "CommitUpload"}
 
 
-def _now_iso(now: float) -> str:
-    return datetime.fromtimestamp(now, tz=UTC).strftime(ISO_FORMAT)
-
-
-@dataclass(frozen=True)
-class UploadSession:
-    """An ApplyUpload not yet committed."""
-
-    secret_id: str
-    media_path: str  # MediaStoragePath, starting with "/"
-    storage_region: str
-    params: Mapping[str, Any]  # the ApplyUpload parameters, validated
-
-
-@dataclass(frozen=True)
-class MediaRecord:
-    """A committed media file with what its ApplyUpload asked for."""
-
-    file_id: str
-    name: str
-    type: str
-    procedure: str | None
-    expire_time: str | None  # ISO 8601 as ApplyUpload sent it; None = kept forever
-    class_id: int
-    sub_app_id: int | None
-    source_context: str | None
-    session_context: str | None
-    storage_region: str
-    storage_path: str
-    media_url: str
-    create_time: str
-
-    def info(self) -> dict[str, Any]:
-        """The MediaInfo of DescribeMediaInfos (BasicInfo only)."""
-        return {
-            "FileId": self.file_id,
-            "BasicInfo": {
-                "Name": self.name,
-                "Description": "",
-                "CreateTime": self.create_time,
-                "UpdateTime": self.create_time,
-                "ExpireTime": self.expire_time or NEVER_EXPIRES,
-                "ClassId": self.class_id,
-                "ClassName": "",
-                "ClassPath": "",
-                "CoverUrl": "",
-                "Type": self.type,
-                "MediaUrl": self.media_url,
-                "SourceInfo": {"SourceType": "Upload", "SourceContext": self.source_context or ""},
-                "StorageRegion": self.storage_region,
-                "StoragePath": self.storage_path,
-                "TagSet": [],
-                "Vid": "",
-                "Category": "Audio" if self.type in AUDIO_TYPES else "Video",
-                "Status": "Normal",
-                "StorageClass": "STANDARD",
-            },
-        }
-
-
 def verify_signature(req: SignedRequest, lookup_secret_key: Callable[[str], str | None], now: float) -> str:
     """Verify a TC3-HMAC-SHA256 request signed for service "vod"; return its SecretId."""
     return verify_tc3(req, lookup_secret_key, now, service=SERVICE)
-
-
-def _text(params: Mapping[str, Any], name: str, max_len: int, code: str | None = None) -> str | None:
-    value = params.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise CloudrecError(f"{name} must be a string.", "InvalidParameterValue")
-    if len(value) > max_len:
-        raise CloudrecError(f"{name} is longer than {max_len} characters.", code or "InvalidParameterValue")
-    return value
-
-
-def _int(params: Mapping[str, Any], name: str, code: str) -> int | None:
-    value = params.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise CloudrecError(f"{name} must be a non-negative integer.", code)
-    return value
-
-
-def _apply_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate ApplyUpload's parameters (what this stand-in honours) and return them."""
-    kind = params.get("MediaType")
-    if not kind:
-        raise CloudrecError("The MediaType parameter is missing.", "MissingParameter")
-    if not isinstance(kind, str) or kind.lower() not in MEDIA_TYPES:
-        raise CloudrecError(f"The MediaType {kind!r} is not supported.", "InvalidParameterValue.MediaType")
-    expire = _text(params, "ExpireTime", 32, "InvalidParameterValue.ExpireTime")
-    if expire is not None:
-        try:
-            datetime.strptime(expire, ISO_FORMAT)
-        except ValueError:
-            raise CloudrecError(f"ExpireTime {expire!r} is not an ISO 8601 date (YYYY-MM-DDThh:mm:ssZ).",
-                                "InvalidParameterValue.ExpireTime") from None
-    region = _text(params, "StorageRegion", 64, "InvalidParameterValue.StorageRegion")
-    if region is not None and not _REGION_RE.fullmatch(region):
-        raise CloudrecError(f"The StorageRegion {region!r} does not exist.", "InvalidParameterValue.StorageRegion")
-    return {
-        "MediaType": kind.lower(),
-        "MediaName": _text(params, "MediaName", 256),
-        "Procedure": _text(params, "Procedure", 256, "InvalidParameterValue.Procedure"),
-        "ExpireTime": expire,
-        "StorageRegion": region,
-        "ClassId": _int(params, "ClassId", "InvalidParameterValue.ClassId") or 0,
-        "SubAppId": _int(params, "SubAppId", "InvalidParameterValue.SubAppId"),
-        "SourceContext": _text(params, "SourceContext", 250),
-        "SessionContext": _text(params, "SessionContext", 1000, "InvalidParameterValue.SessionContextTooLong"),
-    }
 
 
 class VodServer:
@@ -261,7 +145,7 @@ class VodServer:
         return handlers[action](secret_id, params, now)
 
     def _apply_upload(self, secret_id: str, params: dict[str, Any], now: float) -> dict[str, Any]:
-        clean = _apply_params(params)
+        clean = apply_params(params)
         stem = _NAME_RE.sub("_", posixpath.splitext(clean["MediaName"] or "")[0]).strip("._") or "f0"
         media_path = f"/{secrets.token_hex(8)}/{stem[:64]}.{clean['MediaType']}"
         region = clean["StorageRegion"] or self.storage_region
@@ -291,7 +175,7 @@ class VodServer:
         if session is None or session.secret_id != secret_id:
             raise CloudrecError("The VodSessionKey is invalid, expired or already committed.",
                                 "InvalidParameterValue.VodSessionKey")
-        sub_app_id = _int(params, "SubAppId", "InvalidParameterValue.SubAppId")
+        sub_app_id = int_param(params, "SubAppId", "InvalidParameterValue.SubAppId")
         if sub_app_id != session.params["SubAppId"]:
             raise CloudrecError("SubAppId differs from the one given to ApplyUpload.",
                                 "InvalidParameterValue.SubAppId")
@@ -309,7 +193,7 @@ class VodServer:
                 type=p["MediaType"], procedure=p["Procedure"], expire_time=p["ExpireTime"], class_id=p["ClassId"],
                 sub_app_id=p["SubAppId"], source_context=p["SourceContext"], session_context=p["SessionContext"],
                 storage_region=session.storage_region, storage_path=session.media_path,
-                media_url=f"{endpoint}/{self.bucket}{session.media_path}", create_time=_now_iso(now))
+                media_url=f"{endpoint}/{self.bucket}{session.media_path}", create_time=now_iso(now))
             self.media[file_id] = record
         return {"FileId": file_id, "MediaUrl": record.media_url, "CoverUrl": ""}
 
@@ -348,7 +232,7 @@ class VodServer:
             raise CloudrecError("FileIds must be a list of strings.", "InvalidParameterValue.FileIds")
         if len(file_ids) > MAX_FILE_IDS:
             raise CloudrecError(f"At most {MAX_FILE_IDS} FileIds may be given.", "InvalidParameterValue.FileIds")
-        sub_app_id = _int(params, "SubAppId", "InvalidParameterValue.SubAppId")
+        sub_app_id = int_param(params, "SubAppId", "InvalidParameterValue.SubAppId")
         filters = params.get("Filters") or ["basicInfo"]
         found, missing = [], []
         with self._lock:

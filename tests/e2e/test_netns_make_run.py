@@ -52,17 +52,18 @@ def test_make_run_inside_a_namespace(namespace: str, tmp_path: Path) -> None:
     assert b"stopping cloudrec local stack" in (tmp_path / "make-run.out").read_bytes()
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether a process of the group still runs (zombies left to an init that does not reap
-    them do not count)."""
+def _group_alive(pgid: int) -> list[str]:
+    """The command lines of the group's processes that still run (zombies left to an init that
+    does not reap them do not count)."""
+    alive = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                alive.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+    return alive
 
 
 def stop_group(pgid: int, timeout: float = 60) -> None:
@@ -72,6 +73,7 @@ def stop_group(pgid: int, timeout: float = 60) -> None:
         os.killpg(pgid, signal.SIGTERM)
     try:
         wait_for(lambda: not _group_alive(pgid), timeout, "make run to stop")
-    except AssertionError:
+    except AssertionError as exc:
+        left = _group_alive(pgid)
         os.killpg(pgid, signal.SIGKILL)
-        raise
+        raise AssertionError(f"{exc}; still running: {left}") from None

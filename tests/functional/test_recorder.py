@@ -6,6 +6,7 @@ and uploads, and the files judged as they land."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -187,3 +188,32 @@ def test_the_robot_waits_for_its_room_and_its_id(customer: Settings) -> None:
 
     assert run(scenario) == 0
     assert room.joins == 1
+
+
+def test_a_storage_outage_loses_nothing_and_every_file_is_announced(customer: Settings) -> None:
+    task, room = admitted("rec+5."), FakeRoom()
+    aws.client("s3").delete_bucket(Bucket=BUCKET)  # every upload fails until the bucket is back
+    store = wiring.task_store()
+
+    async def scenario() -> int:
+        rec = recorder(customer, task, room)
+        rec.settings = dataclasses.replace(rec.settings, drain_s=30)
+        running = asyncio.create_task(rec.run())
+        room.publish("alice", "audio", "video")
+        await until(lambda: room.live("alice"), "a subscription to alice")
+        send_media(room, "alice", 3.0)
+        await asyncio.sleep(1.0)
+        store.request_stop(task.task_id, LeaveCode.API_STOP)
+        await asyncio.sleep(1.0)
+        assert not running.done(), "the recorder keeps the task while its files wait"
+        aws.client("s3").create_bucket(Bucket=BUCKET)
+        return await asyncio.wait_for(running, 40)
+
+    assert run(scenario) == 0
+    events = queued_events()
+    types = [e["EventType"] for e in events]
+    # 302 when the robot left; each playlist's 304 once it was first stored, during the drain; 305 last
+    assert types.count(302) == 1 and types.count(304) == 2 and 308 in types and types[-1] == 305, types
+    assert events[-1]["EventInfo"]["Payload"] == {"Status": 0}
+    for key in stored(".m3u8"):
+        assert playlist(key).ended

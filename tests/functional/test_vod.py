@@ -25,7 +25,8 @@ from chalicelib.config import Settings
 from chalicelib.models import TencentVod
 from chalicelib.retry import RetryPolicy
 from chalicelib.vod import VodError, upload
-from infra.local.vod_server import NEVER_EXPIRES, VodServer
+from infra.local.vod_records import NEVER_EXPIRES
+from infra.local.vod_server import VodServer
 
 SECRET_ID = "AKIDVODTEST0001"
 SECRET_KEY = "vod-test-secret-key-0001"

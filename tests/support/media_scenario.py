@@ -47,3 +47,14 @@ async def listed_files(stack: LocalStack, task_id: str, count: int, timeout: flo
         if len(files) >= count or time.monotonic() > deadline:
             return list(files)
         await asyncio.sleep(0.5)
+
+
+async def record_for(stack: LocalStack, request: Any, seconds: float, *people: Participant) -> str:
+    """Create the task, let it record for `seconds`, Delete it and wait for its end; then the
+    publishers leave. Its TaskId."""
+    task_id = str((await call(stack.client().CreateCloudRecording, request)).TaskId)
+    await asyncio.sleep(seconds)
+    await stop_and_wait(stack, task_id)
+    for p in people:
+        await p.leave()
+    return task_id

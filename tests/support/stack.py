@@ -20,6 +20,7 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.trtc.v20190722 import trtc_client
 
+from infra.local.stack import stop_process
 from tests.support.callback_receiver import CallbackReceiver
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
@@ -132,12 +133,7 @@ def running_stack(run_dir: Path, **extra_env: str) -> Iterator[LocalStack]:
             raise RuntimeError("the local stack failed:\n" + (run_dir / "stack.out").read_text())
         yield LocalStack(env, run_dir, proc, receiver)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 90)
         out.close()
         receiver.server.shutdown()
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import av
 import numpy as np
 
-from recorder_container.codec_seam import EncodedVideo
+from recorder_container.encoded import EncodedVideo
 
 
 def h264_frames(seconds: float, fps: int = 15, width: int = 320, height: int = 180, keyint: int = 30,

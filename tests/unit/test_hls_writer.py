@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import pytest
 
-from recorder_container.codec_seam import EncodedVideo
+from recorder_container.encoded import EncodedVideo
 from recorder_container.hls_writer import SegmentDone, StreamWriter, WriterSpec
 from tests.support.synthetic import h264_frames, pcm_frames
 

@@ -8,11 +8,8 @@ from typing import Any
 import pytest
 
 from chalicelib.errors import ParameterError
-from chalicelib.models import (
-    CreateCloudRecordingRequest,
-    ModifyCloudRecordingRequest,
-    parse,
-)
+from chalicelib.models import CreateCloudRecordingRequest, ModifyCloudRecordingRequest
+from chalicelib.validation import parse
 
 BASE: dict[str, Any] = {
     "SdkAppId": 1400000001, "RoomId": "3560", "UserId": "rec_1", "UserSig": "sig",
