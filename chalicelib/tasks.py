@@ -189,10 +189,6 @@ class TaskRecord:
     ended_ms: int | None = None
     files: dict[str, StorageFile] = field(default_factory=dict)
 
-    @property
-    def record_mode(self) -> int:
-        return self.params.record.RecordMode
-
     def naming(self, ha_index: int = 0) -> TaskNaming:
         """Where this task's files go, and their names (as the recorder with `ha_index` writes them)."""
         return TaskNaming(self.task_id, self.sdkappid, self.room_id, self.room_id_type,
