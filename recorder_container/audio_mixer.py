@@ -36,7 +36,8 @@ class _Source:
 
 
 class AudioMixer:
-    """Sources push frames (any thread); `take` returns the mixed samples of a span."""
+    """Sources push frames (from the event loop); `take` returns the mixed samples of a span (the
+    audio thread). A lock guards the sources between the two."""
 
     def __init__(self, rate: int, channels: int, origin: float) -> None:
         self.rate, self.channels, self.origin = rate, channels, origin

@@ -47,7 +47,8 @@ def _tx() -> str:
 
 
 class JanusSession:
-    """One Janus session over HTTP with a long-poll loop that dispatches events."""
+    """One Janus session over HTTP with a long-poll loop that dispatches events. Owned by the
+    event loop."""
 
     def __init__(self, url: str, api_secret: str = "", token: str = "") -> None:
         self._url = url.rstrip("/")

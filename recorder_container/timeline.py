@@ -17,7 +17,8 @@ MAX_BACKWARD_STEP_S = 0.5
 
 @dataclass
 class SourceClock:
-    """Maps a source's timestamps (in 1/`rate` s) to wall-clock seconds."""
+    """Maps a source's timestamps (in 1/`rate` s) to wall-clock seconds. Owned by whoever owns
+    the source's frames (a writer thread, the mixer under its lock)."""
 
     rate: int
     latency_s: float = 0.0  # how long the receiver held a sample before handing it out

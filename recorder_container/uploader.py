@@ -47,7 +47,8 @@ def _chained(callbacks: list[Callable[[], None] | None]) -> Callable[[], None] |
 
 
 class Uploader:
-    """One worker, so a playlist never reaches storage before its segments."""
+    """One worker, so a playlist never reaches storage before its segments. Owned by the event
+    loop; each upload itself runs on a worker thread."""
 
     def __init__(self, bucket: Bucket, on_error: Callable[[str, str], None], on_first: Callable[[], None],
                  policy: RetryPolicy = UPLOAD_RETRY) -> None:
