@@ -4,8 +4,10 @@ present, subscribes to streams and receives their frames, and leaves.
 
 A subscription hands every frame to a sink as it arrives — H.264 as the publisher encoded it
 (`EncodedVideo`), other video decoded (`av.VideoFrame`), sound decoded (`av.AudioFrame`) —
-with its arrival time, and a last `Received` whose frame is None when the stream ends.
-Nothing here imports aiortc or speaks Janus.
+with its arrival time, and a last `Received` whose frame is None when the stream ends. (A
+push, not a pull `recv()`: the transport already runs one reader per track, and a pull would
+need a queue and another task per subscription to merge its tracks.) Nothing here imports
+aiortc or speaks Janus.
 """
 
 from __future__ import annotations
