@@ -45,9 +45,9 @@ class LocalLauncher:
         env.update({TASK_ID_ENV: task_id, HA_INDEX_ENV: str(ha_index)})
         try:
             with open(log_path, "ab") as log:
-                proc = subprocess.Popen(
+                proc = subprocess.Popen(  # a session of its own: it outlives the API, as a Fargate task would
                     [self._python, "-m", "recorder_container"],
-                    cwd=self._cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                    cwd=self._cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                 )
         except OSError as exc:
             raise ServiceError("The recorder could not be started.") from exc

@@ -9,6 +9,7 @@ Ctrl-C (or SIGTERM) stops all of it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import signal
@@ -68,9 +69,17 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def _stop_recorders(timeout: float = 20.0) -> None:
     """Recorders are children of the API (or of the pump): stop them gracefully first, so
-    they end their tasks, then the servers they talk to."""
+    they end their tasks, then the servers they talk to. One still draining uploads after
+    `timeout` is killed (its task is then the reaper's, at the next start)."""
     recorders = []
     for pid in _descendants(os.getpid()):
         try:
@@ -81,13 +90,20 @@ def _stop_recorders(timeout: float = 20.0) -> None:
             continue
     deadline = time.monotonic() + timeout
     while recorders and time.monotonic() < deadline:
-        recorders = [pid for pid in recorders if Path(f"/proc/{pid}").exists()
-                     and not Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"]
-        time.sleep(0.2)
+        recorders = [pid for pid in recorders if _running(pid)]
+        time.sleep(0.1)
+    for pid in recorders:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 class Stack:
-    """The processes of the local stack, started in order and stopped in reverse."""
+    """The processes of the local stack, started in order and stopped in reverse.
+
+    Each server runs in a session of its own, so a signal to `make run`'s process group (Ctrl-C,
+    SIGTERM) reaches only this process, which stops the rest in order: the event pump, the
+    recorders (while the AWS emulation they finish their tasks in is still up), the API, the
+    VOD stand-in, Janus, and the AWS emulation last."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
@@ -101,17 +117,17 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")
         proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, **kwargs)
+                                stdin=subprocess.DEVNULL, start_new_session=True, **kwargs)
         self.procs.append((name, proc, log))
         return proc
 
     def stop(self) -> None:
         if self.pump is not None:
             self.pump.stop()
-        if self.vod is not None:
-            self.vod.stop()
         _stop_recorders()
-        for _name, proc, log in reversed(self.procs):
+        for name, proc, log in reversed(self.procs):
+            if name == "aws" and self.vod is not None:
+                self.vod.stop()
             stop_process(proc, 15)
             log.close()
 

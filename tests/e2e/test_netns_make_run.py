@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tests.support.stack import ROOT, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns]
 NS = f"cloudrec-t{os.getpid()}"
+STOP_ROUNDS = 20
 
 
 @pytest.fixture
@@ -26,30 +28,63 @@ def namespace() -> Iterator[str]:
         yield name
 
 
-def test_make_run_inside_a_namespace(namespace: str, tmp_path: Path) -> None:
+def make_run(namespace: str, run_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """`make run` inside the namespace, up; its process and environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDREC_")}
-    env.update(CLOUDREC_RUN_DIR=str(tmp_path), CLOUDREC_JANUS_INTERFACE="v0", CLOUDREC_JANUS_IP="10.99.0.1",
+    env.update(CLOUDREC_RUN_DIR=str(run_dir), CLOUDREC_JANUS_INTERFACE="v0", CLOUDREC_JANUS_IP="10.99.0.1",
                CLOUDREC_JANUS_RTP_PORTS="31000-31099")
-    out = open(tmp_path / "make-run.out", "wb")
-    make = subprocess.Popen(["ip", "netns", "exec", namespace, "make", "run"], cwd=ROOT, env=env, stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "make-run.out", "wb") as out:
+        make = subprocess.Popen(["ip", "netns", "exec", namespace, "make", "run"], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    wait_for(lambda: b"is up" in (run_dir / "make-run.out").read_bytes() or make.poll() is not None, 120,
+             "make run in the namespace")
+    assert make.poll() is None, (run_dir / "make-run.out").read_text()
+    return make, env
+
+
+def client(namespace: str, env: dict[str, str], *args: str) -> dict[str, str]:
+    """The SDK scenario of tests/support/netns_client.py, inside the namespace; what it printed."""
+    result = subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-m", "tests.support.netns_client",
+                             "8000", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_make_run_inside_a_namespace(namespace: str, tmp_path: Path) -> None:
+    make, env = make_run(namespace, tmp_path)
     try:
-        wait_for(lambda: b"is up" in (tmp_path / "make-run.out").read_bytes() or make.poll() is not None, 120,
-                 "make run in the namespace")
-        assert make.poll() is None, (tmp_path / "make-run.out").read_text()
         janus_cfg = (tmp_path / "janus" / "janus.jcfg").read_text()
         assert 'ice_enforce_list = "v0"' in janus_cfg and 'interface = "10.99.0.1"' in janus_cfg
-        result = subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-m",
-                                 "tests.support.netns_client", "8000"], cwd=ROOT, env=env, capture_output=True,
-                                text=True, timeout=90)
-        assert result.returncode == 0, result.stderr
-        outcome = json.loads(result.stdout.strip().splitlines()[-1])
+        outcome = client(namespace, env)
         assert outcome["status"] == "Idle" and outcome["after_delete"] == "ResourceNotFound"
     finally:
         stop_group(make.pid)
         make.wait()
-        out.close()
     assert b"stopping cloudrec local stack" in (tmp_path / "make-run.out").read_bytes()
+
+
+def test_make_run_stops_quietly_within_10_s_every_time(namespace: str, tmp_path: Path) -> None:
+    """SIGTERM to `make run`'s process group (what a terminal's Ctrl-C neighbour does) while a
+    recorder is in a room: everything stops in order, quickly, without a traceback."""
+    took = []
+    for n in range(STOP_ROUNDS):
+        run_dir = tmp_path / f"round{n}"
+        make, env = make_run(namespace, run_dir)
+        try:
+            client(namespace, env, "--keep")  # a task whose robot waits in its room
+            started = time.monotonic()
+        finally:
+            stop_group(make.pid)
+            make.wait()
+        took.append(time.monotonic() - started)
+        logs = [run_dir / "make-run.out", *sorted((run_dir / "logs").glob("*.log")),
+                *sorted((run_dir / "recorders").glob("*.log"))]
+        for log in logs:
+            assert "Traceback" not in log.read_text(errors="replace"), (n, log.name, log.read_text()[-3000:])
+        assert "stopping cloudrec local stack" in (run_dir / "make-run.out").read_text()
+    print(f"make run stopped in {min(took):.1f}–{max(took):.1f} s over {len(took)} rounds")
+    assert max(took) < 10, took
 
 
 def _group_alive(pgid: int) -> list[str]:

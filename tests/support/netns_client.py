@@ -1,5 +1,6 @@
 """Run inside the test's network namespace: Create/Describe/Delete against the stack there
-with the official SDK; prints what happened as JSON."""
+with the official SDK; prints what happened as JSON. With `--keep` it only creates the task
+(its recorder stays in the room) and prints its TaskId."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tencentcloud.trtc.v20190722 import models, trtc_client
 from chalicelib.usersig import gen_usersig
 
 
-def main(port: int) -> None:
+def main(port: int, keep: bool = False) -> None:
     profile = ClientProfile(httpProfile=HttpProfile(protocol="http", endpoint=f"127.0.0.1:{port}", reqTimeout=10))
     client = trtc_client.TrtcClient(credential.Credential("AKIDLOCALDEV", "local-dev-secret"), "ap-guangzhou",
                                     profile)
@@ -27,6 +28,9 @@ def main(port: int) -> None:
         "RecordParams": {"RecordMode": 1}, "StorageParams": {"CloudStorage": {
             "Vendor": 1, "Region": "us-east-1", "Bucket": "b", "AccessKey": "a", "SecretKey": "s"}}}))
     task_id = client.CreateCloudRecording(req).TaskId
+    if keep:
+        print(json.dumps({"task_id": task_id}))
+        return
     d = models.DescribeCloudRecordingRequest()
     d.SdkAppId, d.TaskId = 1400000001, task_id
     status = client.DescribeCloudRecording(d).Status
@@ -45,4 +49,4 @@ def main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    main(int(sys.argv[1]), keep="--keep" in sys.argv[2:])
