@@ -6,11 +6,13 @@ is decided in `plan`, a pure function; `reap` carries it out.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
 from chalicelib import events, post_record
 from chalicelib.config import Settings
+from chalicelib.errors import ServiceError
 from chalicelib.events import EventQueue, LeaveCode
 from chalicelib.launcher import Launcher
 from chalicelib.storage import Bucket
@@ -18,6 +20,9 @@ from chalicelib.task_store import TaskStore
 from chalicelib.tasks import ENDED, STOP, TaskRecord
 
 log = logging.getLogger(__name__)
+
+LAUNCH_RETRY_S = 30  # after a launch that failed (capacity, throttling)
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -38,28 +43,44 @@ def plan(task: TaskRecord, settings: Settings, now_s: float) -> Decision:
 
 def reap(tasks: TaskStore, launcher: Launcher, queue: EventQueue, settings: Settings, now_s: float,
          internal: Bucket | None = None) -> int:
-    """Handle every expired task once; return how many were handled."""
+    """Handle every expired task once; how many were handled. One task that cannot be handled
+    now (its recorder will not start, the store stumbles) is logged and left for the next sweep."""
     now_ms = int(now_s * 1000)
     handled = 0
     for task_id in tasks.expired_live(now_ms):
-        task = tasks.get(task_id)
-        if task is None or task.status == ENDED or task.lease_expires_ms >= now_ms:
-            continue
-        decision = plan(task, settings, now_s)
-        log.warning("recorder lease expired: %s (%s)", decision.action, decision.reason,
-                    extra={"task_id": task_id, "ha_count": task.ha_count})
-        if decision.action == "relaunch":
-            if not tasks.relaunch(task, now_ms, int(settings.launch_grace_s * 1000)):
-                continue
-            if task.launch_handle:
-                launcher.stop(task.launch_handle)
-            tasks.set_launch(task_id, launcher.launch(task_id, task.ha_count + 1))
-        else:
-            code = LeaveCode(task.leave_code) if task.leave_code is not None else LeaveCode.SERVER_KICK
-            if tasks.finish(task_id, now_ms, leave_code=code):
-                queue.publish(events.recorder_stop(code), task, now_ms)
-                ended = tasks.get(task_id)
-                if ended is not None and internal is not None:
-                    post_record.request(ended, tasks, internal)
-        handled += 1
+        try:
+            handled += _reap_one(tasks, launcher, queue, settings, task_id, now_ms, internal)
+        except Exception:  # the next sweep tries again; the other tasks must not wait for this one
+            log.exception("a task could not be handled", extra={"task_id": task_id})
     return handled
+
+
+def _reap_one(tasks: TaskStore, launcher: Launcher, queue: EventQueue, settings: Settings, task_id: str,
+              now_ms: int, internal: Bucket | None) -> int:
+    task = tasks.get(task_id)
+    if task is None or task.status == ENDED or task.lease_expires_ms >= now_ms:
+        return 0
+    decision = plan(task, settings, now_ms / 1000)
+    log.warning("recorder lease expired: %s (%s)", decision.action, decision.reason,
+                extra={"task_id": task_id, "ha_count": task.ha_count})
+    if decision.action == "relaunch":
+        grace_ms = int(settings.launch_grace_s * 1000)
+        if not tasks.relaunch(task, now_ms, grace_ms):
+            return 0
+        if task.launch_handle:
+            launcher.stop(task.launch_handle)
+        try:
+            tasks.set_launch(task_id, launcher.launch(task_id, task.ha_count + 1))
+        except ServiceError as exc:  # no capacity, throttled: not the recorder's failure, so no HA attempt
+            claimed = dataclasses.replace(task, lease_expires_ms=now_ms + grace_ms)
+            tasks.relaunch(claimed, now_ms, int(LAUNCH_RETRY_S * 1000), step=-1)
+            log.error("the recorder could not be started (%s); trying again in %d s", exc.message, LAUNCH_RETRY_S,
+                      extra={"task_id": task_id})
+        return 1
+    code = LeaveCode(task.leave_code) if task.leave_code is not None else LeaveCode.SERVER_KICK
+    if tasks.finish(task_id, now_ms, leave_code=code):
+        queue.publish(events.recorder_stop(code), task, now_ms)
+        ended = tasks.get(task_id)
+        if ended is not None and internal is not None:
+            post_record.request(ended, tasks, internal)
+    return 1

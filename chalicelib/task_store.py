@@ -208,24 +208,27 @@ class TaskStore:
             UpdateExpression="SET launch_handle = :h", ExpressionAttributeValues=_values(h=handle),
         )
 
-    # -- control (API) -------------------------------------------------------------------
-
-    def request_stop(self, task_id: str, leave_code: LeaveCode) -> bool:
-        """Ask the recorder to stop; False when the task has ended already."""
+    def _conditional(self, task_id: str, **kwargs: Any) -> bool:
+        """An update that holds only under its condition; False when the condition failed."""
         try:
-            self._db.update_item(
-                TableName=self._tasks, Key={"task_id": {"S": task_id}},
-                UpdateExpression="SET desired = :stop, #s = :exited, "
-                                 "leave_code = if_not_exists(leave_code, :code)",
-                ConditionExpression="attribute_exists(task_id) AND #s <> :ended",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=_values(stop=STOP, exited=EXITED, ended=ENDED, code=int(leave_code)),
-            )
+            self._db.update_item(TableName=self._tasks, Key={"task_id": {"S": task_id}}, **kwargs)
             return True
         except ClientError as err:
             if _is_condition_failure(err):
                 return False
             raise
+
+    # -- control (API) -------------------------------------------------------------------
+
+    def request_stop(self, task_id: str, leave_code: LeaveCode) -> bool:
+        """Ask the recorder to stop; False when the task has ended already."""
+        return self._conditional(
+            task_id,
+            UpdateExpression="SET desired = :stop, #s = :exited, leave_code = if_not_exists(leave_code, :code)",
+            ConditionExpression="attribute_exists(task_id) AND #s <> :ended",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=_values(stop=STOP, exited=EXITED, ended=ENDED, code=int(leave_code)),
+        )
 
     def update_config(self, task_id: str, subscription: SubscribeStreamUserIds | None,
                       layout: MixLayoutParams | None) -> bool:
@@ -238,18 +241,9 @@ class TaskStore:
         if layout is not None:
             sets.append("layout_json = :lay")
             values["lay"] = encode_model(layout)
-        try:
-            self._db.update_item(
-                TableName=self._tasks, Key={"task_id": {"S": task_id}},
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression="attribute_exists(task_id) AND desired = :run",
-                ExpressionAttributeValues=_values(run=RUN, **values),
-            )
-            return True
-        except ClientError as err:
-            if _is_condition_failure(err):
-                return False
-            raise
+        return self._conditional(task_id, UpdateExpression="SET " + ", ".join(sets),
+                                 ConditionExpression="attribute_exists(task_id) AND desired = :run",
+                                 ExpressionAttributeValues=_values(run=RUN, **values))
 
     # -- recorder side -------------------------------------------------------------------
 
@@ -287,19 +281,10 @@ class TaskStore:
 
     def mark_recording(self, task_id: str) -> bool:
         """Idle → InProgress when the first media arrives (a stopping task stays Exited)."""
-        try:
-            self._db.update_item(
-                TableName=self._tasks, Key={"task_id": {"S": task_id}},
-                UpdateExpression="SET #s = :busy",
-                ConditionExpression="#s = :idle AND desired = :run",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=_values(busy=IN_PROGRESS, idle=IDLE, run=RUN),
-            )
-            return True
-        except ClientError as err:
-            if _is_condition_failure(err):
-                return False
-            raise
+        return self._conditional(task_id, UpdateExpression="SET #s = :busy",
+                                 ConditionExpression="#s = :idle AND desired = :run",
+                                 ExpressionAttributeNames={"#s": "status"},
+                                 ExpressionAttributeValues=_values(busy=IN_PROGRESS, idle=IDLE, run=RUN))
 
     def put_file(self, task_id: str, file: StorageFile) -> None:
         """Record an index file for Describe (idempotent per FileName)."""
@@ -371,20 +356,25 @@ class TaskStore:
                 return False
             raise
 
-    def relaunch(self, task: TaskRecord, now_ms: int, grace_ms: int) -> bool:
-        """Hand a task whose recorder died to a new one (ha_count + 1); False if it changed."""
-        try:
-            self._db.update_item(
-                TableName=self._tasks, Key={"task_id": {"S": task.task_id}},
-                UpdateExpression="SET ha_count = ha_count + :one, lease_expires_ms = :exp "
-                                 "REMOVE lease_owner",
-                ConditionExpression="lease_expires_ms = :seen AND #s <> :ended",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=_values(one=1, exp=now_ms + grace_ms,
-                                                  seen=task.lease_expires_ms, ended=ENDED),
-            )
-            return True
-        except ClientError as err:
-            if _is_condition_failure(err):
-                return False
-            raise
+    def relaunch(self, task: TaskRecord, now_ms: int, grace_ms: int, step: int = 1) -> bool:
+        """Hand a task whose recorder died to a new one (ha_count + `step`); False if it changed.
+        A step of -1 undoes a relaunch whose recorder could not be started, to try again later."""
+        return self._conditional(
+            task.task_id,
+            UpdateExpression="SET ha_count = ha_count + :step, lease_expires_ms = :exp REMOVE lease_owner",
+            ConditionExpression="lease_expires_ms = :seen AND #s <> :ended",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=_values(step=step, exp=now_ms + grace_ms, seen=task.lease_expires_ms,
+                                              ended=ENDED),
+        )
+
+    def release(self, task_id: str, owner: str, now_ms: int) -> bool:
+        """Give a running task up for a successor (the platform is stopping its recorder): the
+        lease ends now, and the next sweep relaunches the task. False if `owner` no longer holds it."""
+        return self._conditional(
+            task_id,
+            UpdateExpression="SET lease_expires_ms = :now REMOVE lease_owner",
+            ConditionExpression="lease_owner = :me AND #s <> :ended",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=_values(now=now_ms, me=owner, ended=ENDED),
+        )

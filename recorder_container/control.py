@@ -1,5 +1,6 @@
 """The recorder's decisions, one pass of its control loop at a time, without IO: whether the
-task is over (Delete, MaxIdleTime, a stop signal, a lost lease), when to extend the lease,
+task is over (Delete, MaxIdleTime) or this recorder's part in it is (the platform stops it:
+hand the task over; the lease is lost: just leave), when to extend the lease,
 when to (re)join the room, when to bring the subscriptions in line with the room and the
 task, and when to ask who is present. `recorder.Recorder` does what they say.
 """
@@ -41,7 +42,7 @@ class Seen:
 
     now: float
     task: TaskRecord | None  # as the heartbeat or read returned it; None: the lease is lost
-    stop_signal: bool  # the process was asked to stop (SIGTERM)
+    stop_signal: bool  # the platform stops this recorder (SIGTERM): the task goes on elsewhere
     joined: bool
     publishers: tuple[Publisher, ...] = ()
     anchors: bool | None = None  # the presence poll's answer, when one ran since the last pass
@@ -53,6 +54,7 @@ class Step:
 
     leave: LeaveCode | None = None  # the task is over, for this reason
     lease_lost: bool = False  # another recorder owns the task: leave without ending it
+    handover: bool = False  # this recorder stops, the task does not: finish the files, give the lease up
     join: bool = False
     follow: bool = False
     poll_presence: bool = False
@@ -83,10 +85,10 @@ class Control:
         now, task = seen.now, seen.task
         if task is None:
             return Step(lease_lost=True)
-        if seen.stop_signal:
-            return Step(leave=LeaveCode.SERVER_KICK)
         if task.desired == STOP:
             return Step(leave=LeaveCode(task.leave_code) if task.leave_code is not None else LeaveCode.API_STOP)
+        if seen.stop_signal:
+            return Step(handover=True)
         if seen.anchors is not None:
             self._anchors = seen.anchors
         self._idle.observe(seen.joined and self._anchors, now)

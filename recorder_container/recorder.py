@@ -11,6 +11,7 @@ task now; this one then leaves without ending it. What to do in each pass is dec
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -18,9 +19,9 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
-from chalicelib import events, post_record
+from chalicelib import events, post_record, retry
 from chalicelib.apps import App
 from chalicelib.events import EventQueue, LeaveCode, UploadStatus
 from chalicelib.models import MixLayoutParams
@@ -41,6 +42,8 @@ from recorder_container.uploader import Uploader
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+STORE_RETRY = retry.RetryPolicy(delays_s=(0.5, 1.0, 2.0, 4.0), attempts=6)
 RoomOpener = Callable[[TaskRecord, App], Room | None]  # None: the app's room backend cannot host this room
 
 
@@ -82,7 +85,8 @@ class Recorder:
         return int(self.clock() * 1000)
 
     def request_stop(self) -> None:
-        """Graceful stop (SIGTERM): finish, upload, leave, end the task."""
+        """The platform stops this recorder (SIGTERM): finish the files, upload them, leave the
+        room and hand the task over to a successor. Only Delete and MaxIdleTime end a task."""
         self._stop_signal.set()
 
     async def run(self) -> int:
@@ -103,34 +107,51 @@ class Recorder:
             outputs.emit(events.failover(self.settings.ha_index))
         uploader = outputs.uploader()
         uploader.start()
-        leave_code = await self._attend(task, app, lease_ms, uploader)
-        if leave_code is None:
+        final = await self._attend(task, app, lease_ms, uploader)
+        if final.lease_lost:
             log.warning("lease lost: another recorder owns the task now")
-            self._stop_lease_keeper()
-            await uploader.drain(self.settings.drain_s)
-            await uploader.stop()
+        elif final.handover:
+            log.info("stopped by the platform: finishing the files, then handing the task over")
+        else:
+            latest: TaskRecord | None = await self._stored(self.store.get, self.task_id)
+            outputs.task = latest or task
+            assert final.leave is not None
+            outputs.emit(events.recorder_stop(final.leave))
+        pending = await self._drain(uploader)
+        if final.lease_lost:
             return 0
-        outputs.task = self.store.get(self.task_id) or task
-        outputs.emit(events.recorder_stop(leave_code))
-        try:
-            await uploader.drain(self.settings.drain_s)
-            await self.background.wait(self.settings.drain_s)  # Describe's file list is complete
-        finally:
-            self._stop_lease_keeper()
-        await uploader.stop()
-        pending = uploader.pending + sum(s.pending for s in self._shards.values())
+        if final.handover:
+            if await self._stored(self.store.release, self.task_id, self.owner, self.now_ms()):
+                log.info("task handed over: its next recorder starts at the next sweep")
+            return 0
         if self._marked_recording:
             outputs.emit(events.upload_stop(UploadStatus.FILES_LEFT if pending else UploadStatus.ALL_STORED))
         if pending:
             log.error("%d uploads still pending; their files stay in the work directory", pending)
-        self.store.finish(self.task_id, self.now_ms(), leave_code=leave_code, owner=self.owner)
-        log.info("task ended", extra={"leave_code": int(leave_code)})
+        assert final.leave is not None
+        await self._stored(self.store.finish, self.task_id, self.now_ms(), final.leave, self.owner)
+        log.info("task ended", extra={"leave_code": int(final.leave)})
         self._request_outputs()
         return 0
 
-    def _stop_lease_keeper(self) -> None:
-        if self._lease_keeper is not None:
-            self._lease_keeper.cancel()
+    async def _drain(self, uploader: Uploader) -> int:
+        """Store what is still queued (keeping the lease meanwhile); how many uploads are left."""
+        try:
+            await uploader.drain(self.settings.drain_s)
+            await self.background.wait(self.settings.drain_s)  # Describe's file list is complete
+        finally:
+            if self._lease_keeper is not None:
+                self._lease_keeper.cancel()
+        await uploader.stop()
+        return uploader.pending + sum(s.pending for s in self._shards.values())
+
+    async def _stored(self, call: Callable[..., T], *args: Any) -> T | None:
+        """A task-store call off the loop, tried again through a hiccup; None if it never worked."""
+        try:
+            return await asyncio.to_thread(retry.call, functools.partial(call, *args), STORE_RETRY)
+        except Exception as exc:  # botocore, network: the lease runs out and the reaper takes over
+            log.error("the task store did not answer (%s)", retry.error_code(exc))
+            return None
 
     def _request_outputs(self) -> None:
         """Hand the stored HLS over to the MP4/AAC/VOD jobs the task asked for."""
@@ -149,8 +170,12 @@ class Recorder:
         """Heartbeat while the last uploads drain, so the task is not taken for dead."""
         while True:
             await asyncio.sleep(self.settings.service.heartbeat_s)
-            if await asyncio.to_thread(self.store.heartbeat, self.task_id, self.owner, self.now_ms(), lease_ms) is None:
-                return
+            try:
+                if await asyncio.to_thread(self.store.heartbeat, self.task_id, self.owner, self.now_ms(),
+                                           lease_ms) is None:
+                    return
+            except Exception as exc:  # a store hiccup: the next beat may get through
+                log.warning("heartbeat failed (%s)", retry.error_code(exc))
 
     def _on_media(self) -> None:
         if not self._marked_recording:
@@ -173,28 +198,34 @@ class Recorder:
             return await asyncio.to_thread(self.store.heartbeat, self.task_id, self.owner, self.now_ms(), lease_ms)
         return await asyncio.to_thread(self.store.get, self.task_id)
 
-    async def _attend(self, task: TaskRecord, app: App, lease_ms: int, uploader: Uploader) -> LeaveCode | None:
-        """Stay in the room and record until the task should stop; return the LeaveCode, or
-        None if the lease was lost."""
+    async def _attend(self, task: TaskRecord, app: App, lease_ms: int, uploader: Uploader) -> Step:
+        """Stay in the room and record until this recorder's part is over; the last step says
+        why (the task ends, is handed over, or another recorder owns it)."""
         room = self.open_room(task, app)
         if room is None:
             log.error("the app's room backend cannot host room %r (a string room needs string_ids)", task.room_id)
         recording = self._recording(task, room, uploader) if room is not None else None
         control = Control(self.settings.service.heartbeat_s, task.params.record.MaxIdleTime, self.clock())
         anchors: bool | None = None
+        known, reachable = task, True
         try:
             while True:
                 now = self.clock()
-                current = await self._read_task(control.heartbeat_due(now), lease_ms)
+                try:
+                    current = await self._read_task(control.heartbeat_due(now), lease_ms)
+                    reachable = True
+                except Exception as exc:  # a store hiccup must not stop the recording: go on as last known
+                    if reachable:
+                        log.warning("the task store is unreachable (%s); recording on", retry.error_code(exc))
+                    current, reachable = known, False
+                known = current or known
                 joined = room is not None and room.joined
                 step = control.decide(Seen(now, current, self._stop_signal.is_set(), joined,
                                            room.publishers() if room is not None and joined else (), anchors))
-                if step.lease_lost:
-                    return None
-                if step.leave is not None:
+                if step.lease_lost or step.handover or step.leave is not None:
                     if step.leave == LeaveCode.IDLE:
                         log.info("no anchor for MaxIdleTime (%s s): stopping", task.params.record.MaxIdleTime)
-                    return step.leave
+                    return step
                 assert current is not None
                 anchors = None
                 if room is not None and recording is not None:

@@ -58,6 +58,24 @@ def test_reap_relaunches_then_gives_up(aws_env: Settings, store: TaskStore) -> N
     assert events[0]["EventInfo"]["Payload"] == {"LeaveCode": 3}  # type: ignore[index]
 
 
+def test_a_recorder_that_cannot_start_costs_no_ha_attempt_and_holds_up_nobody(aws_env: Settings,
+                                                                                store: TaskStore) -> None:
+    launcher = FakeLauncher(failing={"a"})
+    for task_id in ("a", "b"):
+        store.admit(_task(task_id), None, None, 10)
+    later = NOW + 5
+    assert reaper.reap(store, launcher, wiring.event_queue(), aws_env, later) == 2
+    assert launcher.launched == [("b", 1)]  # the sweep went on past "a"
+    stuck = store.get("a")
+    assert stuck is not None and stuck.ha_count == 0 and stuck.status != ENDED  # kept, no HA attempt spent
+    assert stuck.lease_expires_ms == int(later * 1000) + reaper.LAUNCH_RETRY_S * 1000  # tried again later
+    assert reaper.reap(store, launcher, wiring.event_queue(), aws_env, later + 1) == 0  # not before that
+    launcher.failing.clear()
+    assert reaper.reap(store, launcher, wiring.event_queue(), aws_env, later + reaper.LAUNCH_RETRY_S + 1) >= 1
+    assert ("a", 1) in launcher.launched
+    assert queued_events() == []  # no 302: the task lives on
+
+
 def test_reap_ends_a_stopping_task_whose_recorder_is_gone(aws_env: Settings, store: TaskStore) -> None:
     store.admit(_task("a"), None, None, 10)
     store.request_stop("a", LeaveCode.API_STOP)

@@ -217,3 +217,80 @@ def test_a_storage_outage_loses_nothing_and_every_file_is_announced(customer: Se
     assert events[-1]["EventInfo"]["Payload"] == {"Status": 0}
     for key in stored(".m3u8"):
         assert playlist(key).ended
+
+
+def test_a_platform_stop_hands_the_task_over(customer: Settings) -> None:
+    """SIGTERM (Fargate retirement, scale-in) is not the customer's stop: the files are closed
+    and stored, the lease is given up, no 302, and the next sweep relaunches the task as ha1."""
+    from chalicelib import reaper
+    from tests.support.fakes import FakeLauncher
+
+    task, room = admitted("rec+6."), FakeRoom()
+
+    async def scenario() -> int:
+        rec = recorder(customer, task, room)
+        running = asyncio.create_task(rec.run())
+        room.publish("alice", "audio", "video")
+        await until(lambda: room.live("alice"), "a subscription to alice")
+        send_media(room, "alice", 2.0)
+        await until(lambda: wiring.task_store().get(task.task_id).files, "a file")  # type: ignore[union-attr]
+        rec.request_stop()
+        return await asyncio.wait_for(running, 30)
+
+    assert run(scenario) == 0
+    handed = wiring.task_store().get(task.task_id)
+    assert handed is not None and handed.status == IN_PROGRESS and handed.lease_owner is None
+    assert handed.lease_expires_ms <= time.time() * 1000
+    assert 302 not in [e["EventType"] for e in queued_events()]
+    assert all(playlist(key).ended for key in stored(".m3u8"))  # what it recorded is closed and stored
+    launcher = FakeLauncher()
+    assert reaper.reap(wiring.task_store(), launcher, wiring.event_queue(), customer, time.time() + 1) == 1
+    assert launcher.launched == [(task.task_id, 1)]
+
+
+class FlakyEndpoint:
+    """A DynamoDB client whose endpoint is unreachable for a while, as botocore reports it."""
+
+    def __init__(self, client: Any) -> None:
+        self._client, self.down_until = client, 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self._client, name)
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if time.monotonic() < self.down_until:
+                from botocore.exceptions import EndpointConnectionError
+
+                raise EndpointConnectionError(endpoint_url="http://dynamodb.local")
+            return call(*args, **kwargs)
+
+        return guarded
+
+
+def test_a_task_store_hiccup_does_not_stop_the_recording(customer: Settings) -> None:
+    from chalicelib.task_store import TaskStore
+
+    task, room = admitted("rec+7."), FakeRoom()
+    flaky = FlakyEndpoint(aws.client("dynamodb"))
+    store = TaskStore(flaky, customer.tasks_table, customer.limits_table)
+
+    async def scenario() -> int:
+        rec = recorder(customer, task, room)
+        rec.store = store
+        running = asyncio.create_task(rec.run())
+        room.publish("alice", "audio", "video")
+        await until(lambda: room.live("alice"), "a subscription to alice")
+        send_media(room, "alice", 1.5)
+        flaky.down_until = time.monotonic() + 3  # the store goes away for 3 s (the lease is 20 s)
+        await asyncio.sleep(1.0)
+        assert not running.done(), "the recorder goes on without its store"
+        send_media(room, "alice", 1.5)
+        await until(lambda: time.monotonic() > flaky.down_until, "the store to come back")
+        wiring.task_store().request_stop(task.task_id, LeaveCode.API_STOP)
+        return await asyncio.wait_for(running, 30)
+
+    assert run(scenario) == 0
+    ended = wiring.task_store().get(task.task_id)
+    assert ended is not None and ended.status == ENDED and ended.leave_code == 0
+    video = playlist(stored("video.m3u8")[0])
+    assert video.ended and sum(s.duration_ms for s in video.segments) >= 2500  # both halves were recorded

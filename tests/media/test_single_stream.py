@@ -229,24 +229,38 @@ def test_vp8_publisher_is_transcoded_to_h264(stack: LocalStack) -> None:
     assert "transcoding it to H.264" in logs
 
 
-def test_sigterm_is_a_graceful_stop(stack: LocalStack) -> None:
+def test_a_platform_sigterm_hands_the_task_over(stack: LocalStack) -> None:
+    """SIGTERM is the platform's (Fargate retirement, scale-in), not the customer's: the
+    recorder stores what it has and a successor records on as ha1_, with no 302 until Delete."""
     import os
     import signal
 
     from tests.support.stack import recorder_pid
 
-    async def scenario() -> str:
+    async def scenario() -> tuple[str, float]:
         p = await join(stack, "6007", "fay", RED, 440, create=True)
         task_id = (await call(stack.client().CreateCloudRecording, create_request("rec_term", room="6007"))).TaskId
         await asyncio.sleep(6)
         pid = recorder_pid(task_id)
         assert pid is not None
         os.kill(pid, signal.SIGTERM)
-        await call(wait_for, lambda: task_ended(stack, task_id), 60, "the task to end")
+        signalled = time.monotonic()
+        await call(stack.callbacks.wait, task_id, 306, 40)
+        handed = time.monotonic() - signalled
+        await asyncio.sleep(6)  # the successor records
+        assert not stack.callbacks.of(task_id, 302), "the task went on"
+        await stop_and_wait(stack, task_id)
         await p.leave()
-        return str(task_id)
+        return str(task_id), handed
 
-    check_ended(stack, run(scenario), leave_code=3, playlists=2)
+    task_id, handed = run(scenario)
+    print(f"SIGTERM → successor's 306: {handed:.1f} s")
+    check_ended(stack, task_id, leave_code=0, playlists=4)
+    rec = Recording(stack.boto("s3"), task_id)
+    for ha in ("", "ha1_"):
+        for kind, hz in (("audio", 440), ("video", None)):
+            check_stream_files(rec, f"{ha}{SDKAPPID}_6007__UserId_s_{b64_name('fay')}__UserId_e_main_{kind}.m3u8",
+                               kind, RED if kind == "video" else None, hz, 6.0)
 
 
 def test_a_big_task_spreads_over_shard_processes(stack: LocalStack) -> None:

@@ -8,14 +8,15 @@ from chalicelib.errors import ServiceError
 class FakeLauncher:
     """Records launches instead of starting recorders."""
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, failing: set[str] | None = None) -> None:
         self.launched: list[tuple[str, int]] = []
         self.stopped: list[str] = []
         self.fail = fail
+        self.failing = failing or set()  # tasks whose recorder cannot start (no capacity)
 
     def launch(self, task_id: str, ha_index: int) -> str:
-        if self.fail:
-            raise ServiceError("The recorder could not be started.")
+        if self.fail or task_id in self.failing:
+            raise ServiceError("The recorder could not be started (no capacity).")
         self.launched.append((task_id, ha_index))
         return f"fake:{len(self.launched)}"
 

@@ -30,11 +30,13 @@ def test_idle_clock_counts_only_while_no_anchor_is_present() -> None:
     assert clock.expired(110)
 
 
-def test_the_task_ends_for_delete_stop_signal_and_a_lost_lease() -> None:
+def test_only_delete_and_idleness_end_the_task() -> None:
     control = Control(heartbeat_s=5, max_idle_s=30, now=0)
     assert control.decide(seen(1, None)) == Step(lease_lost=True)
-    assert control.decide(seen(1, stop=True)).leave == LeaveCode.SERVER_KICK
-    assert control.decide(seen(1, dataclasses.replace(TASK, desired=STOP))).leave == LeaveCode.API_STOP
+    assert control.decide(seen(1, stop=True)) == Step(handover=True)  # the platform stops the recorder, not the task
+    deleted = dataclasses.replace(TASK, desired=STOP)
+    assert control.decide(seen(1, deleted)).leave == LeaveCode.API_STOP
+    assert control.decide(seen(1, deleted, stop=True)).leave == LeaveCode.API_STOP  # ending anyway
     kicked = dataclasses.replace(TASK, desired=STOP, leave_code=int(LeaveCode.SAME_USER))
     assert control.decide(seen(1, kicked)).leave == LeaveCode.SAME_USER
 
