@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -222,17 +221,21 @@ def banner(env: dict[str, str]) -> str:
 
 def main() -> int:
     stack = Stack(stack_env(dict(os.environ)))
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    # A plain flag: the handler runs on the main thread between bytecodes, and setting a
+    # threading.Event there deadlocks when it interrupts that thread inside Event.wait (the
+    # Event's lock is not reentrant) — the stack then ignored Ctrl-C and SIGTERM for good.
+    signals: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _frame: signals.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, _frame: signals.append(signum))
     try:
         start(stack)
         print(banner(stack.env), flush=True)
-        while not stopping.wait(1):
-            for name, proc, _ in stack.procs:
-                if proc.poll() is not None:
-                    print(f"{name} exited with code {proc.returncode}; stopping the stack", file=sys.stderr)
-                    stopping.set()
+        while not signals:
+            time.sleep(0.2)
+            exited = [(name, proc) for name, proc, _ in stack.procs if proc.poll() is not None]
+            for name, proc in exited:
+                print(f"{name} exited with code {proc.returncode}; stopping the stack", file=sys.stderr)
+                signals.append(0)
     except Exception as exc:
         print(f"the local stack could not start: {exc}", file=sys.stderr)
         stack.stop()

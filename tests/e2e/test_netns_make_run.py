@@ -75,7 +75,10 @@ def test_make_run_stops_quietly_within_10_s_every_time(namespace: str, tmp_path:
             client(namespace, env, "--keep")  # a task whose robot waits in its room
             started = time.monotonic()
         finally:
-            stop_group(make.pid)
+            try:
+                stop_group(make.pid)
+            except AssertionError as exc:
+                raise AssertionError(f"round {n}: {exc}\n{(run_dir / 'make-run.out').read_text()[-3000:]}") from None
             make.wait()
         took.append(time.monotonic() - started)
         logs = [run_dir / "make-run.out", *sorted((run_dir / "logs").glob("*.log")),
