@@ -10,6 +10,7 @@ Ctrl-C (or SIGTERM) stops all of it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import os
 import signal
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 VOD_BUCKET = "cloudrec-vod"  # where the VOD stand-in keeps committed media
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
 EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 
 
@@ -96,6 +98,13 @@ def _stop_recorders(timeout: float = 20.0) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _die_with_parent() -> None:
+    """In a server's child process, before exec: SIGTERM it when the stack dies, even by SIGKILL
+    (a session of its own no longer shares the stack's fate). Only the stack's main thread starts
+    servers, so the parent outlives each spawn."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Stack:
     """The processes of the local stack, started in order and stopped in reverse.
 
@@ -115,8 +124,8 @@ class Stack:
     def spawn(self, name: str, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")
-        proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, **kwargs)
+        proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, preexec_fn=_die_with_parent, **kwargs)
         self.procs.append((name, proc, log))
         return proc
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import netns
-from tests.support.stack import ROOT, wait_for
+from tests.support.stack import ROOT, processes_of, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns]
 NS = f"cloudrec-t{os.getpid()}"
@@ -88,6 +88,22 @@ def test_make_run_stops_quietly_within_10_s_every_time(namespace: str, tmp_path:
         assert "stopping cloudrec local stack" in (run_dir / "make-run.out").read_text()
     print(f"make run stopped in {min(took):.1f}–{max(took):.1f} s over {len(took)} rounds")
     assert max(took) < 10, took
+
+
+def test_the_servers_go_when_the_stack_is_killed(namespace: str, tmp_path: Path) -> None:
+    """A stack killed outright (SIGKILL: no chance to stop anything) leaves no server behind,
+    though each runs in a session of its own."""
+    make, _ = make_run(namespace, tmp_path)
+    try:
+        servers = processes_of(tmp_path)
+        stack_pid = next(pid for pid in servers
+                         if b"infra.local.stack" in Path(f"/proc/{pid}/cmdline").read_bytes())
+        assert len(servers) >= 4  # the stack, moto, Janus, the API
+        os.kill(stack_pid, signal.SIGKILL)
+        wait_for(lambda: not processes_of(tmp_path), 15, "the servers to go with the stack")
+    finally:
+        stop_group(make.pid)
+        make.wait()
 
 
 def _group_alive(pgid: int) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -134,6 +135,9 @@ def running_stack(run_dir: Path, **extra_env: str) -> Iterator[LocalStack]:
         yield LocalStack(env, run_dir, proc, receiver)
     finally:
         stop_process(proc, 90)
+        for pid in processes_of(run_dir):  # e.g. a recorder launched by an API process a test started
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
         out.close()
         receiver.server.shutdown()
 
@@ -149,3 +153,19 @@ def recorder_pid(task_id: str) -> int | None:
         except OSError:
             continue
     return None
+
+
+def processes_of(run_dir: Path) -> list[int]:
+    """The processes that still run with this stack's run directory in their environment."""
+    needle = f"CLOUDREC_RUN_DIR={run_dir}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if needle in (proc / "environ").read_bytes().split(b"\0") and \
+                    (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
