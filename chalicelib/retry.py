@@ -38,7 +38,7 @@ class Failure(enum.Enum):
 def error_code(error: BaseException) -> str:
     """The service's error code of a failed call (`NoSuchBucket`, `AccessDenied` …), else the
     exception's class name."""
-    cause = _unwrapped(error)
+    cause = unwrapped(error)
     if isinstance(cause, ClientError):
         return str(cause.response.get("Error", {}).get("Code") or "Unknown")
     code = getattr(cause, "get_code", None)  # TencentCloudSDKException
@@ -49,7 +49,7 @@ def error_code(error: BaseException) -> str:
 
 def classify(error: BaseException) -> Failure:
     """Whether the same call may succeed if it is tried again."""
-    cause = _unwrapped(error)
+    cause = unwrapped(error)
     if isinstance(cause, ClientError):
         status = int(cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         transient = error_code(cause) in TRANSIENT_CODES or status >= 500 or status == 429
@@ -63,7 +63,7 @@ def classify(error: BaseException) -> Failure:
     return Failure.PERMANENT  # local files, bad parameters, missing credentials: retrying cannot help
 
 
-def _unwrapped(error: BaseException) -> BaseException:
+def unwrapped(error: BaseException) -> BaseException:
     """boto3's upload_file reports a ClientError as an S3UploadFailedError raised while handling it."""
     if isinstance(error, S3UploadFailedError) and error.__context__ is not None:
         return error.__context__

@@ -148,7 +148,7 @@ def _message(exc: BaseException) -> str:
         if isinstance(message, bytes):
             message = message.decode("utf-8", "replace")
         return f"{exc.get_code() or 'ClientError'}: {message}"
-    cause = exc.__context__ if isinstance(exc, S3UploadFailedError) and exc.__context__ else exc
+    cause = retry.unwrapped(exc)
     if isinstance(cause, ClientError):
         return f"{retry.error_code(cause)}: {cause.response.get('Error', {}).get('Message') or ''}".strip()
     if isinstance(cause, OSError) and cause.strerror:

@@ -113,8 +113,6 @@ class Recorder:
         elif final.handover:
             log.info("stopped by the platform: finishing the files, then handing the task over")
         else:
-            latest: TaskRecord | None = await self._stored(self.store.get, self.task_id)
-            outputs.task = latest or task
             assert final.leave is not None
             outputs.emit(events.recorder_stop(final.leave))
         pending = await self._drain(uploader)
@@ -155,11 +153,9 @@ class Recorder:
 
     def _request_outputs(self) -> None:
         """Hand the stored HLS over to the MP4/AAC/VOD jobs the task asked for."""
-        ended = self.store.get(self.task_id)
-        if ended is None:
-            return
         try:
-            jobs = post_record.request(ended, self.store, self.internal)
+            ended = self.store.get(self.task_id)
+            jobs = post_record.request(ended, self.store, self.internal) if ended is not None else 0
         except Exception:  # the HLS is stored; only the follow-up files are missing
             log.exception("the output jobs could not be requested")
             return
@@ -171,8 +167,7 @@ class Recorder:
         while True:
             await asyncio.sleep(self.settings.service.heartbeat_s)
             try:
-                if await asyncio.to_thread(self.store.heartbeat, self.task_id, self.owner, self.now_ms(),
-                                           lease_ms) is None:
+                if await self._read_task(True, lease_ms) is None:
                     return
             except Exception as exc:  # a store hiccup: the next beat may get through
                 log.warning("heartbeat failed (%s)", retry.error_code(exc))
