@@ -70,7 +70,8 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
-def _running(pid: int) -> bool:
+def running(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
@@ -91,7 +92,7 @@ def _stop_recorders(timeout: float = 20.0) -> None:
             continue
     deadline = time.monotonic() + timeout
     while recorders and time.monotonic() < deadline:
-        recorders = [pid for pid in recorders if _running(pid)]
+        recorders = [pid for pid in recorders if running(pid)]
         time.sleep(0.1)
     for pid in recorders:
         with contextlib.suppress(OSError):

@@ -21,7 +21,7 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.trtc.v20190722 import trtc_client
 
-from infra.local.stack import stop_process
+from infra.local.stack import running, stop_process
 from tests.support.callback_receiver import CallbackReceiver
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
@@ -163,8 +163,7 @@ def processes_of(run_dir: Path) -> list[int]:
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
         try:
-            if needle in (proc / "environ").read_bytes().split(b"\0") and \
-                    (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            if needle in (proc / "environ").read_bytes().split(b"\0") and running(int(proc.name)):
                 found.append(int(proc.name))
         except OSError:
             continue
