@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VOD_BUCKET = "cloudrec-vod"  # where the VOD stand-in keeps committed media
 
 PR_SET_PDEATHSIG = 1  # prctl(2)
+SERVER_STOP_S = 5  # then SIGKILL: Janus now and then hangs after "Freeing crypto resources..."
 EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 
 
@@ -100,10 +101,11 @@ def _stop_recorders(timeout: float = 20.0) -> None:
 
 
 def _die_with_parent() -> None:
-    """In a server's child process, before exec: SIGTERM it when the stack dies, even by SIGKILL
-    (a session of its own no longer shares the stack's fate). Only the stack's main thread starts
-    servers, so the parent outlives each spawn."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    """In a server's child process, before exec: kill it when the stack dies without stopping it
+    (SIGKILL; a session of its own no longer shares the stack's fate). SIGKILL, not SIGTERM:
+    Janus now and then hangs in its own shutdown, and nobody would be left to kill it. Only the
+    stack's main thread starts servers, so the parent outlives each spawn."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class Stack:
@@ -137,7 +139,7 @@ class Stack:
         for name, proc, log in reversed(self.procs):
             if name == "aws" and self.vod is not None:
                 self.vod.stop()
-            stop_process(proc, 15)
+            stop_process(proc, SERVER_STOP_S)
             log.close()
 
 
