@@ -16,9 +16,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice import Chalice, Rate, Response
-from chalice.app import SQSEvent
+from chalice.app import CloudWatchEvent, SQSEvent
 
-from chalicelib import aws, callbacks, output_jobs, post_record, reaper, wiring
+from chalicelib import aws, callbacks, output_jobs, post_record, reaper, recorder_exits, wiring
 from chalicelib.api import HttpRequest, handle
 from chalicelib.observability import get_logger, get_metrics
 
@@ -149,4 +149,20 @@ def reap_recorders(event: Any) -> dict[str, int]:
     handled = reaper.reap(wiring.task_store(), wiring.launcher(), wiring.event_queue(), aws.settings(),
                           time.time(), wiring.internal_bucket())
     metrics.add_metric(name="TasksReaped", unit=MetricUnit.Count, value=handled)
+    return {"handled": handled}
+
+
+@app.on_cw_event(recorder_exits.PATTERN, name="recorder_stopped")
+def recorder_stopped(event: CloudWatchEvent) -> dict[str, int]:
+    """A recorder's Fargate task stopped (EventBridge): if its task is still live, hand it to a
+    new recorder (or end it) now rather than when the lease runs out, and log ECS's reason."""
+    stopped = recorder_exits.parse(event.to_dict())
+    if stopped is None:
+        return {"handled": 0}
+    logger.thread_safe_append_keys(task_id=stopped.task_id)
+    logger.info("recorder stopped", extra={"reason": stopped.reason})
+    handled = reaper.recorder_exited(wiring.task_store(), wiring.launcher(), wiring.event_queue(), aws.settings(),
+                                     stopped.task_id, stopped.handle, stopped.reason, time.time(),
+                                     wiring.internal_bucket())
+    metrics.add_metric(name="RecordersReplaced", unit=MetricUnit.Count, value=handled)
     return {"handled": handled}

@@ -6,17 +6,21 @@ from the task store. A launch returns a handle that `stop` accepts.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from chalicelib.config import PROJECT_ROOT, Settings
 from chalicelib.errors import ServiceError
 from chalicelib.naming import file_safe
+
+log = logging.getLogger(__name__)
 
 # what a recorder is told about its task (recorder_container/settings.py reads them)
 TASK_ID_ENV, HA_INDEX_ENV = "CLOUDREC_TASK_ID", "CLOUDREC_HA_INDEX"
@@ -28,15 +32,20 @@ class Launcher(Protocol):
     def stop(self, handle: str) -> None: ...
 
 
+ExitListener = Callable[[str, str, int], None]  # (task id, handle, return code) of a recorder that ended
+
+
 class LocalLauncher:
-    """Runs `python -m recorder_container` as a child process of the API process."""
+    """Runs `python -m recorder_container` as a child process of the API process. `on_exit`
+    hears of every recorder that ends, as ECS's task-state events tell of Fargate tasks."""
 
     def __init__(self, log_dir: Path, env: dict[str, str] | None = None,
-                 python: str = sys.executable, cwd: Path = PROJECT_ROOT) -> None:
+                 python: str = sys.executable, cwd: Path = PROJECT_ROOT, on_exit: ExitListener | None = None) -> None:
         self._log_dir = log_dir
         self._env = env
         self._python = python
         self._cwd = cwd
+        self._on_exit = on_exit
 
     def launch(self, task_id: str, ha_index: int) -> str:
         self._log_dir.mkdir(parents=True, exist_ok=True)
@@ -51,9 +60,18 @@ class LocalLauncher:
                 )
         except OSError as exc:
             raise ServiceError("The recorder could not be started.") from exc
+        handle = f"pid:{proc.pid}"
         # Reap the child when it exits so no zombie stays behind in a long-lived API process.
-        threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
-        return f"pid:{proc.pid}"
+        threading.Thread(target=self._wait, args=(proc, task_id, handle), name=f"reap-{proc.pid}", daemon=True).start()
+        return handle
+
+    def _wait(self, proc: subprocess.Popen[bytes], task_id: str, handle: str) -> None:
+        returncode = proc.wait()
+        if self._on_exit is not None:
+            try:
+                self._on_exit(task_id, handle, returncode)
+            except Exception:  # the lease still runs out, and the sweep takes the task over then
+                log.exception("a recorder's exit could not be reported", extra={"task_id": task_id})
 
     def stop(self, handle: str) -> None:
         if not handle.startswith("pid:"):
@@ -109,10 +127,10 @@ class EcsLauncher:
             self._ecs.stop_task(cluster=self._s.ecs_cluster, task=handle, reason="cloudrec relaunch")
 
 
-def get_launcher(settings: Settings, ecs_client: Any = None) -> Launcher:
-    """The launcher the settings name: "local" (default) or "ecs"."""
+def get_launcher(settings: Settings, ecs_client: Any = None, on_exit: ExitListener | None = None) -> Launcher:
+    """The launcher the settings name: "local" (default) or "ecs" (whose exits EventBridge reports)."""
     if settings.launcher == "ecs":
         return EcsLauncher(ecs_client, settings)
     if settings.launcher == "local":
-        return LocalLauncher(settings.run_dir / "recorders")
+        return LocalLauncher(settings.run_dir / "recorders", on_exit=on_exit)
     raise ValueError(f"unknown CLOUDREC_LAUNCHER {settings.launcher!r} (local or ecs)")

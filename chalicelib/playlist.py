@@ -83,6 +83,14 @@ def render(segments: Sequence[Segment], start_rec_ms: int, ended: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def closed(text: str) -> str | None:
+    """A playlist whose writer died before ending it, ended where its last stored segment ends
+    (None when it has ended already)."""
+    if parse(text).ended:
+        return None
+    return text.rstrip("\n") + "\n" + ENDLIST + "\n"
+
+
 def parse(text: str) -> Playlist:
     """A playlist read back (raises PlaylistError when it is none, or lists no segment)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]

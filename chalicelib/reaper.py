@@ -1,7 +1,9 @@
-"""Tasks whose recorder stopped heartbeating: relaunch them (ha1..ha3) or end them.
+"""Tasks whose recorder is gone: relaunch them (ha1..ha3) or end them.
 
-Run on a schedule (every minute in AWS; by the event pump of the local stack). The plan
-is decided in `plan`, a pure function; `reap` carries it out.
+`recorder_exited` acts as soon as the platform reports a recorder's container stopped
+(ECS's task-state event; the local launcher's equivalent). `reap` runs on a schedule (every
+minute in AWS; by the event pump of the local stack) and catches what no event reported: a
+recorder that hangs, a lost event. The plan is decided in `plan`, a pure function.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class Decision:
 
 
 def plan(task: TaskRecord, settings: Settings, now_s: float) -> Decision:
-    """What to do with a live task whose lease has run out."""
+    """What to do with a live task whose recorder is gone."""
     if task.desired == STOP:
         return Decision("end", "stop was requested and the recorder is gone")
     if task.ha_count >= settings.max_ha:
@@ -55,14 +57,33 @@ def reap(tasks: TaskStore, launcher: Launcher, queue: EventQueue, settings: Sett
     return handled
 
 
+def recorder_exited(tasks: TaskStore, launcher: Launcher, queue: EventQueue, settings: Settings, task_id: str,
+                    handle: str, reason: str, now_s: float, internal: Bucket | None = None) -> int:
+    """A recorder's container stopped: if it was the task's current recorder and the task is
+    still live, relaunch or end the task now, without waiting for its lease to run out."""
+    task = tasks.get(task_id)
+    if task is None or task.status == ENDED or task.launch_handle != handle:
+        return 0  # ended normally, or an earlier recorder of a task that has moved on
+    log.warning("the task's recorder stopped: %s", reason, extra={"task_id": task_id, "ha_count": task.ha_count})
+    return _take_over(tasks, launcher, queue, settings, task, int(now_s * 1000), internal)
+
+
 def _reap_one(tasks: TaskStore, launcher: Launcher, queue: EventQueue, settings: Settings, task_id: str,
               now_ms: int, internal: Bucket | None) -> int:
     task = tasks.get(task_id)
     if task is None or task.status == ENDED or task.lease_expires_ms >= now_ms:
         return 0
+    log.warning("recorder lease expired", extra={"task_id": task_id, "ha_count": task.ha_count})
+    return _take_over(tasks, launcher, queue, settings, task, now_ms, internal)
+
+
+def _take_over(tasks: TaskStore, launcher: Launcher, queue: EventQueue, settings: Settings, task: TaskRecord,
+               now_ms: int, internal: Bucket | None) -> int:
+    """Relaunch or end a live task whose recorder is gone (the store's conditions make this
+    safe to race: only one of the sweep and the exit event acts on the same lease)."""
+    task_id = task.task_id
     decision = plan(task, settings, now_ms / 1000)
-    log.warning("recorder lease expired: %s (%s)", decision.action, decision.reason,
-                extra={"task_id": task_id, "ha_count": task.ha_count})
+    log.warning("%s: %s", decision.action, decision.reason, extra={"task_id": task_id, "ha_count": task.ha_count})
     if decision.action == "relaunch":
         grace_ms = int(settings.launch_grace_s * 1000)
         if not tasks.relaunch(task, now_ms, grace_ms):

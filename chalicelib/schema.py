@@ -10,6 +10,7 @@ from chalicelib.config import Settings
 LIVE_INDEX = "live-by-lease"
 EVENTS_DLQ_SUFFIX = "-dlq.fifo"
 S3_EVENTS_QUEUE = "cloudrec-s3-events"  # local stack only: S3 notifications reach the pump through it
+PLATFORM_EVENTS_QUEUE = "cloudrec-platform-events"  # local stack only: EventBridge's events, likewise
 EVENTS_VISIBILITY_S = 30
 EVENTS_MAX_RECEIVES = 40  # with the backoff of the callback sender: well over 10 minutes
 
@@ -91,6 +92,7 @@ def create_resources(s: Settings, dynamodb: Any, sqs: Any, s3: Any) -> None:
             "RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{EVENTS_MAX_RECEIVES}"}}',
         },
     )
+    sqs.create_queue(QueueName=PLATFORM_EVENTS_QUEUE)
     s3_queue_url = sqs.create_queue(QueueName=S3_EVENTS_QUEUE)["QueueUrl"]
     s3_queue_arn = sqs.get_queue_attributes(QueueUrl=s3_queue_url, AttributeNames=["QueueArn"])[
         "Attributes"]["QueueArn"]

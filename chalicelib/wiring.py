@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
+import json
 import time
 
-from chalicelib import aws
+from chalicelib import aws, recorder_exits
 from chalicelib.api import Api
 from chalicelib.apps import AppRegistry
 from chalicelib.events import EventQueue
@@ -14,6 +15,7 @@ from chalicelib.limits import RateLimiter
 from chalicelib.once import Once
 from chalicelib.post_record import PostDeps
 from chalicelib.recordings import Recordings
+from chalicelib.schema import PLATFORM_EVENTS_QUEUE
 from chalicelib.storage import Bucket
 from chalicelib.task_store import TaskStore
 
@@ -37,7 +39,16 @@ def event_queue() -> EventQueue:
 @functools.cache
 def launcher() -> Launcher:
     s = aws.settings()
-    return get_launcher(s, aws.client("ecs") if s.launcher == "ecs" else None)
+    return get_launcher(s, aws.client("ecs") if s.launcher == "ecs" else None, on_exit=_report_local_exit)
+
+
+def _report_local_exit(task_id: str, handle: str, returncode: int) -> None:
+    """Tell the local event pump that a recorder process ended, as EventBridge tells of a
+    stopped Fargate task (the pump stops first when the stack stops: no relaunch then)."""
+    sqs = aws.client("sqs")
+    event = recorder_exits.local_event(task_id, handle, returncode, aws.settings().aws_region)
+    sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=PLATFORM_EVENTS_QUEUE)["QueueUrl"],
+                     MessageBody=json.dumps(event))
 
 
 @functools.cache

@@ -136,7 +136,12 @@ class JanusRoom:
         try:
             if not (await self._request({"request": "exists", "room": self.address.room})).get("exists"):
                 return False
-            joined = await self._request(body)
+            try:
+                joined = await self._request(body)
+            except JanusError as exc:
+                if exc.code != ID_EXISTS or not await self._remove_dead_robot():
+                    raise
+                joined = await self._request(body)
         except JanusError as exc:
             if exc.code in (NO_SUCH_ROOM, ID_EXISTS):
                 log.info("cannot join the room yet: %s", exc.reason)
@@ -147,6 +152,25 @@ class JanusRoom:
         self._joined = True
         apply_event(self._publishers, joined)
         log.info("robot joined the room", extra={"publishers": len(self._publishers)})
+        return True
+
+    async def _remove_dead_robot(self) -> bool:
+        """Kick the robot that holds this robot's id: the recorder before this one, which died
+        without leaving (only the holder of the task's lease joins, so it is not alive). Janus
+        would refuse the id until that session timed out. Someone else with the id is left alone."""
+        data = await self._request({"request": "listparticipants", "room": self.address.room})
+        if not any(str(p.get("id")) == str(self.address.robot_id) and is_robot(p)
+                   for p in data.get("participants", [])):
+            return False
+        kick: dict[str, Any] = {"request": "kick", "room": self.address.room, "id": self.address.robot_id}
+        if self._backend.room_secret:
+            kick["secret"] = self._backend.room_secret
+        try:
+            await self._request(kick)
+        except JanusError as exc:  # e.g. the room has a secret the app's backend does not give
+            log.warning("cannot remove the dead robot that holds this id (%s); waiting for Janus to", exc.reason)
+            return False
+        log.warning("removed a robot with this id from the room: a recorder before this one died in it")
         return True
 
     def publishers(self) -> tuple[Publisher, ...]:

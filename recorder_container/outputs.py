@@ -51,8 +51,12 @@ class TaskOutputs:
     def naming(self) -> TaskNaming:
         return self.task.naming(self.ha_index)
 
+    def bucket(self) -> Bucket:
+        """The task's storage (the customer's bucket, or the internal one for VOD tasks)."""
+        return task_bucket(self.task, self.settings, self.internal)
+
     def uploader(self) -> Uploader:
-        return Uploader(task_bucket(self.task, self.settings, self.internal),
+        return Uploader(self.bucket(),
                         on_error=lambda code, msg: self.emit(events.upload_error(code, msg, self.ha_index,
                                                                                  int(self.clock()))),
                         on_first=lambda: self.emit(events.upload_start(self.ha_index)))

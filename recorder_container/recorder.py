@@ -34,6 +34,7 @@ from recorder_container.control import Control, Seen, Step
 from recorder_container.hls_stream import RecordingContext
 from recorder_container.mixed_recording import MixedRecording
 from recorder_container.outputs import TaskOutputs
+from recorder_container.predecessors import end_playlists
 from recorder_container.recording import SingleStreamRecording
 from recorder_container.room import Room, RoomUnavailableError
 from recorder_container.settings import RecorderSettings
@@ -105,6 +106,8 @@ class Recorder:
         outputs.emit(events.recorder_start(self.settings.ha_index))
         if self.settings.ha_index > 0:
             outputs.emit(events.failover(self.settings.ha_index))
+            self.background.spawn(asyncio.to_thread(end_playlists, task, outputs.bucket(), self.settings.ha_index),
+                                  "ending the playlists of earlier recorders")
         uploader = outputs.uploader()
         uploader.start()
         final = await self._attend(task, app, lease_ms, uploader)

@@ -27,7 +27,7 @@ from chalicelib.schema import (
 )
 
 OUT = Path(__file__).with_name("resources.json")
-FUNCTIONS = ("APIHandler", "DeliverCallbacks", "ReapRecorders", "MakeOutputs")
+FUNCTIONS = ("APIHandler", "DeliverCallbacks", "ReapRecorders", "MakeOutputs", "RecorderStopped")
 API_STAGE = "api"
 
 
@@ -161,6 +161,9 @@ def build(s: Settings) -> dict[str, Any]:
     # Chalice names the queue by its ARN; the GetAtt in the environment orders the queue first
     resources["DeliverCallbacks"]["Properties"]["Events"] = {
         "DeliverCallbacksSqsEventSource": {"Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"]}}}
+    # a recorder's stopped Fargate task is replaced at once; only this cluster's tasks concern it
+    resources["RecorderStopped"]["Properties"]["Events"] = {"RecorderStoppedEvent": {"Properties": {"Pattern": {
+        "detail": {"clusterArn": [{"Fn::GetAtt": ["RecorderCluster", "Arn"]}]}}}}}
     # the output jobs: triggered by their markers in the internal bucket (app.S3_TRIGGERS), PyAV from a
     # layer (requirements-media.txt) so the other functions stay small, room for one 2 GB part in /tmp
     resources["MakeOutputs"]["Properties"].update({

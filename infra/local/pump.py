@@ -2,7 +2,8 @@
 server. It reads the Chalice app's own event-source registrations, so the same handlers
 run: SQS messages in Lambda's batch shape (deleting those the handler did not report as
 failed), S3 notifications (delivered to the pump through an SQS queue) one record per
-invocation, and scheduled handlers at their rate.
+invocation, EventBridge events (the local launcher's, through another queue) to the handlers
+whose pattern they match, and scheduled handlers at their rate.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from chalicelib.schema import S3_EVENTS_QUEUE
+from chalicelib import recorder_exits
+from chalicelib.schema import PLATFORM_EVENTS_QUEUE, S3_EVENTS_QUEUE
 
 log = logging.getLogger("cloudrec.pump")
 
@@ -63,6 +65,7 @@ class EventPump:
 
     def start(self) -> None:
         s3_routes: list[tuple[str, str, str, Any]] = []  # (bucket, prefix, suffix, handler)
+        rules: list[tuple[dict[str, Any], Any]] = []  # (event pattern, handler)
         for source in self._module.app.event_sources:
             kind = type(source).__name__
             target: Any
@@ -73,6 +76,9 @@ class EventPump:
             elif kind == "S3EventConfig":
                 s3_routes.append((source.bucket, source.prefix or "", source.suffix or "",
                                   self._handler(source.handler_string)))
+                continue
+            elif kind == "CloudWatchEventConfig":
+                rules.append((source.event_pattern, self._handler(source.handler_string)))
                 continue
             elif kind == "ScheduledEventConfig":
                 target, args = self._run_schedule, (source.name, self._handler(source.handler_string))
@@ -85,6 +91,8 @@ class EventPump:
             s3_routes.append((bucket, prefix, "", getattr(self._module, name)))
         if s3_routes:
             self._spawn("s3", self._pump_s3, (s3_routes,))
+        if rules:
+            self._spawn("platform", self._pump_platform, (rules,))
 
     def _spawn(self, name: str, target: Any, args: tuple[Any, ...]) -> None:
         thread = threading.Thread(target=self._guard, args=(target, args), name=f"pump-{name}", daemon=True)
@@ -143,6 +151,22 @@ class EventPump:
                                 handler({"Records": [record]}, LambdaContext(f"s3-{bucket}"))
                 except Exception:
                     log.exception("an S3 handler failed: the notification will be retried")
+                    continue
+                self._sqs.delete_message(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"])
+
+    def _pump_platform(self, rules: list[tuple[dict[str, Any], Any]]) -> None:
+        """Each platform event to every handler whose rule matches it; a failed handler gets it again."""
+        url = self._sqs.get_queue_url(QueueName=PLATFORM_EVENTS_QUEUE)["QueueUrl"]
+        while not self._stop.is_set():
+            for msg in self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                                 WaitTimeSeconds=1).get("Messages", []):
+                event = json.loads(msg["Body"])
+                try:
+                    for pattern, handler in rules:
+                        if recorder_exits.matches(pattern, event):
+                            handler(event, LambdaContext("platform-events"))
+                except Exception:
+                    log.exception("a platform event handler failed: the event will be retried")
                     continue
                 self._sqs.delete_message(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"])
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from chalicelib import recorder_exits
 from chalicelib.config import Settings
 from chalicelib.errors import ServiceError
 from chalicelib.launcher import EcsLauncher
@@ -36,6 +37,11 @@ def test_chalice_package_with_merge_template_lints_clean(tmp_path: Path) -> None
     events = sam["Resources"]["DeliverCallbacks"]["Properties"]["Events"]
     assert events["DeliverCallbacksSqsEventSource"]["Properties"]["FunctionResponseTypes"] == [
         "ReportBatchItemFailures"]
+    stopped = sam["Resources"]["RecorderStopped"]["Properties"]
+    pattern = stopped["Events"]["RecorderStoppedEvent"]["Properties"]["Pattern"]
+    assert pattern["detail"] == {"lastStatus": ["STOPPED"], "startedBy": ["cloudrec"],
+                                 "clusterArn": [{"Fn::GetAtt": ["RecorderCluster", "Arn"]}]}
+    assert stopped["Environment"]["Variables"]["CLOUDREC_TASKS_TABLE"] == {"Ref": "TasksTable"}
     outputs = sam["Resources"]["MakeOutputs"]["Properties"]
     assert outputs["Timeout"] == 900 and outputs["Events"]["OutputMarker"]["Type"] == "S3"
     assert outputs["Events"]["OutputMarker"]["Properties"]["Bucket"] == {"Ref": "InternalBucket"}
@@ -64,5 +70,9 @@ def test_ecs_launcher_runs_a_fargate_task(aws_env: Settings) -> None:
     assert {e["name"]: e["value"] for e in override["environment"]} == {
         "CLOUDREC_TASK_ID": "T+1.", "CLOUDREC_HA_INDEX": "2"}
     launcher.stop(arn)
+    # EventBridge's event carries the stopped task as ECS describes it: it names our task and handle
+    stopped = {**ecs.describe_tasks(cluster="cloudrec", tasks=[arn])["tasks"][0], "lastStatus": "STOPPED"}
+    exit = recorder_exits.parse({"source": "aws.ecs", "detail-type": "ECS Task State Change", "detail": stopped})
+    assert exit is not None and (exit.task_id, exit.handle) == ("T+1.", arn)
     with pytest.raises(ServiceError):
         EcsLauncher(ecs, Settings.from_env({"CLOUDREC_ECS_CLUSTER": "missing"})).launch("T", 0)

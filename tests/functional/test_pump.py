@@ -1,5 +1,6 @@
 """The local event pump feeds the app's handlers as Lambda's event sources would: SQS
-batches with partial failures, S3 notifications one record at a time, schedules."""
+batches with partial failures, S3 notifications one record at a time, EventBridge events by
+their rule's pattern, schedules."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 import pytest
 from chalice import Chalice, Rate
 
-from chalicelib import aws
+from chalicelib import aws, recorder_exits
 from chalicelib.config import Settings
+from chalicelib.schema import PLATFORM_EVENTS_QUEUE
 from infra.local.pump import EventPump
 from tests.support.stack import wait_for
 
@@ -24,7 +26,7 @@ def app_module(aws_env: Settings, monkeypatch: pytest.MonkeyPatch) -> types.Modu
     sqs = aws.client("sqs")
     sqs.create_queue(QueueName="jobs")
     app = Chalice(app_name="pumptest")
-    seen: dict[str, list[Any]] = {"sqs": [], "s3": [], "schedule": []}
+    seen: dict[str, list[Any]] = {"sqs": [], "s3": [], "schedule": [], "platform": []}
     lock = threading.Lock()
 
     @app.on_sqs_message(queue="jobs", batch_size=5)
@@ -47,19 +49,29 @@ def app_module(aws_env: Settings, monkeypatch: pytest.MonkeyPatch) -> types.Modu
         with lock:
             seen["schedule"].append(event.to_dict()["detail-type"])
 
+    @app.on_cw_event(recorder_exits.PATTERN)
+    def on_stopped(event: Any) -> None:
+        with lock:
+            seen["platform"].append(event.to_dict()["detail"]["taskArn"])
+
     module = types.ModuleType("pumptest_app")
     module.app, module.on_job, module.on_object, module.every_minute = app, on_job, on_object, every_minute
+    module.on_stopped = on_stopped  # type: ignore[attr-defined]
     module.seen = seen  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pumptest_app", module)
     monkeypatch.setenv("CLOUDREC_LOCAL_SCHEDULE_S", "0.2")
     return module
 
 
-def test_pump_delivers_sqs_s3_and_schedules(aws_env: Settings, app_module: Any) -> None:
+def test_pump_delivers_sqs_s3_platform_events_and_schedules(aws_env: Settings, app_module: Any) -> None:
     sqs, s3 = aws.client("sqs"), aws.client("s3")
     url = sqs.get_queue_url(QueueName="jobs")["QueueUrl"]
     for body in ("ok-1", "fail-1", "ok-2"):
         sqs.send_message(QueueUrl=url, MessageBody=body)
+    platform = sqs.get_queue_url(QueueName=PLATFORM_EVENTS_QUEUE)["QueueUrl"]
+    running = {**recorder_exits.local_event("T1", "pid:1", 0, "us-east-1"), "detail": {"lastStatus": "RUNNING"}}
+    for event in (running, recorder_exits.local_event("T1", "pid:2", -9, "us-east-1")):
+        sqs.send_message(QueueUrl=platform, MessageBody=json.dumps(event))
     key = "prefix/Tk+a b.ts"  # TaskIds hold "+": the notification URL-encodes the key
     s3.put_object(Bucket=aws_env.internal_bucket, Key="elsewhere/a.ts", Body=b"x")  # outside the filter
     s3.put_object(Bucket=aws_env.internal_bucket, Key=key, Body=b"x")
@@ -70,8 +82,10 @@ def test_pump_delivers_sqs_s3_and_schedules(aws_env: Settings, app_module: Any) 
         wait_for(lambda: {"ok-1", "ok-2", "fail-1"} <= set(seen["sqs"]), 10, "the SQS batch")
         wait_for(lambda: seen["s3"], 10, "the S3 notification")
         wait_for(lambda: seen["schedule"], 5, "the schedule")
+        wait_for(lambda: seen["platform"], 5, "the platform event")
     finally:
         pump.stop()
+    assert seen["platform"] == ["pid:2"]  # the running task's event does not match the rule
     assert seen["s3"] == [key]
     assert seen["schedule"][0] == "Scheduled Event"
     # the failed message stays queued (invisible until its visibility timeout), the others are gone

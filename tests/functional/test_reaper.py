@@ -82,3 +82,28 @@ def test_reap_ends_a_stopping_task_whose_recorder_is_gone(aws_env: Settings, sto
     reaper.reap(store, FakeLauncher(), wiring.event_queue(), aws_env, NOW + 5)
     task = store.get("a")
     assert task is not None and task.status == ENDED and task.leave_code == 0
+
+
+def test_a_stopped_recorder_is_replaced_at_once(aws_env: Settings, store: TaskStore) -> None:
+    """ECS (or the local launcher) reports the recorder's exit: the task is relaunched without
+    waiting for its lease, once, and only for the recorder the task runs on now."""
+    launcher, queue = FakeLauncher(), wiring.event_queue()
+    store.admit(_task("a", lease_expires_ms=int(NOW * 1000) + 20_000), None, None, 10)
+    store.set_launch("a", "arn:1")
+    assert reaper.recorder_exited(store, launcher, queue, aws_env, "a", "arn:0", "old", NOW) == 0  # not its recorder
+    assert reaper.recorder_exited(store, launcher, queue, aws_env, "a", "arn:1", "killed", NOW) == 1
+    assert launcher.launched == [("a", 1)] and launcher.stopped == ["arn:1"]
+    task = store.get("a")
+    assert task is not None and task.ha_count == 1 and task.launch_handle == "fake:1"
+    assert reaper.recorder_exited(store, launcher, queue, aws_env, "a", "arn:1", "again", NOW) == 0
+    assert reaper.reap(store, launcher, queue, aws_env, NOW + 5) == 0  # the sweep finds nothing left to do
+    assert launcher.launched == [("a", 1)]
+
+
+def test_a_recorder_that_ended_its_task_is_not_replaced(aws_env: Settings, store: TaskStore) -> None:
+    launcher = FakeLauncher()
+    store.admit(_task("a"), None, None, 10)
+    store.set_launch("a", "pid:7")
+    store.finish("a", int(NOW * 1000), leave_code=LeaveCode.API_STOP)
+    assert reaper.recorder_exited(store, launcher, wiring.event_queue(), aws_env, "a", "pid:7", "exit 0", NOW) == 0
+    assert launcher.launched == []

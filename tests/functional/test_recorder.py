@@ -17,8 +17,9 @@ from chalicelib import aws, wiring
 from chalicelib.config import Settings
 from chalicelib.events import LeaveCode
 from chalicelib.models import SubscribeStreamUserIds
-from chalicelib.playlist import parse
-from chalicelib.tasks import ENDED, IN_PROGRESS, TaskRecord
+from chalicelib.naming import playlist_name, segment_name
+from chalicelib.playlist import Segment, parse, render
+from chalicelib.tasks import ENDED, IN_PROGRESS, StorageFile, TaskRecord
 from recorder_container.recorder import Recorder
 from recorder_container.settings import RecorderSettings
 from tests.support.fake_room import FakeRoom
@@ -294,3 +295,37 @@ def test_a_task_store_hiccup_does_not_stop_the_recording(customer: Settings) -> 
     assert ended is not None and ended.status == ENDED and ended.leave_code == 0
     video = playlist(stored("video.m3u8")[0])
     assert video.ended and sum(s.duration_ms for s in video.segments) >= 2500  # both halves were recorded
+
+
+def test_a_successor_ends_the_playlists_its_dead_predecessor_left_open(customer: Settings) -> None:
+    """ha0 died mid-stream: its playlists list what it stored but have no ENDLIST, so a player
+    waits for more. ha1 ends them and records on under its own names."""
+    task, room = admitted("rec+9."), FakeRoom()
+    store, s3 = wiring.task_store(), aws.client("s3")
+    dead = task.naming(0)
+    start = int(time.time() * 1000) - 10_000
+    left: dict[str, bool] = {}
+    for track, ended in (("video", False), ("audio", True)):
+        stem = dead.stream_stem("alice", "main", track)
+        segments = [Segment(segment_name(stem, start + i * 1000), start + i * 1000, 1000, 100) for i in range(3)]
+        s3.put_object(Bucket=BUCKET, Key=task.directory + playlist_name(stem),
+                      Body=render(segments, start, ended).encode())
+        store.put_file(task.task_id, StorageFile(playlist_name(stem), "alice", track, start))
+        left[playlist_name(stem)] = ended
+    before = {name: s3.get_object(Bucket=BUCKET, Key=task.directory + name)["Body"].read() for name in left}
+
+    async def scenario() -> int:
+        rec = recorder(customer, task, room)
+        rec.settings = dataclasses.replace(rec.settings, ha_index=1)
+        running = asyncio.create_task(rec.run())
+        await until(lambda: room.joined, "the successor in the room")
+        await until(lambda: all(playlist(task.directory + name).ended for name in left), "ENDLIST in ha0's playlists")
+        store.request_stop(task.task_id, LeaveCode.API_STOP)
+        return await asyncio.wait_for(running, 30)
+
+    assert run(scenario) == 0
+    for name, was_ended in left.items():
+        now = s3.get_object(Bucket=BUCKET, Key=task.directory + name)["Body"].read()
+        assert len(playlist(task.directory + name).segments) == 3  # nothing added, nothing lost
+        assert (now == before[name]) == was_ended  # one that had ended is left as it was
+    assert [e["EventType"] for e in queued_events() if e["EventType"] == 306] == [306]

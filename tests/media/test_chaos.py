@@ -1,0 +1,104 @@
+"""Faults injected into the real stack, with production timing (20 s leases, a 15 s sweep), each
+test measuring what was lost: the recorder SIGKILLed mid-recording."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import pytest
+
+from chalicelib.naming import b64_name
+from tests.support.media import BUCKET, SEGMENT_S, media_env
+from tests.support.media_checks import Recording, utc17_ms
+from tests.support.media_scenario import BLUE, RED, call, join, run, stop_and_wait
+from tests.support.sdk import create_request
+from tests.support.stack import SDKAPPID, LocalStack, recorder_pid, running_stack, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION_TIMING = {"CLOUDREC_HEARTBEAT_S": "5", "CLOUDREC_LEASE_S": "20", "CLOUDREC_LAUNCH_GRACE_S": "30",
+                     "CLOUDREC_LOCAL_SCHEDULE_S": "15"}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    assert os.environ.get("CLOUDREC_IN_NETNS"), "tests/media run inside a network namespace only"
+    env = {**media_env(), **PRODUCTION_TIMING, "CLOUDREC_JANUS_RTP_PORTS": "30100-30199"}
+    with running_stack(tmp_path_factory.mktemp("chaos-stack"), **env) as local:
+        local.boto("s3").create_bucket(Bucket=BUCKET)
+        yield local
+
+
+def _span(rec: Recording, name: str) -> tuple[int, int]:
+    """First and last instant (Unix ms) a playlist's segments cover."""
+    pl = rec.playlist(name)
+    return utc17_ms(pl.segments[0]), utc17_ms(pl.segments[-1]) + round(pl.durations[-1] * 1000)
+
+
+def test_a_killed_recorder_is_replaced_within_seconds_and_loses_at_most_its_open_segment(
+        stack: LocalStack, tmp_path: Path) -> None:
+    people = (("una", RED, 440), ("vic", BLUE, 660))
+
+    async def scenario() -> tuple[str, float, float]:
+        publishers = [await join(stack, "7001", user, color, hz, create=i == 0)
+                      for i, (user, color, hz) in enumerate(people)]
+        task_id = str((await call(stack.client().CreateCloudRecording, create_request("rec_kill", room="7001"))).TaskId)
+        await call(wait_for, lambda: len(stack.callbacks.of(task_id, 307)) >= 4, 30, "both users' first files")
+        await asyncio.sleep(SEGMENT_S * 2)
+        pid = recorder_pid(task_id)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        killed = time.time()
+        await call(stack.callbacks.wait, task_id, 306, 30)
+        replaced = time.time() - killed
+        await asyncio.sleep(SEGMENT_S * 3)  # the successor records
+        await stop_and_wait(stack, task_id)
+        for p in publishers:
+            await p.leave()
+        return task_id, killed, replaced
+
+    task_id, killed, replaced = run(scenario)
+    rec = Recording(stack.boto("s3"), task_id)
+    gaps, starts = [], []
+    for user, _, _ in people:
+        for kind in ("audio", "video"):
+            name = f"{SDKAPPID}_7001__UserId_s_{b64_name(user)}__UserId_e_main_{kind}.m3u8"
+            assert rec.playlist(name).ended, "the successor ended the dead recorder's playlist"
+            assert rec.playlist("ha1_" + name).ended
+            _, dead_end = _span(rec, name)
+            successor_start, _ = _span(rec, "ha1_" + name)
+            gaps.append((successor_start - dead_end) / 1000)
+            starts.append(successor_start / 1000 - killed)
+    print(f"SIGKILL → 306: {replaced:.1f} s; → successor's first sample: {max(starts):.1f} s; "
+          f"media lost per stream: {', '.join(f'{g:.1f}' for g in gaps)} s")
+    assert max(starts) <= 10, "the successor writes within 10 s of the kill"
+    assert max(gaps) <= SEGMENT_S + 10, "lost: at most the open segment and the 10 s to replace the recorder"
+    stack.callbacks.wait(task_id, 302)
+    assert [e["EventInfo"]["Payload"] for e in stack.callbacks.of(task_id, 302)] == [{"LeaveCode": 0}], \
+        "the task ended once, by Delete"
+    logs = "".join(p.read_text() for p in stack.recorder_logs() if "ha1" in p.name)
+    assert "removed a robot with this id" in logs, "the dead robot's id was cleared, not waited out"
+
+    # the merge tool stitches ha0 and ha1 into one timeline per user
+    folder = tmp_path / "merge"
+    folder.mkdir()
+    for name in rec.names():
+        (folder / name).write_bytes(rec.download(name).read_bytes())
+    subprocess.run([sys.executable, "-m", "tools.merge", "-f", str(folder), "-m", "1"], cwd=ROOT, check=True,
+                   capture_output=True, timeout=300)
+    for user, _, _ in people:
+        merged = sorted(folder.glob(f"{b64_name(user)}_*_av.mp4"))  # named as written in the files
+        assert len(merged) == 1, sorted(p.name for p in folder.iterdir())
+        first, _ = _span(rec, f"{SDKAPPID}_7001__UserId_s_{b64_name(user)}__UserId_e_main_video.m3u8")
+        _, last = _span(rec, f"ha1_{SDKAPPID}_7001__UserId_s_{b64_name(user)}__UserId_e_main_video.m3u8")
+        with av.open(str(merged[0])) as c:
+            seconds = float(c.duration or 0) / av.time_base
+            assert {s.type for s in c.streams} == {"audio", "video"}
+        assert abs(seconds - (last - first) / 1000) <= 1.5, (seconds, (last - first) / 1000)
