@@ -99,10 +99,12 @@ def _deliver_callback(record: SQSRecord) -> None:
         raise
 
 
-@app.on_sqs_message(queue=settings.events_queue, batch_size=10, name="deliver_callbacks")
+@app.on_sqs_message(queue=settings.events_queue, batch_size=1, name="deliver_callbacks")
 def deliver_callbacks(event: SQSEvent) -> dict[str, Any]:
     """Post queued events to the apps' callback URLs; report failures per message. A failure
-    holds back only its own task's later events (its FIFO group), for a growing while."""
+    holds back only its own task's later events (its FIFO group), for a growing while. One
+    message per call: a slow receiver delays only its own post, never untried events that
+    would time out with it and count a receive toward the dead-letter queue."""
     processor = SqsFifoPartialProcessor(skip_group_on_error=True)
     # a batch that failed entirely is still a partial-batch answer: SQS retries those messages
     # (the FIFO processor's constructor does not take this option)

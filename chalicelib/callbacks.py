@@ -1,14 +1,21 @@
 """Delivering queued events to the app's callback URL, signed (spec §5.1–5.2).
 
-`deliver` raises CallbackError when the receiver does not answer 200 within 5 s; the SQS
-handler then leaves the message on the queue (with a growing visibility timeout) so it
-is retried in order.
+`deliver` raises CallbackError when the receiver does not answer 200 within `DEADLINE_S`;
+the SQS handler then leaves the message on the queue (with a growing visibility timeout) so
+it is retried in order.
+
+TRTC counts an answer after 5 s as a failure and posts again. cloudrec waits up to 10 s for
+the whole POST (connect, send, status): a slow receiver that does take the event would
+otherwise get it twice, or, answering in 8 s every time, forever. Receivers that answer
+within 5 s see no difference.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import socket
+import threading
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +24,7 @@ from typing import Any
 from chalicelib.apps import AppRegistry
 from chalicelib.signing import callback_sign
 
-TIMEOUT_S = 5.0
+DEADLINE_S = 10.0  # the whole POST; the function that posts gets twice that (.chalice/config.json)
 MAX_BACKOFF_S = 300
 
 
@@ -51,20 +58,34 @@ def build_post(message_body: str, apps: AppRegistry, now_ms: int) -> Post | None
     return Post(app.callback_url, body, headers)
 
 
-def send(post: Post) -> None:
-    """POST with http.client, which keeps header names as TRTC spells them (SdkAppId, Sign)."""
+def _cut_off(conn: http.client.HTTPConnection) -> None:
+    """End a POST that ran past its deadline: a receiver that trickles its answer a byte at a
+    time never trips a socket timeout."""
+    if conn.sock is not None:
+        try:
+            conn.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def send(post: Post, deadline_s: float = DEADLINE_S) -> None:
+    """POST with http.client, which keeps header names as TRTC spells them (SdkAppId, Sign),
+    answered within `deadline_s` in all."""
     url = urllib.parse.urlsplit(post.url)
     if url.scheme not in ("http", "https") or not url.hostname:
         raise CallbackError("the callback URL is not an http(s) URL")
     conn_cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-    conn = conn_cls(url.hostname, url.port, timeout=TIMEOUT_S)
+    conn = conn_cls(url.hostname, url.port, timeout=deadline_s)
     path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    timer = threading.Timer(deadline_s, _cut_off, (conn,))
+    timer.start()
     try:
         conn.request("POST", path, body=post.body, headers=post.headers)
         status = conn.getresponse().status
     except (OSError, http.client.HTTPException) as exc:
         raise CallbackError(f"callback unreachable: {type(exc).__name__}") from None
     finally:
+        timer.cancel()
         conn.close()
     if status != 200:
         raise CallbackError(f"callback answered HTTP {status}")

@@ -11,7 +11,10 @@ LIVE_INDEX = "live-by-lease"
 EVENTS_DLQ_SUFFIX = "-dlq.fifo"
 S3_EVENTS_QUEUE = "cloudrec-s3-events"  # local stack only: S3 notifications reach the pump through it
 PLATFORM_EVENTS_QUEUE = "cloudrec-platform-events"  # local stack only: EventBridge's events, likewise
-EVENTS_VISIBILITY_S = 30
+# the callback function runs up to 20 s for its one message (batch size 1): a message in flight
+# stays invisible six times that, as AWS advises, so a slow receiver never gets it twice at once
+CALLBACK_FUNCTION_TIMEOUT_S = 20
+EVENTS_VISIBILITY_S = 6 * CALLBACK_FUNCTION_TIMEOUT_S
 EVENTS_MAX_RECEIVES = 40  # with the backoff of the callback sender: well over 10 minutes
 
 

@@ -12,6 +12,7 @@ from chalicelib import aws, wiring
 from chalicelib.apps import App, AppRegistry, RoomBackend
 from chalicelib.config import Settings
 from chalicelib.schema import create_resources
+from tests.support.callback_receiver import CallbackReceiver
 from tests.support.moto_app import SDKAPPID, SECRET_ID, SECRET_KEY, USERSIG_KEY
 
 
@@ -40,6 +41,18 @@ def registry(aws_env: Settings) -> AppRegistry:
                     room=RoomBackend(janus_url="http://127.0.0.1:9/janus"),
                     callback_url="", qps=20, max_concurrent=3), SECRET_ID, SECRET_KEY)
     return reg
+
+@pytest.fixture
+def receiver(registry: AppRegistry) -> Iterator[CallbackReceiver]:
+    """The test app's callback endpoint (key "cbkey123")."""
+    rx = CallbackReceiver("cbkey123")
+    url = rx.start()
+    app = registry.get_app(SDKAPPID)
+    assert app is not None
+    registry.put_app(App(**{**app.__dict__, "callback_url": url, "callback_key": "cbkey123"}),
+                     SECRET_ID, SECRET_KEY)
+    yield rx
+    rx.server.shutdown()
 
 # tests/media move WebRTC media: they run only inside a network namespace, started by
 # tests/e2e/test_media_in_netns.py (which sets CLOUDREC_IN_NETNS).

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from chalicelib import aws, wiring
-from chalicelib.apps import App, AppRegistry
 from chalicelib.config import Settings
 from chalicelib.events import Event, EventType
 from chalicelib.signing import callback_sign
@@ -24,18 +22,6 @@ TASK = task_record("T+1.", room_id="3560", user_id="rec")
 def started(key: str, **payload: int) -> Event:
     """A 301 whose dedup key the test chooses."""
     return Event(EventType.RECORDER_START, {"Status": 0, **payload}, key)
-
-
-@pytest.fixture
-def receiver(registry: AppRegistry) -> Iterator[CallbackReceiver]:
-    rx = CallbackReceiver("cbkey123")
-    url = rx.start()
-    app = registry.get_app(1400000001)
-    assert app is not None
-    registry.put_app(App(**{**app.__dict__, "callback_url": url, "callback_key": "cbkey123"}),
-                     "AKIDTESTS", "test-secret-key")
-    yield rx
-    rx.server.shutdown()
 
 
 def _sqs_event(settings: Settings) -> dict[str, Any]:
@@ -112,7 +98,9 @@ def test_receiver_down_then_back_loses_nothing_and_keeps_order(
     try:
         wait_for(lambda: len(receiver.posts) >= 4, 20, "retries while the receiver is down")
         receiver.status = 200  # back up
+        back = time.monotonic()
         wait_for(lambda: len(receiver.accepted) >= 8, 40, "every event after recovery")
+        print(f"8 events delivered {time.monotonic() - back:.1f} s after the receiver came back")
         time.sleep(1)  # nothing more arrives (no duplicates)
     finally:
         pump.stop()
@@ -152,3 +140,32 @@ def _printed(capsys: pytest.CaptureFixture[str]) -> Any:
     """What the admin command printed (the JSON document; structured log lines aside)."""
     lines = capsys.readouterr().out.splitlines()
     return json.loads("\n".join(line for line in lines if not line.startswith('{"')))
+
+
+def test_a_post_ends_at_its_deadline_however_the_receiver_trickles() -> None:
+    """A receiver that answers a byte at a time never trips a socket timeout: the POST's
+    deadline covers it all."""
+    import socket
+    import threading
+
+    from chalicelib.callbacks import CallbackError, Post, send
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        try:
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
+                conn.sendall(bytes([byte]))
+                time.sleep(0.2)
+        except OSError:
+            pass
+        conn.close()
+
+    threading.Thread(target=trickle, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(CallbackError):
+        send(Post(f"http://127.0.0.1:{listener.getsockname()[1]}/cb", b"{}", {}), deadline_s=1.0)
+    assert time.monotonic() - started < 2.0
+    listener.close()

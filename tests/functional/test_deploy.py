@@ -12,10 +12,11 @@ from pathlib import Path
 import boto3
 import pytest
 
-from chalicelib import recorder_exits
+from chalicelib import callbacks, recorder_exits
 from chalicelib.config import Settings
 from chalicelib.errors import ServiceError
 from chalicelib.launcher import EcsLauncher
+from chalicelib.schema import CALLBACK_FUNCTION_TIMEOUT_S
 from infra.aws import template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +38,11 @@ def test_chalice_package_with_merge_template_lints_clean(tmp_path: Path) -> None
     events = sam["Resources"]["DeliverCallbacks"]["Properties"]["Events"]
     assert events["DeliverCallbacksSqsEventSource"]["Properties"]["FunctionResponseTypes"] == [
         "ReportBatchItemFailures"]
+    # one event per call, and a message in flight stays invisible 6x the function's timeout (AWS's advice)
+    assert events["DeliverCallbacksSqsEventSource"]["Properties"]["BatchSize"] == 1
+    timeout = sam["Resources"]["DeliverCallbacks"]["Properties"]["Timeout"]
+    assert timeout == CALLBACK_FUNCTION_TIMEOUT_S >= 2 * callbacks.DEADLINE_S
+    assert sam["Resources"]["EventsQueue"]["Properties"]["VisibilityTimeout"] >= 6 * timeout
     stopped = sam["Resources"]["RecorderStopped"]["Properties"]
     pattern = stopped["Events"]["RecorderStoppedEvent"]["Properties"]["Pattern"]
     assert pattern["detail"] == {"lastStatus": ["STOPPED"], "startedBy": ["cloudrec"],

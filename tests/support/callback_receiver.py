@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -19,6 +20,7 @@ class CallbackReceiver:
     posts: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     status: int = 200  # what it answers: anything but 200 makes the sender retry
     accepted: list[bytes] = field(default_factory=list)  # bodies answered with 200, in arrival order
+    delay_s: float = 0.0  # how long it takes to answer (a slow receiver)
 
     def start(self) -> str:
         """Serve on 127.0.0.1 in a thread; return the URL to register as callback URL."""
@@ -28,6 +30,7 @@ class CallbackReceiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.posts.append((dict(self.headers.items()), body))
+                time.sleep(outer.delay_s)
                 status = outer.status
                 if status == 200:
                     outer.accepted.append(body)
