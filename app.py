@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice import Chalice, Rate, Response
 from chalice.app import CloudWatchEvent, SQSEvent
 
-from chalicelib import aws, callbacks, output_jobs, post_record, reaper, recorder_exits, wiring
+from chalicelib import aws, backup, callbacks, output_jobs, post_record, reaper, recorder_exits, wiring
 from chalicelib.api import HttpRequest, handle
 from chalicelib.observability import get_logger, get_metrics
 
@@ -152,6 +152,15 @@ def reap_recorders(event: Any) -> dict[str, int]:
                           time.time(), wiring.internal_bucket())
     metrics.add_metric(name="TasksReaped", unit=MetricUnit.Count, value=handled)
     return {"handled": handled}
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="deliver_backups")
+def deliver_backups(event: Any) -> dict[str, int]:
+    """Move the files ended tasks left in the backup storage on to their customers' storage."""
+    moved = backup.deliver(wiring.task_store(), wiring.internal_bucket(), wiring.event_queue(), aws.settings(),
+                           time.time())
+    metrics.add_metric(name="BackupFilesDelivered", unit=MetricUnit.Count, value=moved)
+    return {"moved": moved}
 
 
 @app.on_cw_event(recorder_exits.PATTERN, name="recorder_stopped")

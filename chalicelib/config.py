@@ -44,6 +44,7 @@ class Settings:
     vod_endpoint: str  # Tencent VOD API 3.0 endpoint (scheme://host[:port])
     callback_backoff_s: float  # first retry delay of an undelivered callback; doubles up to 5 min
     mp4_split_bytes: int  # an MP4/AAC file is split before it reaches this size (2 GB)
+    backup_keep_s: float  # files the customer's storage refused are kept in backup this long (7 days)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -77,4 +78,5 @@ class Settings:
             vod_endpoint=e.get("CLOUDREC_VOD_ENDPOINT", "https://vod.tencentcloudapi.com"),
             callback_backoff_s=float(e.get("CLOUDREC_CALLBACK_BACKOFF_S", "10")),
             mp4_split_bytes=int(e.get("CLOUDREC_MP4_SPLIT_BYTES", str(2 * 1024 ** 3))),
+            backup_keep_s=float(e.get("CLOUDREC_BACKUP_KEEP_S", str(7 * 86400))),
         )

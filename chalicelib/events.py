@@ -120,7 +120,10 @@ def file_info(playlist: str) -> Event:
 
 
 def upload_stop(status: UploadStatus) -> Event:
-    return Event(EventType.UPLOAD_STOP, {"Status": int(status)}, "305")
+    """305: once when the recorder is done (Status 0 or 1), and once more (Status 2) when the
+    files it left in backup have reached the customer's storage."""
+    return Event(EventType.UPLOAD_STOP, {"Status": int(status)},
+                 "305-2" if status == UploadStatus.LEFT_FILES_STORED else "305")
 
 
 def failover(ha_index: int) -> Event:

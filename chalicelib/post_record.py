@@ -21,7 +21,7 @@ from chalicelib.events import EventQueue, FileStatus, OutputFile
 from chalicelib.naming import AUDIO, AUDIO_VIDEO, VIDEO
 from chalicelib.output_jobs import Job, jobs_for, kinds_of
 from chalicelib.remux import Source, SourceError, remux_part
-from chalicelib.storage import Bucket, task_bucket
+from chalicelib.storage import Bucket, backup_prefix, task_bucket
 from chalicelib.task_store import TaskStore
 from chalicelib.tasks import TaskRecord
 
@@ -43,9 +43,12 @@ class PostDeps:
 
 
 def request(task: TaskRecord, tasks: TaskStore, internal: Bucket) -> int:
-    """Drop the first marker of every output job of an ended task (once); the number of jobs."""
+    """Drop the first marker of every output job of an ended task (once); the number of jobs.
+    None while some of its files wait in the backup storage: they are requested once those
+    have been delivered (chalicelib/backup.py)."""
     jobs = jobs_for(task)
-    if not jobs or not tasks.start_outputs(task.task_id, len(jobs)):
+    if not jobs or internal.listing(backup_prefix(task.task_id), limit=1) \
+            or not tasks.start_outputs(task.task_id, len(jobs)):
         return 0
     for job in jobs:
         internal.put(job.marker_key(1), job.marker(1), "application/json")

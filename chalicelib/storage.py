@@ -18,6 +18,12 @@ from chalicelib.tasks import StorageKeys, StorageTarget, TaskRecord
 
 COS, AWS = 0, 1
 DELETE_BATCH = 1000  # S3's DeleteObjects limit
+BACKUP_PREFIX = "backup/"  # in the internal bucket: backup/<TaskId>/<key in the customer's bucket>
+
+
+def backup_prefix(task_id: str) -> str:
+    """Where a task's files wait while the customer's storage refuses them (chalicelib/backup.py)."""
+    return f"{BACKUP_PREFIX}{task_id}/"
 
 
 def endpoint_for(target: StorageTarget, settings: Settings) -> str | None:
@@ -38,7 +44,7 @@ def storage_client(target: StorageTarget, keys: StorageKeys, settings: Settings)
         aws_access_key_id=keys.access_key,
         aws_secret_access_key=keys.secret_key,
         # COS rejects the default checksums of boto3 >= 1.36 (trailer-signed streaming uploads)
-        config=Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=30,
+        config=Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=15,
                       request_checksum_calculation="when_required", response_checksum_validation="when_required",
                       s3={"addressing_style": style}),
     )
@@ -72,6 +78,28 @@ class Bucket:
     def get(self, key: str) -> bytes:
         body: bytes = self.client.get_object(Bucket=self.name, Key=key)["Body"].read()
         return body
+
+    def fetch(self, key: str) -> tuple[bytes, str]:
+        """An object's body and content type."""
+        got = self.client.get_object(Bucket=self.name, Key=key)
+        return got["Body"].read(), str(got.get("ContentType") or "binary/octet-stream")
+
+    def listing(self, prefix: str, limit: int | None = None) -> list[tuple[str, float]]:
+        """(key, when stored as Unix s) of the objects under `prefix`, at most `limit` of them."""
+        found: list[tuple[str, float]] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix):
+            found += [(o["Key"], o["LastModified"].timestamp()) for o in page.get("Contents", [])]
+            if limit is not None and len(found) >= limit:
+                return found[:limit]
+        return found
+
+    def prefixes(self, prefix: str) -> list[str]:
+        """The names one level below `prefix` ("a/b/" under "a/" is "b")."""
+        names: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix,
+                                                                          Delimiter="/"):
+            names += [p["Prefix"][len(prefix):].rstrip("/") for p in page.get("CommonPrefixes", [])]
+        return names
 
     def delete(self, keys: Sequence[str]) -> None:
         for start in range(0, len(keys), DELETE_BATCH):

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chalicelib import events
+from chalicelib.backup import Backup
 from chalicelib.config import Settings
 from chalicelib.events import Event, EventQueue
 from chalicelib.naming import TaskNaming
@@ -56,7 +57,8 @@ class TaskOutputs:
         return task_bucket(self.task, self.settings, self.internal)
 
     def uploader(self) -> Uploader:
-        return Uploader(self.bucket(),
+        stored_inside = self.task.params.storage is None or self.task.storage_keys is None  # VOD: no backup
+        return Uploader(self.bucket(), backup=None if stored_inside else Backup(self.internal, self.task.task_id),
                         on_error=lambda code, msg: self.emit(events.upload_error(code, msg, self.ha_index,
                                                                                  int(self.clock()))),
                         on_first=lambda: self.emit(events.upload_start(self.ha_index)))

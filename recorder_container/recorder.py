@@ -109,7 +109,7 @@ class Recorder:
             self.background.spawn(asyncio.to_thread(end_playlists, task, outputs.bucket(), self.settings.ha_index),
                                   "ending the playlists of earlier recorders")
         uploader = outputs.uploader()
-        uploader.start()
+        uploader.start(adopt=True)
         final = await self._attend(task, app, lease_ms, uploader)
         if final.lease_lost:
             log.warning("lease lost: another recorder owns the task now")
@@ -128,7 +128,7 @@ class Recorder:
         if self._marked_recording:
             outputs.emit(events.upload_stop(UploadStatus.FILES_LEFT if pending else UploadStatus.ALL_STORED))
         if pending:
-            log.error("%d uploads still pending; their files stay in the work directory", pending)
+            log.warning("%d files are not in the customer's storage yet (in the backup, or here)", pending)
         assert final.leave is not None
         await self._stored(self.store.finish, self.task_id, self.now_ms(), final.leave, self.owner)
         log.info("task ended", extra={"leave_code": int(final.leave)})
@@ -136,7 +136,8 @@ class Recorder:
         return 0
 
     async def _drain(self, uploader: Uploader) -> int:
-        """Store what is still queued (keeping the lease meanwhile); how many uploads are left."""
+        """Store what is still queued (keeping the lease meanwhile); how many files are not in
+        the customer's storage (in the backup, or stored nowhere)."""
         try:
             await uploader.drain(self.settings.drain_s)
             await self.background.wait(self.settings.drain_s)  # Describe's file list is complete
@@ -144,7 +145,9 @@ class Recorder:
             if self._lease_keeper is not None:
                 self._lease_keeper.cancel()
         await uploader.stop()
-        return uploader.pending + sum(s.pending for s in self._shards.values())
+        if uploader.pending:
+            log.error("%d files are stored nowhere; they stay in the work directory", uploader.pending)
+        return uploader.pending + uploader.in_backup + sum(s.pending for s in self._shards.values())
 
     async def _stored(self, call: Callable[..., T], *args: Any) -> T | None:
         """A task-store call off the loop, tried again through a hiccup; None if it never worked."""

@@ -70,7 +70,7 @@ async def record_shard(settings: RecorderSettings) -> int:
     await background.wait(settings.drain_s)
     await uploader.stop()
     await room.leave()
-    _report(Report("stopped", uploader.pending))
+    _report(Report("stopped", uploader.pending + uploader.in_backup))
     return 0
 
 

@@ -69,7 +69,8 @@ class Command:
 
 @dataclass(frozen=True)
 class Report:
-    """Shard → recorder: its first media arrived, or it stopped with `pending` uploads left."""
+    """Shard → recorder: its first media arrived, or it stopped with `pending` files not in the
+    customer's storage (in the backup, or stored nowhere)."""
 
     event: str  # "media" | "stopped"
     pending: int = 0

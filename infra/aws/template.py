@@ -27,7 +27,7 @@ from chalicelib.schema import (
 )
 
 OUT = Path(__file__).with_name("resources.json")
-FUNCTIONS = ("APIHandler", "DeliverCallbacks", "ReapRecorders", "MakeOutputs", "RecorderStopped")
+FUNCTIONS = ("APIHandler", "DeliverCallbacks", "ReapRecorders", "MakeOutputs", "RecorderStopped", "DeliverBackups")
 API_STAGE = "api"
 
 
@@ -65,7 +65,7 @@ def _recorder(s: Settings) -> dict[str, Any]:
                                            "dynamodb:Query"], "Resource": _table_arns()},
             {"Effect": "Allow", "Action": ["sqs:SendMessage", "sqs:GetQueueUrl"],
              "Resource": {"Fn::GetAtt": ["EventsQueue", "Arn"]}},
-            {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:ListBucket"],
+            {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:ListBucket"],
              "Resource": [{"Fn::GetAtt": ["InternalBucket", "Arn"]},
                           {"Fn::Sub": "${InternalBucket.Arn}/*"}]},
         ],

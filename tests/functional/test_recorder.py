@@ -192,32 +192,44 @@ def test_the_robot_waits_for_its_room_and_its_id(customer: Settings) -> None:
 
 
 def test_a_storage_outage_loses_nothing_and_every_file_is_announced(customer: Settings) -> None:
+    """The customer's bucket is gone: every file goes to the backup at once, the task ends on
+    time with 305 Status 1, and once the bucket is back the scheduled delivery moves every file
+    there (playlists after their segments) and sends 305 Status 2."""
+    from chalicelib import backup
+
     task, room = admitted("rec+5."), FakeRoom()
     aws.client("s3").delete_bucket(Bucket=BUCKET)  # every upload fails until the bucket is back
     store = wiring.task_store()
 
     async def scenario() -> int:
         rec = recorder(customer, task, room)
-        rec.settings = dataclasses.replace(rec.settings, drain_s=30)
         running = asyncio.create_task(rec.run())
         room.publish("alice", "audio", "video")
         await until(lambda: room.live("alice"), "a subscription to alice")
         send_media(room, "alice", 3.0)
         await asyncio.sleep(1.0)
         store.request_stop(task.task_id, LeaveCode.API_STOP)
-        await asyncio.sleep(1.0)
-        assert not running.done(), "the recorder keeps the task while its files wait"
-        aws.client("s3").create_bucket(Bucket=BUCKET)
-        return await asyncio.wait_for(running, 40)
+        return await asyncio.wait_for(running, 20)
 
     assert run(scenario) == 0
-    events = queued_events()
+    events = queued_events(take=True)
     types = [e["EventType"] for e in events]
-    # 302 when the robot left; each playlist's 304 once it was first stored, during the drain; 305 last
-    assert types.count(302) == 1 and types.count(304) == 2 and 308 in types and types[-1] == 305, types
-    assert events[-1]["EventInfo"]["Payload"] == {"Status": 0}
+    # 302 when the robot left; each playlist's 304 once it was stored (in the backup); 305 last
+    assert types.count(302) == 1 and types.count(304) == 2 and types[-1] == 305, types
+    assert events[-1]["EventInfo"]["Payload"] == {"Status": 1}
+    refused = [e["EventInfo"]["Payload"] for e in events if e["EventType"] == 308]
+    assert refused == [{"Code": "NoSuchBucket", "Message": "The specified bucket does not exist"}]
+    kept = wiring.internal_bucket().listing(f"backup/{task.task_id}/")
+    assert len(kept) >= 4 and sum(k.endswith(".m3u8") for k, _ in kept) == 2
+
+    assert backup.deliver(store, wiring.internal_bucket(), wiring.event_queue(), customer, time.time()) == 0
+    aws.client("s3").create_bucket(Bucket=BUCKET)  # back
+    assert backup.deliver(store, wiring.internal_bucket(), wiring.event_queue(), customer, time.time()) == len(kept)
+    assert wiring.internal_bucket().listing(f"backup/{task.task_id}/") == []
     for key in stored(".m3u8"):
-        assert playlist(key).ended
+        pl = playlist(key)
+        assert pl.ended and all(stored(seg.name) for seg in pl.segments)
+    assert [e["EventInfo"]["Payload"] for e in queued_events() if e["EventType"] == 305] == [{"Status": 2}]
 
 
 def test_a_platform_stop_hands_the_task_over(customer: Settings) -> None:

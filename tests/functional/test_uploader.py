@@ -1,11 +1,18 @@
-"""Uploads to the customer's storage (moto S3): in order, retried through an outage, reported."""
+"""Uploads to the customer's storage (moto S3): in order, through the backup storage while it
+fails, reported; one refused object holds up nothing else."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from chalicelib import aws
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from chalicelib import aws, wiring
+from chalicelib.backup import Backup
 from chalicelib.config import Settings
 from chalicelib.retry import RetryPolicy
 from chalicelib.storage import Bucket, endpoint_for, storage_client
@@ -23,30 +30,127 @@ def test_endpoints() -> None:
     assert endpoint_for(cos, local) == endpoint_for(s3, local) == "http://127.0.0.1:5000"
 
 
-def test_uploads_survive_an_outage_in_order(aws_env: Settings, tmp_path: Path) -> None:
-    target, keys = StorageTarget(1, "us-east-1", "late-bucket"), StorageKeys("a", "s")
+class Storage(Bucket):
+    """The customer's bucket (moto), which the test can take off the network or have refuse some
+    keys (as a bucket policy would; moto does not enforce those), and which notes what it
+    stored, in order."""
+
+    def __init__(self, name: str, connect: Callable[[], Any]) -> None:
+        super().__init__(name, connect)
+        self.down, self.tries, self.order, self.refused = False, 0, [], set()  # type: ignore[var-annotated]
+
+    def put(self, key: str, body: bytes, content_type: str) -> None:
+        self.tries += 1
+        if self.down:
+            raise EndpointConnectionError(endpoint_url="http://storage.example")
+        if key in self.refused:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"},
+                               "ResponseMetadata": {"HTTPStatusCode": 403}}, "PutObject")
+        super().put(key, body, content_type)
+        self.order.append(key)
+
+
+def _storage(settings: Settings, name: str = "bucket") -> Storage:
+    target, keys = StorageTarget(1, "us-east-1", name), StorageKeys("a", "s")
+    return Storage(name, lambda: storage_client(target, keys, settings))
+
+
+def _segment(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    path.write_bytes(b"\x47" * 188)
+    return path
+
+
+def _backed_up(task_id: str) -> list[str]:
+    return sorted(k.split("/", 2)[2] for k, _ in wiring.internal_bucket().listing(f"backup/{task_id}/"))
+
+
+STEM = "rec/T1/1400000001_3560__UserId_s_YWxpY2U.__UserId_e_main_video"
+PLAYLIST = "application/vnd.apple.mpegurl"
+
+
+def test_while_the_storage_is_down_files_go_to_the_backup_then_on_in_order(aws_env: Settings,
+                                                                            tmp_path: Path) -> None:
+    aws.client("s3").create_bucket(Bucket="bucket")
+    storage = _storage(aws_env)
+    storage.down = True
+    errors: list[tuple[str, str]] = []
+    done: list[str] = []
+    segments = [f"{STEM}_2026113011000{i}000.ts" for i in range(3)]
+
+    async def scenario() -> None:
+        up = Uploader(storage, lambda c, m: errors.append((c, m)), lambda: None, RetryPolicy((0.05,)),
+                      Backup(wiring.internal_bucket(), "T1"))
+        up.start()
+        for n, key in enumerate(segments):
+            up.put(Upload(key, "video/mp2t", path=_segment(tmp_path, f"{n}.ts"), on_done=lambda k=key: done.append(k)))
+            up.put(Upload(f"{STEM}.m3u8", PLAYLIST, body=f"v{n}".encode(), on_done=lambda n=n: done.append(f"v{n}")))
+        assert await up.drain(5)  # stored: in the backup
+        assert storage.tries <= 3 and up.in_backup == 4  # a storage that does not answer is not tried per file
+        assert _backed_up("T1") == sorted([*segments, f"{STEM}.m3u8"])
+        assert not list(tmp_path.iterdir())  # nothing waits on this disk
+        storage.down = False
+        await until(lambda: up.in_backup == 0, "the backup to move on")
+        await up.stop()
+
+    asyncio.run(scenario())
+    assert errors == [("EndpointConnectionError", "the storage did not answer (EndpointConnectionError)")]
+    assert storage.order == [*segments, f"{STEM}.m3u8"]  # the playlist after its segments
+    body = aws.client("s3").get_object(Bucket="bucket", Key=f"{STEM}.m3u8")["Body"].read()
+    assert body == b"v2" and _backed_up("T1") == []
+    assert sorted(done) == sorted([*segments, "v0", "v1", "v2"])
+
+
+def test_one_refused_key_holds_up_nothing_else(aws_env: Settings, tmp_path: Path) -> None:
+    aws.client("s3").create_bucket(Bucket="bucket")
+    storage = _storage(aws_env)
+    errors: list[tuple[str, str]] = []
+    bad = "rec/T2/private/seg.ts"
+    storage.refused.add(bad)
+
+    async def scenario() -> None:
+        up = Uploader(storage, lambda c, m: errors.append((c, m)), lambda: None, RetryPolicy((0.05,)),
+                      Backup(wiring.internal_bucket(), "T2"))
+        up.start()
+        up.put(Upload(bad, "video/mp2t", path=_segment(tmp_path, "bad.ts")))
+        for n in range(3):
+            up.put(Upload(f"rec/T2/good{n}.ts", "video/mp2t", path=_segment(tmp_path, f"{n}.ts")))
+            await asyncio.sleep(0.2)  # passes over the backup run in between
+        assert await up.drain(5)
+        assert up.in_backup == 1
+        await up.stop()
+
+    asyncio.run(scenario())
+    assert [k for k in storage.order] == [f"rec/T2/good{n}.ts" for n in range(3)]
+    assert errors == [("AccessDenied", "Access Denied")]
+    assert _backed_up("T2") == [bad]
+
+
+def test_a_missing_bucket_gets_everything_once_it_exists(aws_env: Settings, tmp_path: Path) -> None:
     errors: list[tuple[str, str]] = []
     firsts: list[bool] = []
     done: list[str] = []
 
-    async def scenario() -> bool:
-        up = Uploader(Bucket("late-bucket", lambda: storage_client(target, keys, aws_env)),
-                      lambda c, m: errors.append((c, m)), lambda: firsts.append(True), RetryPolicy((0.05,)))
+    async def scenario() -> None:
+        up = Uploader(_storage(aws_env, "late-bucket"), lambda c, m: errors.append((c, m)),
+                      lambda: firsts.append(True), RetryPolicy((0.05,)), Backup(wiring.internal_bucket(), "T3"))
         up.start()
-        seg = tmp_path / "seg.ts"
-        seg.write_bytes(b"\x47" * 188)
-        up.put(Upload("t/seg.ts", "video/mp2t", path=seg, on_done=lambda: done.append("seg")))
-        up.put(Upload("t/p.m3u8", "application/vnd.apple.mpegurl", body=b"v1", on_done=lambda: done.append("v1")))
-        up.put(Upload("t/p.m3u8", "application/vnd.apple.mpegurl", body=b"v2", on_done=lambda: done.append("pl")))
-        assert not await up.drain(0.5)  # the bucket does not exist yet: nothing can be stored
+        up.put(Upload("t/seg.ts", "video/mp2t", path=_segment(tmp_path, "seg.ts"), on_done=lambda: done.append("seg")))
+        up.put(Upload("t/p.m3u8", PLAYLIST, body=b"v1", on_done=lambda: done.append("v1")))
+        up.put(Upload("t/p.m3u8", PLAYLIST, body=b"v2", on_done=lambda: done.append("pl")))
+        assert await up.drain(5) and up.in_backup == 2
         aws.client("s3").create_bucket(Bucket="late-bucket")
-        ok = await up.drain(10)
+        await until(lambda: up.in_backup == 0, "the backup to move on")
         await up.stop()
-        assert not seg.exists()  # a stored segment leaves the work directory
-        return ok
 
-    assert asyncio.run(scenario())
-    assert errors and errors[0][0] == "NoSuchBucket" and len(errors) == 1  # one 308 per outage
+    asyncio.run(scenario())
+    assert errors == [("NoSuchBucket", "The specified bucket does not exist")]  # one 308 per kind of trouble
     assert firsts == [True] and done == ["seg", "v1", "pl"]  # v2 stored v1's news too (the 304 it carries)
-    body = aws.client("s3").get_object(Bucket="late-bucket", Key="t/p.m3u8")["Body"].read()
-    assert body == b"v2"  # only the newest playlist was waiting
+    assert aws.client("s3").get_object(Bucket="late-bucket", Key="t/p.m3u8")["Body"].read() == b"v2"
+
+
+async def until(check: Callable[[], Any], what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)

@@ -1,0 +1,76 @@
+"""The scheduled delivery of backups: files an ended task left in the backup storage move on
+to the customer's bucket (segments before playlists), then 305 Status 2 and the task's output
+jobs; what cannot be delivered in time is deleted with a last 308."""
+
+from __future__ import annotations
+
+import time
+
+from chalicelib import aws, backup, output_jobs, post_record, wiring
+from chalicelib.config import Settings
+from chalicelib.events import LeaveCode
+from chalicelib.tasks import StorageFile, TaskRecord
+from tests.support.queued import queued_events
+from tests.support.task_records import params, task_record
+
+BUCKET = "customer"
+STEM = "rec/{}/1400000001_8848__UserId_s_YWxpY2U.__UserId_e_main_video"
+
+
+def ended_task(task_id: str, **record: object) -> TaskRecord:
+    now_ms = int(time.time() * 1000)
+    task = task_record(task_id, params=params({"MaxIdleTime": 300, **record}, BUCKET, ("rec",)), created_ms=now_ms,
+                       api_expires_ms=now_ms + 10**7, usersig_expires_s=int(time.time()) + 10**6,
+                       lease_expires_ms=now_ms + 30_000)
+    wiring.task_store().admit(task, None, None, 10)
+    return task
+
+
+def keep(task: TaskRecord) -> list[str]:
+    stem = STEM.format(task.task_id)
+    keys = [f"{stem}_20261130110000000.ts", f"{stem}_20261130110004000.ts", f"{stem}.m3u8"]
+    kept = backup.Backup(wiring.internal_bucket(), task.task_id)
+    for key in keys:
+        kept.keep(key, key.encode(), "application/vnd.apple.mpegurl" if key.endswith("m3u8") else "video/mp2t")
+    wiring.task_store().put_file(task.task_id, StorageFile(keys[-1].rsplit("/", 1)[1], "alice", "video", 0))
+    return keys
+
+
+def deliver(settings: Settings, now_s: float | None = None) -> int:
+    return backup.deliver(wiring.task_store(), wiring.internal_bucket(), wiring.event_queue(), settings,
+                          time.time() if now_s is None else now_s)
+
+
+def test_an_ended_task_s_backup_reaches_the_customer_then_305_status_2_and_its_outputs(aws_env: Settings) -> None:
+    store = wiring.task_store()
+    task = ended_task("bk+1.", OutputFormat=3)  # MP4 wanted
+    keys = keep(task)
+    assert deliver(aws_env) == 0  # its recorder still runs: the backup is the recorder's
+    store.finish(task.task_id, int(time.time() * 1000), leave_code=LeaveCode.API_STOP)
+    assert post_record.request(store.get(task.task_id), store, wiring.internal_bucket()) == 0  # type: ignore[arg-type]
+    assert deliver(aws_env) == 0  # the customer's bucket does not exist yet: all kept
+    assert len(wiring.internal_bucket().listing(f"backup/{task.task_id}/")) == 3
+    aws.client("s3").create_bucket(Bucket=BUCKET)
+    assert deliver(aws_env) == 3
+    s3 = aws.client("s3")
+    for key in keys:
+        got = s3.get_object(Bucket=BUCKET, Key=key)
+        assert got["Body"].read() == key.encode() and got["ContentType"].startswith(("video/", "application/"))
+    assert wiring.internal_bucket().listing(f"backup/{task.task_id}/") == []
+    assert [e["EventInfo"]["Payload"] for e in queued_events(305)] == [{"Status": 2}]
+    markers = [k for k, _ in wiring.internal_bucket().listing(output_jobs.MARKER_PREFIX)]
+    assert len(markers) == 1 and task.task_id in markers[0]  # the MP4 job, requested now that the HLS is whole
+    assert deliver(aws_env) == 0
+
+
+def test_files_that_cannot_be_delivered_in_time_are_deleted_with_a_last_308(aws_env: Settings) -> None:
+    store = wiring.task_store()
+    task = ended_task("bk+2.")
+    keep(task)
+    store.finish(task.task_id, int(time.time() * 1000), leave_code=LeaveCode.API_STOP)
+    assert deliver(aws_env, time.time() + aws_env.backup_keep_s + 60) == 0
+    assert wiring.internal_bucket().listing(f"backup/{task.task_id}/") == []
+    events = queued_events()
+    assert [e["EventType"] for e in events] == [308]
+    assert events[0]["EventInfo"]["Payload"] == {
+        "Code": "BackupExpired", "Message": "3 files could not be stored within 7 days"}
