@@ -7,6 +7,10 @@ keeps files there and moves them itself while it runs (recorder_container/upload
 the task has ended, `deliver` (a scheduled function) moves what is left, then sends 305
 Status 2 and requests the task's output jobs. Files that could not be delivered within
 `Settings.backup_keep_s` are deleted, and a last 308 says so.
+
+Besides files, a backup can hold a debt: `<playlist key>.endlist` says that playlist, in the
+customer's storage, still needs its ENDLIST (a dead recorder's, which its successor could not
+read while the storage was down). It is paid after every file has moved.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
 
-from chalicelib import events, naming, post_record, retry
+from chalicelib import events, naming, playlist, post_record, retry
 from chalicelib.config import Settings
 from chalicelib.events import EventQueue, UploadStatus
 from chalicelib.retry import Failure
@@ -28,6 +32,8 @@ from chalicelib.tasks import ENDED
 log = logging.getLogger(__name__)
 
 PLAYLIST_EXT = "." + naming.PLAYLIST
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+ENDLIST_OWED = ".endlist"
 EXPIRED_CODE = "BackupExpired"
 
 
@@ -38,6 +44,11 @@ def _stem(key: str) -> str | None:
 
 def is_playlist(key: str) -> bool:
     return key.endswith(PLAYLIST_EXT)
+
+
+def _delivery_order(key: str) -> tuple[int, str]:
+    """Segments, then playlists, then the ENDLISTs owed."""
+    return (2 if key.endswith(ENDLIST_OWED) else 1 if is_playlist(key) else 0), key
 
 
 def segments_behind(playlist_key: str, waiting: Iterable[str]) -> bool:
@@ -67,7 +78,25 @@ class Backup:
         """The customer keys waiting here, with when each was stored (Unix s)."""
         return {key[len(self.prefix):]: at for key, at in self.internal.listing(self.prefix)}
 
+    def owe_endlist(self, playlist_key: str) -> None:
+        self.keep(playlist_key + ENDLIST_OWED, b"", "text/plain")
+
+    def pay_endlist(self, owed_key: str, customer: Bucket) -> None:
+        """Append ENDLIST to the playlist in the customer's storage, unless it has one."""
+        playlist_key = owed_key.removesuffix(ENDLIST_OWED)
+        try:
+            text = playlist.closed(customer.get(playlist_key).decode())
+        except (playlist.PlaylistError, UnicodeDecodeError) as exc:
+            log.warning("an open playlist is no playlist (%s); left as it is", exc)
+            text = None
+        if text is not None:
+            customer.put(playlist_key, text.encode(), PLAYLIST_TYPE)
+        self.drop(owed_key)
+
     def move(self, key: str, customer: Bucket) -> None:
+        if key.endswith(ENDLIST_OWED):
+            self.pay_endlist(key, customer)
+            return
         try:
             body, content_type = self.internal.fetch(self.prefix + key)
         except ClientError as exc:
@@ -87,16 +116,22 @@ class Pass:
     down: BaseException | None = None  # the storage did not answer: the pass stopped here
 
 
-def redeliver(backup: Backup, customer: Bucket, waiting: Iterable[str], limit: int | None = None) -> Pass:
+def redeliver(backup: Backup, customer: Bucket, waiting: Iterable[str], limit: int | None = None,
+              held: frozenset[str] | set[str] = frozenset()) -> Pass:
     """Move waiting files to the customer's storage, segments first. A refused object is skipped
     (one bad key holds up nothing else); a storage that does not answer ends the pass. A playlist
-    moves only once no segment of its stream waits (other than refused ones)."""
+    moves only once no segment of its stream waits (other than refused ones). `held` files wait
+    for now (an earlier put of theirs is still on its way)."""
     done = Pass()
-    order = sorted(waiting, key=lambda k: (is_playlist(k), k))
+    order = sorted(waiting, key=_delivery_order)
     for key in order[:limit]:
-        if is_playlist(key) and segments_behind(key, (k for k in order if k not in done.moved
-                                                      and k not in done.refused)):
+        left = [k for k in order if k not in done.moved and k not in done.refused]
+        if key in held:
             continue
+        if is_playlist(key) and segments_behind(key, left):
+            continue
+        if key.endswith(ENDLIST_OWED) and key.removesuffix(ENDLIST_OWED) in left:
+            continue  # the playlist itself still waits here
         try:
             backup.move(key, customer)
         except Exception as exc:  # botocore, network: told apart below
@@ -144,7 +179,7 @@ def _deliver_task(tasks: TaskStore, internal: Bucket, queue: EventQueue, setting
         message = f"{len(expired)} files could not be stored within {settings.backup_keep_s / 86400:g} days"
         queue.publish(events.upload_error(EXPIRED_CODE, message, task.ha_count, int(now_s)), task, now_ms)
     if task is not None and len(done.moved) + len(expired) == len(waiting):  # the backup is empty now
-        if done.moved and not expired:
+        if any(not key.endswith(ENDLIST_OWED) for key in done.moved) and not expired:
             queue.publish(events.upload_stop(UploadStatus.LEFT_FILES_STORED), task, now_ms)
         post_record.request(task, tasks, internal)
         log.info("backup delivered", extra={"task_id": task_id, "files": len(done.moved)})

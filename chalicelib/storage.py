@@ -44,7 +44,7 @@ def storage_client(target: StorageTarget, keys: StorageKeys, settings: Settings)
         aws_access_key_id=keys.access_key,
         aws_secret_access_key=keys.secret_key,
         # COS rejects the default checksums of boto3 >= 1.36 (trailer-signed streaming uploads)
-        config=Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=15,
+        config=Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=10,
                       request_checksum_calculation="when_required", response_checksum_validation="when_required",
                       s3={"addressing_style": style}),
     )

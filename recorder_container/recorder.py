@@ -34,7 +34,7 @@ from recorder_container.control import Control, Seen, Step
 from recorder_container.hls_stream import RecordingContext
 from recorder_container.mixed_recording import MixedRecording
 from recorder_container.outputs import TaskOutputs
-from recorder_container.predecessors import end_playlists
+from recorder_container.predecessors import EndPlaylists
 from recorder_container.recording import SingleStreamRecording
 from recorder_container.room import Room, RoomUnavailableError
 from recorder_container.settings import RecorderSettings
@@ -104,13 +104,16 @@ class Recorder:
             self.store.finish(self.task_id, self.now_ms(), leave_code=LeaveCode.SERVER_KICK, owner=self.owner)
             return 1
         outputs.emit(events.recorder_start(self.settings.ha_index))
-        if self.settings.ha_index > 0:
-            outputs.emit(events.failover(self.settings.ha_index))
-            self.background.spawn(asyncio.to_thread(end_playlists, task, outputs.bucket(), self.settings.ha_index),
-                                  "ending the playlists of earlier recorders")
         uploader = outputs.uploader()
         uploader.start(adopt=True)
+        ending = EndPlaylists(task, self.settings.ha_index, uploader)
+        ending_task = asyncio.create_task(ending.run()) if self.settings.ha_index > 0 else None
+        if self.settings.ha_index > 0:
+            outputs.emit(events.failover(self.settings.ha_index))
         final = await self._attend(task, app, lease_ms, uploader)
+        if ending_task is not None and not ending_task.done():
+            ending_task.cancel()
+            await ending.owe_rest()
         if final.lease_lost:
             log.warning("lease lost: another recorder owns the task now")
         elif final.handover:

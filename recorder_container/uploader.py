@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from chalicelib.storage import Bucket
 log = logging.getLogger(__name__)
 
 UPLOAD_RETRY = RetryPolicy(delays_s=(1, 2, 4, 8, 15, 30))  # no limit: the drain deadline ends it
+UPLOAD_PATIENCE_S = 5.0  # a put not answered by then: the file goes to the backup, the storage counts as down
 MOVES_PER_PASS = 20  # files moved from the backup between two uploads, so new files do not wait long
 
 
@@ -79,8 +81,11 @@ class Uploader:
     is the internal bucket itself (VOD tasks)."""
 
     def __init__(self, bucket: Bucket, on_error: Callable[[str, str], None], on_first: Callable[[], None],
-                 policy: RetryPolicy = UPLOAD_RETRY, backup: Backup | None = None) -> None:
+                 policy: RetryPolicy = UPLOAD_RETRY, backup: Backup | None = None,
+                 patience_s: float = UPLOAD_PATIENCE_S) -> None:
         self._bucket = bucket
+        self._patience_s = patience_s
+        self._in_flight: dict[str, asyncio.Future[None]] = {}  # puts given up on that have not ended
         self._backup = backup
         self._policy = policy
         self._on_error = on_error
@@ -127,14 +132,29 @@ class Uploader:
         """Files in the backup storage, not yet in the customer's."""
         return len(self._in_backup)
 
+    def read(self, key: str) -> bytes:
+        """A file's newest stored version: from the backup while it waits there (runs on a thread)."""
+        if self._backup is not None and key in self._in_backup:
+            return self._backup.internal.get(self._backup.prefix + key)
+        return self._bucket.get(key)
+
+    def owe_endlists(self, playlist_keys: list[str]) -> None:
+        """Leave a debt in the backup: these playlists need their ENDLIST once the storage is back
+        (runs on a thread)."""
+        if self._backup is None:
+            raise RuntimeError("no backup storage for this task")
+        for key in playlist_keys:
+            self._backup.owe_endlist(key)
+
     async def drain(self, timeout: float) -> bool:
         """Wait until everything queued is stored (in the customer's storage or the backup),
-        then try once more to move the backup on; False if some file is stored nowhere yet."""
+        then, unless the storage is down, try once more to move the backup on; False if some
+        file is stored nowhere yet."""
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
         except TimeoutError:
             return False
-        if self._in_backup:
+        if self._in_backup and not self._down:  # a storage that does not answer is left to the scheduled delivery
             self._next_pass = 0.0
             self._wake.set()
             self._idle.clear()
@@ -160,8 +180,10 @@ class Uploader:
                 self._in_backup = set(await asyncio.to_thread(self._backup.listing))
             except Exception as exc:  # the scheduled delivery takes them once the task has ended
                 log.warning("the backup could not be listed (%s)", retry.error_code(exc))
-            if self._in_backup:
+            if self._in_backup:  # their storage failed lately: new files go to the backup until a move gets through
                 log.info("%d files of earlier recorders wait in the backup", len(self._in_backup))
+                self._down = True
+                self._next_pass = time.monotonic() + (self._policy.delay(1) or 0.0)
         failures = 0
         while True:
             if self._in_backup and time.monotonic() >= self._next_pass:
@@ -182,7 +204,7 @@ class Uploader:
                 self._on_first()
             self._sending = upload
             try:
-                stored = await asyncio.to_thread(self._store, upload)
+                stored = await self._store(upload)
             except Exception as exc:  # neither storage took it: it waits here and is tried again
                 failures += 1
                 self._sending = None
@@ -204,24 +226,37 @@ class Uploader:
             if upload.on_done is not None:
                 upload.on_done()
 
-    def _store(self, upload: Upload) -> _Stored:
-        """Store one file: in the customer's storage, else in the backup (runs on a thread)."""
-        body = upload.body if upload.body is not None else upload.path.read_bytes()  # type: ignore[union-attr]
+    async def _store(self, upload: Upload) -> _Stored:
+        """Store one file: in the customer's storage, else in the backup. A storage that has not
+        answered within `patience_s` counts as down; its put goes on unwatched ("in flight")."""
+        body = upload.body if upload.body is not None else await asyncio.to_thread(upload.path.read_bytes)  # type: ignore[union-attr]
+        put = functools.partial(self._bucket.put, upload.key, body, upload.content_type)
         if self._backup is None:
-            self._bucket.put(upload.key, body, upload.content_type)
+            await asyncio.to_thread(put)
             return _Stored(backed_up=False)
         error: BaseException | None = None
-        if not self._down and not (upload.body is not None and
-                                   segments_behind(upload.key, self._in_backup - self._refused)):
+        if not self._down and upload.key not in self._in_flight and not (
+                upload.body is not None and segments_behind(upload.key, self._in_backup - self._refused)):
+            sending = asyncio.ensure_future(asyncio.to_thread(put))
             try:
-                self._bucket.put(upload.key, body, upload.content_type)
+                await asyncio.wait_for(asyncio.shield(sending), self._patience_s)
                 if upload.key in self._in_backup:  # an older version waits there: it is stale now
-                    self._backup.drop(upload.key)
+                    await asyncio.to_thread(self._backup.drop, upload.key)
                 return _Stored(backed_up=False)
+            except TimeoutError:
+                self._in_flight[upload.key] = sending
+                sending.add_done_callback(functools.partial(self._landed, upload.key))
+                error = TimeoutError(f"no answer within {self._patience_s:g} s")
             except Exception as exc:  # botocore, network: the backup takes it
                 error = exc
-        self._backup.keep(upload.key, body, upload.content_type)
+        await asyncio.to_thread(self._backup.keep, upload.key, body, upload.content_type)
         return _Stored(backed_up=True, error=error)
+
+    def _landed(self, key: str, sending: asyncio.Future[None]) -> None:
+        """A put given up on has ended; its file is in the backup either way."""
+        self._in_flight.pop(key, None)
+        if not sending.cancelled() and sending.exception() is None:
+            log.info("a late upload of %s went through", key.rsplit("/", 1)[-1])
 
     def _note(self, key: str, stored: _Stored) -> None:
         """Keep track of where a file went, and report trouble with the customer's storage."""
@@ -258,7 +293,7 @@ class Uploader:
         assert self._backup is not None
         try:
             done = await asyncio.to_thread(redeliver, self._backup, self._bucket, set(self._in_backup),
-                                           MOVES_PER_PASS)
+                                           MOVES_PER_PASS, set(self._in_flight))
         except Exception as exc:  # the backup itself stumbled: try again later
             done = Pass(down=exc)
         self._in_backup.difference_update(done.moved)

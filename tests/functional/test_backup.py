@@ -74,3 +74,21 @@ def test_files_that_cannot_be_delivered_in_time_are_deleted_with_a_last_308(aws_
     assert [e["EventType"] for e in events] == [308]
     assert events[0]["EventInfo"]["Payload"] == {
         "Code": "BackupExpired", "Message": "3 files could not be stored within 7 days"}
+
+
+def test_an_endlist_owed_is_paid_once_the_storage_is_back(aws_env: Settings) -> None:
+    """A successor could not read its dead predecessor's playlist while the storage was down:
+    the debt it left ends that playlist later, after the files, with no 305 of its own."""
+    from chalicelib.playlist import Segment, parse, render
+
+    store, s3 = wiring.task_store(), aws.client("s3")
+    task = ended_task("bk+3.")
+    key = STEM.format(task.task_id) + ".m3u8"
+    store.finish(task.task_id, int(time.time() * 1000), leave_code=LeaveCode.API_STOP)
+    backup.Backup(wiring.internal_bucket(), task.task_id).owe_endlist(key)
+    assert deliver(aws_env) == 0  # the bucket is not there: the debt waits
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key=key, Body=render([Segment("a_20261130110000000.ts", 0, 4000, 1)], 0, False))
+    assert deliver(aws_env) == 1
+    assert parse(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()).ended
+    assert queued_events(305) == []

@@ -38,9 +38,11 @@ class Storage(Bucket):
     def __init__(self, name: str, connect: Callable[[], Any]) -> None:
         super().__init__(name, connect)
         self.down, self.tries, self.order, self.refused = False, 0, [], set()  # type: ignore[var-annotated]
+        self.hang_s = 0.0  # how long a put waits for an answer (a storage that is frozen, or crawls)
 
     def put(self, key: str, body: bytes, content_type: str) -> None:
         self.tries += 1
+        time.sleep(self.hang_s)
         if self.down:
             raise EndpointConnectionError(endpoint_url="http://storage.example")
         if key in self.refused:
@@ -147,6 +149,33 @@ def test_a_missing_bucket_gets_everything_once_it_exists(aws_env: Settings, tmp_
     assert errors == [("NoSuchBucket", "The specified bucket does not exist")]  # one 308 per kind of trouble
     assert firsts == [True] and done == ["seg", "v1", "pl"]  # v2 stored v1's news too (the 304 it carries)
     assert aws.client("s3").get_object(Bucket="late-bucket", Key="t/p.m3u8")["Body"].read() == b"v2"
+
+
+def test_a_storage_that_hangs_holds_the_queue_up_only_for_the_patience(aws_env: Settings, tmp_path: Path) -> None:
+    """A put that gets no answer (a frozen storage answers nothing, for the read timeout or
+    longer) does not hold the queue: after `patience_s` the file goes to the backup, and so do
+    the next ones until the storage answers again."""
+    aws.client("s3").create_bucket(Bucket="bucket")
+    storage = _storage(aws_env)
+    storage.hang_s = 2.0
+    segments = [f"{STEM}_2026113011000{i}000.ts" for i in range(4)]
+
+    async def scenario() -> float:
+        up = Uploader(storage, lambda c, m: None, lambda: None, RetryPolicy((0.5,)),
+                      Backup(wiring.internal_bucket(), "T4"), patience_s=0.2)
+        up.start()
+        started = time.monotonic()
+        for n, key in enumerate(segments):
+            up.put(Upload(key, "video/mp2t", path=_segment(tmp_path, f"{n}.ts")))
+        assert await up.drain(5)
+        stored = time.monotonic() - started
+        storage.hang_s = 0.0
+        await until(lambda: up.in_backup == 0, "the backup to move on")
+        await up.stop()
+        return stored
+
+    assert asyncio.run(scenario()) < 1.5  # all four stored somewhere well before the first put gave up
+    assert set(storage.order) == set(segments) and _backed_up("T4") == []  # the late put may land too
 
 
 async def until(check: Callable[[], Any], what: str, timeout: float = 10) -> None:

@@ -1,5 +1,6 @@
 """Faults injected into the real stack, with production timing (20 s leases, a 15 s sweep), each
-test measuring what was lost: the recorder SIGKILLed mid-recording."""
+test measuring what was lost: the recorder SIGKILLed mid-recording; the customer's storage (a
+moto server of its own) frozen for a minute while the recorder is killed."""
 
 from __future__ import annotations
 
@@ -9,18 +10,21 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import av
+import boto3
 import pytest
 
 from chalicelib.naming import b64_name
 from tests.support.media import BUCKET, SEGMENT_S, media_env
 from tests.support.media_checks import Recording, utc17_ms
 from tests.support.media_scenario import BLUE, RED, call, join, run, stop_and_wait
-from tests.support.sdk import create_request
-from tests.support.stack import SDKAPPID, LocalStack, recorder_pid, running_stack, wait_for
+from tests.support.sdk import create_request, delete
+from tests.support.stack import SDKAPPID, LocalStack, free_port, recorder_pid, running_stack, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION_TIMING = {"CLOUDREC_HEARTBEAT_S": "5", "CLOUDREC_LEASE_S": "20", "CLOUDREC_LAUNCH_GRACE_S": "30",
@@ -28,11 +32,44 @@ PRODUCTION_TIMING = {"CLOUDREC_HEARTBEAT_S": "5", "CLOUDREC_LEASE_S": "20", "CLO
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
+    """The customer's storage: a moto server apart from the stack's AWS emulation, so that it
+    alone can fail."""
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("storage") / "moto.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    proc.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    try:
+        wait_for(lambda: _answers(proc.url), 30, "the customer's storage")  # type: ignore[attr-defined]
+        _s3(proc).create_bucket(Bucket=BUCKET)
+        yield proc
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.kill()
+        proc.wait()
+        log.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url + "/moto-api/", timeout=2).close()  # noqa: S310 (http, built above)
+        return True
+    except OSError:
+        return False
+
+
+def _s3(storage: subprocess.Popen[bytes]) -> Any:
+    return boto3.client("s3", endpoint_url=storage.url, region_name="us-east-1",  # type: ignore[attr-defined]
+                        aws_access_key_id="local", aws_secret_access_key="local")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, storage: subprocess.Popen[bytes]) -> Iterator[LocalStack]:
     assert os.environ.get("CLOUDREC_IN_NETNS"), "tests/media run inside a network namespace only"
-    env = {**media_env(), **PRODUCTION_TIMING, "CLOUDREC_JANUS_RTP_PORTS": "30100-30199"}
+    env = {**media_env(), **PRODUCTION_TIMING, "CLOUDREC_JANUS_RTP_PORTS": "30100-30199",
+           "CLOUDREC_STORAGE_ENDPOINT": storage.url}  # type: ignore[attr-defined]
     with running_stack(tmp_path_factory.mktemp("chaos-stack"), **env) as local:
-        local.boto("s3").create_bucket(Bucket=BUCKET)
         yield local
 
 
@@ -43,7 +80,7 @@ def _span(rec: Recording, name: str) -> tuple[int, int]:
 
 
 def test_a_killed_recorder_is_replaced_within_seconds_and_loses_at_most_its_open_segment(
-        stack: LocalStack, tmp_path: Path) -> None:
+        stack: LocalStack, storage: subprocess.Popen[bytes], tmp_path: Path) -> None:
     people = (("una", RED, 440), ("vic", BLUE, 660))
 
     async def scenario() -> tuple[str, float, float]:
@@ -65,7 +102,7 @@ def test_a_killed_recorder_is_replaced_within_seconds_and_loses_at_most_its_open
         return task_id, killed, replaced
 
     task_id, killed, replaced = run(scenario)
-    rec = Recording(stack.boto("s3"), task_id)
+    rec = Recording(_s3(storage), task_id)
     gaps, starts = [], []
     for user, _, _ in people:
         for kind in ("audio", "video"):
@@ -102,3 +139,50 @@ def test_a_killed_recorder_is_replaced_within_seconds_and_loses_at_most_its_open
             seconds = float(c.duration or 0) / av.time_base
             assert {s.type for s in c.streams} == {"audio", "video"}
         assert abs(seconds - (last - first) / 1000) <= 1.5, (seconds, (last - first) / 1000)
+
+
+OUTAGE_S = 60
+
+
+def test_a_minute_without_storage_and_a_killed_recorder_lose_no_segment(
+        stack: LocalStack, storage: subprocess.Popen[bytes]) -> None:
+    """The customer's storage freezes (SIGSTOP: connections hang, as behind a black hole); the
+    recorder is killed during the outage and the task deleted before it ends. Every file goes
+    to the backup meanwhile: the task ends on time with 305 Status 1, and once the storage is
+    back every segment and playlist reaches it (305 Status 2)."""
+
+    async def scenario() -> tuple[str, float]:
+        p = await join(stack, "7002", "wes", RED, 440, create=True)
+        task_id = str((await call(stack.client().CreateCloudRecording, create_request("rec_dark", room="7002"))).TaskId)
+        await call(wait_for, lambda: len(stack.callbacks.of(task_id, 307)) >= 2, 30, "the first files")
+        os.kill(storage.pid, signal.SIGSTOP)
+        frozen = time.monotonic()
+        await asyncio.sleep(SEGMENT_S * 2)
+        pid = recorder_pid(task_id)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        await call(stack.callbacks.wait, task_id, 306, 30)
+        await asyncio.sleep(SEGMENT_S * 3)  # the successor records into the backup
+        await call(delete, stack, task_id)
+        await p.leave()
+        await call(wait_for, lambda: stack.callbacks.of(task_id, 305), OUTAGE_S, "305 while the storage is out")
+        assert time.monotonic() - frozen < OUTAGE_S, "the task ended during the outage"
+        await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - frozen)))
+        os.kill(storage.pid, signal.SIGCONT)
+        return task_id, time.monotonic()
+
+    task_id, back = run(scenario)
+    wait_for(lambda: len(stack.callbacks.of(task_id, 305)) == 2, 120, "305 Status 2")
+    print(f"storage back → everything delivered (305 Status 2): {time.monotonic() - back:.1f} s")
+    assert [e["EventInfo"]["Payload"] for e in stack.callbacks.of(task_id, 305)] == [{"Status": 1}, {"Status": 2}]
+    assert stack.callbacks.of(task_id, 308), "the storage's failure was reported"
+    rec = Recording(_s3(storage), task_id)
+    assert stack.boto("s3").list_objects_v2(Bucket="cloudrec-internal", Prefix=f"backup/{task_id}/")["KeyCount"] == 0
+    counted = 0
+    for ha in ("", "ha1_"):
+        for kind in ("audio", "video"):
+            pl = rec.playlist(f"{ha}{SDKAPPID}_7002__UserId_s_{b64_name('wes')}__UserId_e_main_{kind}.m3u8")
+            assert pl.ended and pl.segments
+            assert set(pl.segments) <= set(rec.names()), "every segment a playlist lists is stored"
+            counted += len(pl.segments)
+    print(f"{counted} segments, all in the customer's bucket")
