@@ -1,11 +1,17 @@
 """One recorded stream as HLS in the task's storage: its segment writer (a thread of its
 own), its playlist, its uploads, and what Describe and the callbacks learn about it — the
-same for a user's stream (single-stream) and for the mix."""
+same for a user's stream (single-stream) and for the mix.
+
+A stream whose publisher left is retired: its writer closes its last segment and its thread
+ends; the playlist stays open, and a new writer continues it (after a discontinuity) when
+the publisher comes back."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +23,7 @@ from chalicelib.naming import TaskNaming, playlist_name, segment_name
 from chalicelib.playlist import Segment, render
 from chalicelib.tasks import StorageFile
 from recorder_container.background import Background
-from recorder_container.hls_writer import SegmentDone, StreamWriter, WriterSpec
+from recorder_container.hls_writer import Resume, SegmentDone, StreamWriter, WriterSpec
 from recorder_container.room import Room
 from recorder_container.uploader import Upload, Uploader
 
@@ -58,8 +64,13 @@ class HlsStream:
     segments: list[Segment] = field(default_factory=list)
     start_ms: int | None = None
     keyframe: Callable[[], None] = lambda: None
+    on_stored: Callable[[], None] = lambda: None  # one of its segment files reached storage
     writer: StreamWriter | None = None
+    files_pending: int = 0  # segment files written and not yet stored
     _announced: bool = False
+    _spec: WriterSpec | None = None
+    _resume: Resume | None = None
+    _past_stats: dict[str, int] = field(default_factory=dict)  # of the writers it retired
 
     @property
     def stem(self) -> str:
@@ -71,23 +82,54 @@ class HlsStream:
     def playlist_name(self) -> str:
         return playlist_name(self.stem)
 
-    def open(self, spec: WriterSpec) -> None:
+    def open(self, spec: WriterSpec) -> StreamWriter:
+        """Start a writer (again, after `retire`: it continues the stream's timeline and files)."""
         def threadsafe(fn: Callable[..., None]) -> Callable[..., None]:
             def call(*args: Any) -> None:
                 self.loop.call_soon_threadsafe(fn, *args)
             return call
 
-        self.writer = StreamWriter(spec, threadsafe(self._segment_done), threadsafe(self._first_sample),
-                                   threadsafe(lambda: self.keyframe()))
+        if self.writer is None:
+            self._spec = spec
+            self.writer = StreamWriter(spec, threadsafe(self._segment_done), threadsafe(self._first_sample),
+                                       threadsafe(lambda: self.keyframe()), resume=self._resume)
+        return self.writer
+
+    def reopen(self) -> StreamWriter:
+        """The writer, started again if the stream was retired."""
+        assert self._spec is not None, "open() first"
+        return self.open(self._spec)
+
+    async def retire(self) -> None:
+        """Close the open segment and end the writer's thread; the playlist stays open."""
+        writer = self.writer
+        if writer is None:
+            return
+        await asyncio.to_thread(writer.finish)
+        await asyncio.sleep(0)  # let the last segment's callback run on the loop
+        self._resume = writer.resume_point() or self._resume
+        self._past_stats = self.stats()
+        self.writer = None
+
+    def stats(self) -> dict[str, int]:
+        """Frames written and dropped, over every writer the stream had."""
+        totals = dict(self._past_stats)
+        if self.writer is not None:
+            for name, value in dataclasses.asdict(self.writer.stats).items():
+                totals[name] = totals.get(name, 0) + value
+        return totals
 
     def _first_sample(self, wall: float) -> None:
-        self.start_ms = round(wall * 1000)
+        if self.start_ms is None:
+            self.start_ms = round(wall * 1000)
 
     def _segment_done(self, done: SegmentDone) -> None:
         name = segment_name(self.stem, done.start_ms)
         self.segments.append(Segment(name, done.start_ms, done.duration_ms, done.size, done.width, done.height,
                                      done.discontinuity))
-        self.ctx.uploader.put(Upload(self.ctx.naming.directory + name, "video/mp2t", path=done.path))
+        self.files_pending += 1
+        self.ctx.uploader.put(Upload(self.ctx.naming.directory + name, "video/mp2t", path=done.path,
+                                     on_done=self._stored))
         self._upload_playlist(ended=False)
         if not self._announced:
             self._announced = True
@@ -105,9 +147,21 @@ class HlsStream:
         self.ctx.uploader.put(Upload(self.ctx.naming.directory + self.playlist_name, "application/vnd.apple.mpegurl",
                                      body=text.encode(), on_done=on_done))
 
+    def _stored(self) -> None:
+        self.files_pending -= 1
+        self.on_stored()
+
     async def finish(self) -> None:
         """Close the open segment and publish the final playlist (with ENDLIST)."""
-        if self.writer is not None:
-            await asyncio.to_thread(self.writer.finish)
-            await asyncio.sleep(0)  # let the last segment's callback run on the loop
+        await self.retire()
         self._upload_playlist(ended=True)
+
+
+def clear_work_dir(work_dir: Path, streams: Iterable[HlsStream]) -> None:
+    """Remove a closed recording's work directory once every file its streams wrote is stored
+    (the uploader deletes each). Only ever an empty directory: a file that did not reach
+    storage, or a shard's directory, keeps it."""
+    if any(s.files_pending or s.writer is not None for s in streams):
+        return
+    with contextlib.suppress(OSError):  # not empty, or gone already
+        work_dir.rmdir()

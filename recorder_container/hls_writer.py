@@ -6,15 +6,19 @@ re-encoded to AAC on a continuous sample timeline: gaps inside a source (Opus DT
 become silence, so audio never drifts against video. Segments start on keyframes once the
 target length is reached; a keyframe is requested shortly before. A lost video frame
 (frame_num gap) drops everything to the next keyframe and requests one. A resolution change
-or a new source (the publisher came back) starts a new segment.
+or a new source (the publisher came back) starts a new segment, and so does a timestamp that
+leaps ahead of its arrival (the source is anchored again on the arrival clock: no hole).
+
+The queue in front of the thread is bounded in time (backlog.py): a writer that falls behind
+sheds video, never the producer's time, so memory stays bounded.
 """
 
 from __future__ import annotations
 
 import fractions
 import logging
-import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +29,7 @@ import av
 from chalicelib.adts import adts_header
 from recorder_container import h264
 from recorder_container.aac_track import AAC_FRAME, AacTrack
+from recorder_container.backlog import Backlog
 from recorder_container.encoded import EncodedVideo
 from recorder_container.timeline import SourceClock
 
@@ -35,6 +40,7 @@ OUT_BASE = VIDEO_RATE  # output timestamps start at 1 s: AAC priming never goes 
 KEYFRAME_LEAD_S = 0.3  # ask for a keyframe this long before a segment is due (it takes ~RTT + a frame)
 KEYFRAME_RETRY_S = 1.0
 AUDIO_ONLY_CUT_S = 2.0  # AvMerge: without video for this long, audio may cut segments
+MAX_AHEAD_S = 2.0  # a sample cannot arrive before it was made: further ahead, its timestamp jumped
 # aiortc's audio jitter buffer holds 4 packets (~80 ms) before it hands out the first one:
 # WriterSpec.audio_latency_s defaults to that
 
@@ -87,10 +93,19 @@ class _Segment:
 class _Stats:
     video_frames: int = 0
     video_waiting: int = 0  # before a source's first keyframe (nothing is lost: it cannot be decoded yet)
-    video_dropped: int = 0  # after a lost frame, up to the next keyframe
+    video_dropped: int = 0  # after a lost frame up to the next keyframe, and while the writer was behind
     audio_frames: int = 0
+    audio_dropped: int = 0  # only by a writer stuck for MAX_AUDIO_LAG_S
     silence_samples: int = 0
     segments: int = 0
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a stream's previous writer stopped: the next one keeps its timeline and file numbers."""
+
+    origin: float
+    seq: int
 
 
 @dataclass
@@ -102,14 +117,17 @@ class StreamWriter:
     on_first_sample: Callable[[float], None]
     request_keyframe: Callable[[], None]
     stats: _Stats = field(default_factory=_Stats)
+    resume: Resume | None = None  # the stream had a writer before this one
+    clock: Callable[[], float] = time.monotonic  # measures how far behind the writer is
 
     def __post_init__(self) -> None:
-        self._queue: queue.Queue[tuple[str, Any, float, Any]] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name=f"writer-{self.spec.name[-24:]}", daemon=True)
-        self._origin: float | None = None
+        self._backlog = Backlog(self.clock, self.request_keyframe)
+        self._thread = threading.Thread(target=self._run, name=f"writer-{self.spec.name}", daemon=True)
+        self._origin: float | None = self.resume.origin if self.resume else None
         self._segment: _Segment | None = None
-        self._seq = 0
-        self._pending_discontinuity = False
+        self._seq = self.resume.seq if self.resume else 0
+        self._pending_discontinuity = self.resume is not None
+        self._warned_behind = False
         # video
         self._vclocks: dict[Any, SourceClock] = {}
         self._vsource: Any = None
@@ -133,35 +151,82 @@ class StreamWriter:
     # -- producer side (any thread) ----------------------------------------------------
 
     def video(self, frame: Any, arrival: float, source: Any) -> None:
-        self._queue.put(("video", frame, arrival, source))
+        self._backlog.put("video", frame, arrival, source)
 
     def audio(self, frame: Any, arrival: float, source: Any) -> None:
-        self._queue.put(("audio", frame, arrival, source))
+        self._backlog.put("audio", frame, arrival, source)
+
+    def ended(self, source: Any) -> None:
+        """`source` delivers no more frames: its clock can go."""
+        self._backlog.put_control("ended", source)
+
+    def queued(self, kind: str) -> int:
+        """Frames of `kind` ("video", "audio") waiting to be written."""
+        return self._backlog.queued(kind)
 
     def finish(self) -> None:
-        """Close the open segment and stop; blocks until written."""
-        self._queue.put(("end", None, 0.0, None))
+        """Close the open segment and stop the thread; blocks until written. Frames handed in
+        later are ignored."""
+        self._backlog.put_control("end")
         self._thread.join()
+
+    def resume_point(self) -> Resume | None:
+        """Where a next writer of the same stream takes over (after `finish`)."""
+        return Resume(self._origin, self._seq) if self._origin is not None else None
 
     # -- writer thread -----------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
-            kind, frame, arrival, source = self._queue.get()
+            kind, frame, arrival, source = self._backlog.get()
             if kind == "end":
                 break
             try:
                 if kind == "video":
                     self._on_video(frame, arrival, source)
-                else:
+                elif kind == "audio":
                     self._on_audio(frame, arrival, source)
+                elif kind == "ended":
+                    self._vclocks.pop(source, None)
+                    self._aclocks.pop(source, None)
+                else:
+                    self._on_dropped(*frame)
             except Exception:  # one bad frame must not end the recording
                 log.exception("writer %s: frame dropped", self.spec.name)
         try:
             self._mux_audio(self._aac.finish())
+        except Exception:
+            log.exception("writer %s: the last audio could not be written", self.spec.name)
+        try:
             self._close_segment()
         except Exception:
             log.exception("writer %s: closing the last segment failed", self.spec.name)
+        # a finished writer may be kept for its stats: let go of its codec and the tracks
+        self._transcoder = self._vsource = self._asource = None
+        self._vclocks.clear()
+        self._aclocks.clear()
+
+    def _on_dropped(self, video: int, audio: int) -> None:
+        self.stats.video_dropped += video
+        self.stats.audio_dropped += audio
+        if audio:
+            log.warning("writer %s is stuck: %d audio frames dropped", self.spec.name, audio)
+        elif not self._warned_behind:
+            self._warned_behind = True
+            log.warning("writer %s fell behind: dropping video to keep up", self.spec.name)
+
+    def _wall(self, clocks: dict[Any, SourceClock], source: Any, pts: int, arrival: float,
+              new_clock: Callable[[], SourceClock]) -> tuple[float, bool]:
+        """Wall-clock time of a source's sample, and whether its clock was anchored again."""
+        clock = clocks.get(source)
+        if clock is None:
+            clock = clocks[source] = new_clock()
+        wall, jumped = clock.wall(pts, arrival)
+        if wall - arrival > MAX_AHEAD_S:  # the timestamps leapt ahead of time: take the arrival's word
+            clock = clocks[source] = new_clock()
+            wall, _ = clock.wall(pts, arrival)
+            jumped = True
+        return wall, jumped
 
     def _out_ts(self, wall: float) -> int:
         if self._origin is None:
@@ -173,6 +238,9 @@ class StreamWriter:
         assert self._origin is not None
         self._seq += 1
         path = self.spec.work_dir / f"{self.spec.name}.{self._seq:06d}.ts"
+        # a recording that closed removes its work directory once empty: another of the same task
+        # (ha0 draining beside ha1) may have removed this one
+        self.spec.work_dir.mkdir(parents=True, exist_ok=True)
         container = av.open(str(path), "w", format="mpegts")
         seg = _Segment(container, path, ts, self._origin + (ts - OUT_BASE) / VIDEO_RATE,
                        discontinuity=self._pending_discontinuity, width=self._size[0], height=self._size[1])
@@ -239,8 +307,7 @@ class StreamWriter:
         encoded = self._encoded(frame)
         if encoded is None:
             return
-        clock = self._vclocks.setdefault(source, SourceClock(VIDEO_RATE))
-        wall, jumped = clock.wall(encoded.pts, arrival)
+        wall, jumped = self._wall(self._vclocks, source, encoded.pts, arrival, lambda: SourceClock(VIDEO_RATE))
         new_source = source is not self._vsource
         if new_source or jumped:
             self._vsource = source
@@ -323,8 +390,8 @@ class StreamWriter:
     # -- audio -------------------------------------------------------------------------
 
     def _on_audio(self, frame: Any, arrival: float, source: Any) -> None:
-        clock = self._aclocks.setdefault(source, SourceClock(frame.sample_rate, self.spec.audio_latency_s))
-        wall, jumped = clock.wall(int(frame.pts), arrival)
+        wall, jumped = self._wall(self._aclocks, source, int(frame.pts), arrival,
+                                  lambda: SourceClock(frame.sample_rate, self.spec.audio_latency_s))
         new_source = source is not self._asource
         self.stats.audio_frames += 1
         ts = self._out_ts(wall)

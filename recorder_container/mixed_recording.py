@@ -30,7 +30,7 @@ from chalicelib.subscription import Publisher, Selected
 from recorder_container.audio_mixer import AudioMixer
 from recorder_container.compositor import Canvas
 from recorder_container.encoded import EncodedVideo
-from recorder_container.hls_stream import HlsStream, RecordingContext, StreamKey
+from recorder_container.hls_stream import HlsStream, RecordingContext, StreamKey, clear_work_dir
 from recorder_container.hls_writer import WriterSpec
 from recorder_container.room import Received
 from recorder_container.scene import Backdrop, Scene, SceneBuilder
@@ -77,8 +77,8 @@ class MixedRecording:
         self.has_video = ctx.record.StreamType != 1
         self.has_audio = ctx.record.StreamType != 2
         track_type = AUDIO_VIDEO if self.has_video and self.has_audio else VIDEO if self.has_video else AUDIO
-        self.stream = HlsStream(StreamKey("", "main", track_type, mixed=True), ctx, self.loop)
-        self.stream.keyframe = self._want_keyframe
+        self.stream = HlsStream(StreamKey("", "main", track_type, mixed=True), ctx, self.loop,
+                                keyframe=self._want_keyframe, on_stored=self._tidy)
         self.stream.open(WriterSpec(
             name=self.stream.stem, audio=self.has_audio, video=self.has_video,
             work_dir=ctx.work_dir, segment_s=ctx.segment_s, audio_channels=self.audio.Channel,
@@ -94,6 +94,7 @@ class MixedRecording:
         self._threads: list[threading.Thread] = []
         self._force_key = threading.Event()
         self._started = False
+        self._closed = False
         self.mixer: AudioMixer | None = None
 
     def _image_failed(self, url: str) -> None:
@@ -253,3 +254,9 @@ class MixedRecording:
         for thread in self._threads:
             await asyncio.to_thread(thread.join)
         await self.stream.finish()
+        self._closed = True
+        self._tidy()
+
+    def _tidy(self) -> None:
+        if self._closed:
+            clear_work_dir(self.ctx.work_dir, [self.stream])

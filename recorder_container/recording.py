@@ -1,11 +1,11 @@
 """Single-stream recording: every selected publisher stream written as its own HLS stream —
 one `HlsStream` per (UserId, MediaId, Type); with AvMerge a user's main audio and video share
-one. Subscriptions follow the room (publishers come and go) and the task (Modify)."""
+one. Subscriptions follow the room (publishers come and go) and the task (Modify); a stream no
+longer selected is retired (its writer thread and open file closed) until it is selected again."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import logging
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from chalicelib.models import MixLayoutParams
 from chalicelib.naming import AUDIO, AUDIO_VIDEO, MAIN, VIDEO
 from chalicelib.subscription import Publisher, Selected
-from recorder_container.hls_stream import HlsStream, RecordingContext, StreamKey
+from recorder_container.hls_stream import HlsStream, RecordingContext, StreamKey, clear_work_dir
 from recorder_container.hls_writer import WriterSpec
 from recorder_container.room import Received
 from recorder_container.subscriptions import StreamRef, Subscriptions
@@ -38,11 +38,13 @@ class SingleStreamRecording:
         self.subscriptions = Subscriptions(ctx.room, self._on_frame, ctx.background)
         self._routes: dict[StreamRef, tuple[StreamKey, str]] = {}  # (feed, mid) → stream, kind
         self._media_seen = False
+        self._closed = False
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
 
     async def reconcile(self, publishers: Sequence[Publisher], selected: Sequence[Selected],
                         layout: MixLayoutParams | None = None) -> None:
-        """Receive the selected streams; drop subscriptions no longer selected."""
+        """Receive the selected streams; drop subscriptions no longer selected and retire their
+        streams (the publisher left, Modify unsubscribed them)."""
         want: dict[str, list[str]] = {}
         self._routes = {}
         for sel in selected:
@@ -53,25 +55,32 @@ class SingleStreamRecording:
             if sel.kind == VIDEO:
                 stream.keyframe = functools.partial(self.subscriptions.request_keyframe, sel.user_id, sel.mid)
         await self.subscriptions.follow(want)
+        routed = {key for key, _ in self._routes.values()}
+        await asyncio.gather(*(s.retire() for key, s in self.streams.items() if key not in routed))
 
     def _ensure_stream(self, key: StreamKey) -> HlsStream:
         stream = self.streams.get(key)
         if stream is None:
-            stream = HlsStream(key, self.ctx, self.loop)
+            stream = self.streams[key] = HlsStream(key, self.ctx, self.loop, on_stored=self._tidy)
             stream.open(WriterSpec(
                 name=stream.stem, audio=key.track_type in (AUDIO, AUDIO_VIDEO),
                 video=key.track_type in (VIDEO, AUDIO_VIDEO), work_dir=self.ctx.work_dir,
                 segment_s=self.ctx.segment_s, audio_channels=self.ctx.audio_channels))
-            self.streams[key] = stream
+        else:
+            stream.reopen()
         return stream
 
     def _on_frame(self, got: Received) -> None:
         route = self._routes.get((got.feed, got.mid))
-        if route is None or got.frame is None:
+        if route is None:
             return
         key, kind = route
         writer = self.streams[key].writer
-        assert writer is not None
+        if writer is None:
+            return
+        if got.frame is None:  # the track ended: a new subscription brings a new one
+            writer.ended(got.source)
+            return
         if not self._media_seen:
             self._media_seen = True
             self.ctx.on_media()
@@ -94,8 +103,7 @@ class SingleStreamRecording:
             received, lost = packets.get(key, [0, 0])
             log.info("stream stats", extra={
                 "user_id": key.user_id, "media_id": key.media_id, "track_type": key.track_type,
-                **(dataclasses.asdict(stream.writer.stats) if stream.writer else {}),
-                "rtp_received": received, "rtp_lost": lost})
+                **stream.stats(), "rtp_received": received, "rtp_lost": lost})
 
     async def close(self) -> None:
         """Stop receiving, close the open segments, publish the final playlists."""
@@ -105,3 +113,9 @@ class SingleStreamRecording:
             log.warning("stream stats unavailable", exc_info=True)
         await self.drop_subscriptions()
         await asyncio.gather(*(s.finish() for s in self.streams.values()))
+        self._closed = True
+        self._tidy()
+
+    def _tidy(self) -> None:
+        if self._closed:
+            clear_work_dir(self.ctx.work_dir, self.streams.values())

@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,9 +32,10 @@ BUCKET = "customer"
 
 
 @pytest.fixture
-def customer(aws_env: Settings, registry: Any) -> Settings:
+def customer(aws_env: Settings, registry: Any, tmp_path: Path) -> Settings:
+    """The settings, with the customer's bucket and a work directory of the test's own."""
     aws.client("s3").create_bucket(Bucket=BUCKET)
-    return aws_env
+    return dataclasses.replace(aws_env, run_dir=tmp_path)
 
 
 def admitted(task_id: str, **record: Any) -> TaskRecord:
