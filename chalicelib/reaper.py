@@ -99,7 +99,7 @@ def _take_over(tasks: TaskStore, launcher: Launcher, queue: EventQueue, settings
                       extra={"task_id": task_id})
         return 1
     code = LeaveCode(task.leave_code) if task.leave_code is not None else LeaveCode.SERVER_KICK
-    if tasks.finish(task_id, now_ms, leave_code=code):
+    if tasks.finish(task_id, now_ms, leave_code=code) and not task.stop_reported:
         queue.publish(events.recorder_stop(code), task, now_ms)
         ended = tasks.get(task_id)
         if ended is not None and internal is not None:

@@ -230,6 +230,20 @@ class TaskStore:
             ExpressionAttributeValues=_values(stop=STOP, exited=EXITED, ended=ENDED, code=int(leave_code)),
         )
 
+    def leaving(self, task_id: str, owner: str, leave_code: LeaveCode) -> bool:
+        """The recorder leaves the room for good and says so (302) before it drains its files:
+        the task is stopping whatever happens to that recorder now. False if `owner` no longer
+        holds the lease."""
+        return self._conditional(
+            task_id,
+            UpdateExpression="SET desired = :stop, #s = :exited, leave_code = if_not_exists(leave_code, :code), "
+                             "stop_reported = :yes",
+            ConditionExpression="lease_owner = :me AND #s <> :ended",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=_values(stop=STOP, exited=EXITED, ended=ENDED, code=int(leave_code), yes=True,
+                                              me=owner),
+        )
+
     def update_config(self, task_id: str, subscription: SubscribeStreamUserIds | None,
                       layout: MixLayoutParams | None) -> bool:
         """Overwrite the subscription and/or layout (None: keep it) of a running task; False if it is stopping."""

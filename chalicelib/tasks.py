@@ -181,6 +181,7 @@ class TaskRecord:
     status: str = IDLE
     desired: str = RUN
     leave_code: int | None = None
+    stop_reported: bool = False  # its recorder sent the 302 before it drained its files
     ha_count: int = 0
     lease_owner: str | None = None
     lease_expires_ms: int = 0

@@ -19,6 +19,7 @@ from chalicelib.storage import Bucket, task_bucket
 from chalicelib.task_store import TaskStore
 from chalicelib.tasks import StorageFile, TaskRecord
 from recorder_container.background import Background
+from recorder_container.outbox import Outbox
 from recorder_container.uploader import Uploader
 
 log = logging.getLogger(__name__)
@@ -36,13 +37,18 @@ class TaskOutputs:
     internal: Bucket
     background: Background
     clock: Callable[[], float] = time.time
+    _outbox: Outbox | None = None
 
     def emit(self, event: Event) -> None:
-        """Queue an event (its dedup key keeps it once-only across processes and retries)."""
-        try:
-            self.queue.publish(event, self.task, int(self.clock() * 1000))
-        except Exception:  # an event that cannot be queued must not stop the recording
-            log.exception("event %s could not be queued", int(event.type))
+        """Queue an event, in order, off the event loop (its dedup key keeps it once-only across
+        processes and retries)."""
+        if self._outbox is None:
+            self._outbox = Outbox(self.queue, self.task)
+        self._outbox.put(event, int(self.clock() * 1000))
+
+    async def flush_events(self, timeout: float) -> int:
+        """Wait until the events emitted so far are queued; how many could not be."""
+        return await self._outbox.flush(timeout) if self._outbox is not None else 0
 
     def put_file(self, file: StorageFile) -> None:
         """List an index file for Describe (the store is written off the loop)."""

@@ -91,6 +91,13 @@ class Recorder:
         self._stop_signal.set()
 
     async def run(self) -> int:
+        try:
+            return await self._run()
+        finally:  # the last events (302, 305) are on their way
+            if self._outputs is not None:
+                await self._outputs.flush_events(self.settings.drain_s)
+
+    async def _run(self) -> int:
         lease_ms = int(self.settings.service.lease_s * 1000)
         task = self.store.acquire_lease(self.task_id, self.owner, self.now_ms(), lease_ms)
         if task is None:
@@ -120,6 +127,9 @@ class Recorder:
             log.info("stopped by the platform: finishing the files, then handing the task over")
         else:
             assert final.leave is not None
+            # noted first: should this recorder die while it drains, the reaper ends the task
+            # (no relaunch after MaxIdleTime) without a second 302
+            await self._stored(self.store.leaving, self.task_id, self.owner, final.leave)
             outputs.emit(events.recorder_stop(final.leave))
         pending = await self._drain(uploader)
         if final.lease_lost:

@@ -70,6 +70,7 @@ async def record_shard(settings: RecorderSettings) -> int:
     await background.wait(settings.drain_s)
     await uploader.stop()
     await room.leave()
+    await outputs.flush_events(settings.drain_s)
     _report(Report("stopped", uploader.pending + uploader.in_backup))
     return 0
 

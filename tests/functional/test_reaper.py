@@ -107,3 +107,17 @@ def test_a_recorder_that_ended_its_task_is_not_replaced(aws_env: Settings, store
     store.finish("a", int(NOW * 1000), leave_code=LeaveCode.API_STOP)
     assert reaper.recorder_exited(store, launcher, wiring.event_queue(), aws_env, "a", "pid:7", "exit 0", NOW) == 0
     assert launcher.launched == []
+
+
+def test_a_recorder_that_dies_after_leaving_is_not_relaunched_and_its_302_not_repeated(
+        aws_env: Settings, store: TaskStore) -> None:
+    """It left for MaxIdleTime, sent its 302, and died while draining its uploads."""
+    launcher = FakeLauncher()
+    store.admit(_task("a"), None, None, 10)
+    assert store.acquire_lease("a", "rec-1", int(NOW * 1000), 1000) is not None
+    assert store.leaving("a", "rec-1", LeaveCode.IDLE)
+    assert not store.leaving("a", "rec-2", LeaveCode.IDLE)  # only the lease holder
+    assert reaper.reap(store, launcher, wiring.event_queue(), aws_env, NOW + 5) == 1
+    task = store.get("a")
+    assert task is not None and task.status == ENDED and task.leave_code == int(LeaveCode.IDLE)
+    assert launcher.launched == [] and queued_events() == []

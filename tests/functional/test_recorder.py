@@ -264,10 +264,11 @@ def test_a_platform_stop_hands_the_task_over(customer: Settings) -> None:
 
 
 class FlakyEndpoint:
-    """A DynamoDB client whose endpoint is unreachable for a while, as botocore reports it."""
+    """An AWS client whose endpoint is unreachable for a while, as botocore reports it; with
+    `hang`, a call waits out the outage first (a frozen endpoint answers nothing)."""
 
-    def __init__(self, client: Any) -> None:
-        self._client, self.down_until = client, 0.0
+    def __init__(self, client: Any, hang: bool = False) -> None:
+        self._client, self.down_until, self.hang = client, 0.0, hang
 
     def __getattr__(self, name: str) -> Any:
         call = getattr(self._client, name)
@@ -276,7 +277,9 @@ class FlakyEndpoint:
             if time.monotonic() < self.down_until:
                 from botocore.exceptions import EndpointConnectionError
 
-                raise EndpointConnectionError(endpoint_url="http://dynamodb.local")
+                if self.hang:
+                    time.sleep(max(0.0, self.down_until - time.monotonic()))
+                raise EndpointConnectionError(endpoint_url="http://aws.local")
             return call(*args, **kwargs)
 
         return guarded
@@ -343,3 +346,31 @@ def test_a_successor_ends_the_playlists_its_dead_predecessor_left_open(customer:
         assert len(playlist(task.directory + name).segments) == 3  # nothing added, nothing lost
         assert (now == before[name]) == was_ended  # one that had ended is left as it was
     assert [e["EventType"] for e in queued_events() if e["EventType"] == 306] == [306]
+
+
+def test_an_event_queue_outage_stalls_nothing_and_loses_no_event(customer: Settings) -> None:
+    """SQS hangs for 3 s from the start: the robot joins and records meanwhile, and every event
+    arrives afterwards, once and in order."""
+    from chalicelib.events import EventQueue
+
+    task, room = admitted("rec+10."), FakeRoom()
+    flaky = FlakyEndpoint(aws.client("sqs"), hang=True)
+    queue = EventQueue(flaky, customer.events_queue)
+    assert queue.url
+
+    async def scenario() -> int:
+        rec = recorder(customer, task, room)
+        rec.queue = queue
+        flaky.down_until = time.monotonic() + 3
+        running = asyncio.create_task(rec.run())
+        room.publish("alice", "audio", "video")
+        await until(lambda: room.live("alice"), "a subscription to alice while the queue hangs", timeout=1.5)
+        send_media(room, "alice", 3.0)
+        await until(lambda: time.monotonic() > flaky.down_until, "the queue to come back")
+        wiring.task_store().request_stop(task.task_id, LeaveCode.API_STOP)
+        return await asyncio.wait_for(running, 30)
+
+    assert run(scenario) == 0
+    types = [e["EventType"] for e in queued_events()]
+    assert types[0] == 301 and types[-2:] == [302, 305], types
+    assert types.count(307) == 2 and types.count(304) == 2 and types.count(301) == 1, types

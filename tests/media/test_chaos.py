@@ -24,7 +24,7 @@ from tests.support.media import BUCKET, SEGMENT_S, media_env
 from tests.support.media_checks import Recording, utc17_ms
 from tests.support.media_scenario import BLUE, RED, call, join, run, stop_and_wait
 from tests.support.sdk import create_request, delete
-from tests.support.stack import SDKAPPID, LocalStack, free_port, recorder_pid, running_stack, wait_for
+from tests.support.stack import SDKAPPID, LocalStack, free_port, processes_of, recorder_pid, running_stack, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION_TIMING = {"CLOUDREC_HEARTBEAT_S": "5", "CLOUDREC_LEASE_S": "20", "CLOUDREC_LAUNCH_GRACE_S": "30",
@@ -186,3 +186,37 @@ def test_a_minute_without_storage_and_a_killed_recorder_lose_no_segment(
             assert set(pl.segments) <= set(rec.names()), "every segment a playlist lists is stored"
             counted += len(pl.segments)
     print(f"{counted} segments, all in the customer's bucket")
+
+
+def test_ten_seconds_without_the_aws_emulation_lose_nothing(stack: LocalStack, storage: subprocess.Popen[bytes]) -> None:
+    """DynamoDB, SQS and the internal bucket (the stack's moto server) freeze for 10 s while a
+    task records: the recorder records on (no failover), its events arrive late but all of them,
+    and the recording has no hole."""
+    aws = next(pid for pid in processes_of(stack.run_dir) if b"moto.server" in Path(f"/proc/{pid}/cmdline").read_bytes())
+
+    async def scenario() -> str:
+        p = await join(stack, "7003", "xia", BLUE, 550, create=True)
+        task_id = str((await call(stack.client().CreateCloudRecording, create_request("rec_aws", room="7003"))).TaskId)
+        await call(wait_for, lambda: len(stack.callbacks.of(task_id, 307)) >= 2, 30, "the first files")
+        os.kill(aws, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(10)
+        finally:
+            os.kill(aws, signal.SIGCONT)
+        await asyncio.sleep(SEGMENT_S * 2)
+        await stop_and_wait(stack, task_id)
+        await p.leave()
+        return task_id
+
+    task_id = run(scenario)
+    stack.callbacks.wait(task_id, 305)
+    types = [e["EventType"] for e in stack.callbacks.of(task_id)]
+    assert 306 not in types and types.count(301) == 1 and types.count(302) == 1, types
+    assert [e["EventInfo"]["Payload"] for e in stack.callbacks.of(task_id, 305)] == [{"Status": 0}]
+    rec = Recording(_s3(storage), task_id)
+    for kind in ("audio", "video"):
+        pl = rec.playlist(f"{SDKAPPID}_7003__UserId_s_{b64_name('xia')}__UserId_e_main_{kind}.m3u8")
+        first, last = _span(rec, pl.key.rsplit("/", 1)[1])
+        recorded = sum(pl.durations)
+        assert pl.ended and "#EXT-X-DISCONTINUITY" not in pl.text
+        assert recorded >= (last - first) / 1000 - 0.5, f"{kind}: {recorded:.1f} s over {(last - first) / 1000:.1f} s"
