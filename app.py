@@ -163,6 +163,14 @@ def deliver_backups(event: Any) -> dict[str, int]:
     return {"moved": moved}
 
 
+@app.schedule(Rate(5, unit=Rate.MINUTES), name="sweep_outputs")
+def sweep_outputs(event: Any) -> dict[str, int]:
+    """Ended tasks whose outputs are overdue: request them, or report the jobs that failed for good."""
+    handled = post_record.sweep(wiring.post_deps(), time.time())
+    metrics.add_metric(name="OverdueOutputs", unit=MetricUnit.Count, value=handled)
+    return {"handled": handled}
+
+
 @app.on_cw_event(recorder_exits.PATTERN, name="recorder_stopped")
 def recorder_stopped(event: CloudWatchEvent) -> dict[str, int]:
     """A recorder's Fargate task stopped (EventBridge): if its task is still live, hand it to a

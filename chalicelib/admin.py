@@ -1,4 +1,4 @@
-"""Admin commands: `python -m chalicelib.admin add-app|list-apps|usersig|dead-letters ...`.
+"""Admin commands: `python -m chalicelib.admin add-app|list-apps|usersig|dead-letters|failed-outputs ...`.
 
 They act on the deployment the environment points at (CLOUDREC_* and AWS_* variables;
 the local stack's AWS emulation when CLOUDREC_AWS_ENDPOINT is set). Secrets are never
@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from chalicelib import aws, dead_letters, wiring
+from chalicelib import aws, dead_letters, failed_outputs, wiring
 from chalicelib.apps import App, RoomBackend
 from chalicelib.schema import events_dlq_name
 from chalicelib.usersig import DEFAULT_EXPIRE_S, gen_usersig
@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
 
     dead = sub.add_parser("dead-letters", help="list callback events the receiver never accepted")
     dead.add_argument("--redeliver", action="store_true", help="queue them for delivery again")
+
+    failed = sub.add_parser("failed-outputs", help="list output jobs (MP4/AAC/VOD) whose function failed for good")
+    failed.add_argument("--redeliver", action="store_true", help="run them again")
     return p
 
 
@@ -57,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "dead-letters":
         return _dead_letters(args.redeliver)
+    if args.command == "failed-outputs":
+        return _failed_outputs(args.redeliver)
     registry = wiring.app_registry()
     if args.command == "add-app":
         app = App(
@@ -91,6 +96,17 @@ def _dead_letters(redeliver: bool) -> int:
         print(json.dumps({"Redelivered": [d.public_view() for d in moved]}, indent=2))
     else:
         print(json.dumps([d.public_view() for d in dead_letters.list_dead(sqs, dlq_url)], indent=2))
+    return 0
+
+
+def _failed_outputs(redeliver: bool) -> int:
+    sqs = aws.client("sqs")
+    url = sqs.get_queue_url(QueueName=aws.settings().outputs_dlq)["QueueUrl"]
+    if redeliver:
+        parts = failed_outputs.redeliver(sqs, url, wiring.internal_bucket())
+        print(json.dumps({"Redelivered": [p.public_view() for p in parts]}, indent=2))
+    else:
+        print(json.dumps([p.public_view() for p in failed_outputs.list_failed(sqs, url)], indent=2))
     return 0
 
 

@@ -24,6 +24,7 @@ class Settings:
     apps_table: str
     limits_table: str
     events_queue: str
+    outputs_dlq: str  # the output function's on-failure destination
     idempotency_table: str
     internal_bucket: str
     launcher: str  # "local" | "ecs"
@@ -58,6 +59,7 @@ class Settings:
             apps_table=e.get("CLOUDREC_APPS_TABLE", "cloudrec-apps"),
             limits_table=e.get("CLOUDREC_LIMITS_TABLE", "cloudrec-limits"),
             events_queue=e.get("CLOUDREC_EVENTS_QUEUE", "cloudrec-events.fifo"),
+            outputs_dlq=e.get("CLOUDREC_OUTPUTS_DLQ", "cloudrec-outputs-dlq"),
             idempotency_table=e.get("CLOUDREC_IDEMPOTENCY_TABLE", "cloudrec-idempotency"),
             internal_bucket=e.get("CLOUDREC_INTERNAL_BUCKET", "cloudrec-internal"),
             launcher=launcher,

@@ -156,7 +156,7 @@ def mp4_stop(file: OutputFile, status: FileStatus) -> Event:
 
 
 def mp4_failed(stem: str) -> Event:
-    """310 Status 2: an output job could not read its recording back."""
+    """310 Status 2: an output job failed (its recording could not be read back, or it stopped)."""
     return Event(EventType.MP4_STOP, {"Status": int(FileStatus.FAILED), "FileList": [], "FileMessage": []},
                  f"310-{int(FileStatus.FAILED)}-{stem}")
 

@@ -28,6 +28,7 @@ from chalicelib.tasks import TaskRecord
 log = logging.getLogger(__name__)
 
 STORAGE_RETRY = retry.RetryPolicy(delays_s=(1.0, 2.0), attempts=3)
+OUTPUTS_STALL_S = 1800  # a job that made no progress this long has failed (a part takes 15 min at most)
 
 
 @dataclass
@@ -42,13 +43,17 @@ class PostDeps:
     scratch: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
 
 
-def request(task: TaskRecord, tasks: TaskStore, internal: Bucket) -> int:
+def request(task: TaskRecord, tasks: TaskStore, internal: Bucket, now_s: float | None = None) -> int:
     """Drop the first marker of every output job of an ended task (once); the number of jobs.
     None while some of its files wait in the backup storage: they are requested once those
     have been delivered (chalicelib/backup.py)."""
     jobs = jobs_for(task)
-    if not jobs or internal.listing(backup_prefix(task.task_id), limit=1) \
-            or not tasks.start_outputs(task.task_id, len(jobs)):
+    if not jobs:
+        tasks.settle_outputs(task.task_id)  # nothing was recorded: nothing is owed
+        return 0
+    due_ms = int(((time.time() if now_s is None else now_s) + OUTPUTS_STALL_S) * 1000)
+    if internal.listing(backup_prefix(task.task_id), limit=1) or not tasks.start_outputs(task.task_id, len(jobs),
+                                                                                          due_ms):
         return 0
     for job in jobs:
         internal.put(job.marker_key(1), job.marker(1), "application/json")
@@ -63,7 +68,32 @@ def run(marker_body: bytes, deps: PostDeps) -> None:
     if task is None:
         log.warning("output job of an unknown task dropped", extra={"task_id": job.task_id})
         return
+    deps.tasks.outputs_progress(job.task_id, int((deps.clock() + OUTPUTS_STALL_S) * 1000))
     _JobRun(job, part, task, deps).run()
+
+
+def sweep(deps: PostDeps, now_s: float) -> int:
+    """Ended tasks whose outputs are overdue: request those nobody requested (the recorder died
+    between the task's end and the request), and report the jobs that stopped making progress
+    (their function failed for good: see the outputs dead-letter queue) as failed — 310 Status 2
+    or a failed 311 — so no job ends in silence. How many tasks it handled."""
+    handled = 0
+    for task_id in deps.tasks.outputs_due(int(now_s * 1000)):
+        try:
+            task = deps.tasks.get(task_id)
+            if task is None:
+                continue
+            if task.output_jobs is None:
+                log.warning("output jobs never requested: requesting them now", extra={"task_id": task_id})
+                request(task, deps.tasks, deps.internal, now_s)
+            else:
+                for job in jobs_for(task):
+                    if job.stem not in (task.outputs_finished or ()):
+                        _JobRun(job, 0, task, deps).failed("the output job stopped making progress")
+            handled += 1
+        except Exception:  # the next sweep tries again; the other tasks must not wait for this one
+            log.exception("overdue outputs could not be handled", extra={"task_id": task_id})
+    return handled
 
 
 class _JobRun:
@@ -80,7 +110,7 @@ class _JobRun:
             playlists = {track: playlist.parse(self._read(name).decode())
                          for track, name in self.job.playlists.items()}
         except (SourceError, playlist.PlaylistError, UnicodeDecodeError) as exc:
-            self._failed(f"the recording could not be read back: {exc}")
+            self.failed(f"the recording could not be read back: {exc}")
             return
         with tempfile.TemporaryDirectory(dir=self.deps.scratch) as tmp:
             work = Path(tmp)
@@ -92,7 +122,7 @@ class _JobRun:
                 try:
                     more = self._make_part(playlists, work)
                 except SourceError as exc:
-                    self._failed(f"a segment could not be read back: {exc}")
+                    self.failed(f"a segment could not be read back: {exc}")
                     return
         if more:
             self.deps.internal.put(self.job.marker_key(self.part + 1), self.job.marker(self.part + 1),
@@ -202,7 +232,7 @@ class _JobRun:
             path.unlink(missing_ok=True)
 
     # ---- the end of a job
-    def _failed(self, reason: str) -> None:
+    def failed(self, reason: str) -> None:
         log.error("output job failed: %s", reason, extra={"task_id": self.job.task_id})
         self.ok = False
         if self.vod is not None:
@@ -212,7 +242,10 @@ class _JobRun:
         self._job_over()
 
     def _job_over(self) -> None:
-        done, total, failed = self.deps.tasks.output_job_done(self.job.task_id, not self.ok)
+        counted = self.deps.tasks.output_job_done(self.job.task_id, self.job.stem, not self.ok)
+        if counted is None:
+            return  # counted already (as failed, by the sweep)
+        done, total, failed = counted
         if self.vod is not None and done == total:
             self._emit(events.vod_stop(failed=bool(failed)))
 

@@ -96,6 +96,7 @@ def create_resources(s: Settings, dynamodb: Any, sqs: Any, s3: Any) -> None:
         },
     )
     sqs.create_queue(QueueName=PLATFORM_EVENTS_QUEUE)
+    sqs.create_queue(QueueName=s.outputs_dlq, Attributes={"MessageRetentionPeriod": "1209600"})
     s3_queue_url = sqs.create_queue(QueueName=S3_EVENTS_QUEUE)["QueueUrl"]
     s3_queue_arn = sqs.get_queue_attributes(QueueUrl=s3_queue_url, AttributeNames=["QueueArn"])[
         "Attributes"]["QueueArn"]

@@ -37,6 +37,10 @@ _ser = TypeSerializer()
 _de = TypeDeserializer()
 # TaskRecord fields stored under another name, as JSON text
 _ENCODED = {"params", "storage_keys", "subscription", "layout", "files"}
+# the index's "live" says which work a task has due by lease_expires_ms: its recorder's lease
+# (a live task) or its output jobs (an ended one)
+LIVE, OUTPUTS_DUE = "1", "outputs"
+OUTPUTS_GRACE_S = 120.0  # an ended task's outputs are requested by its recorder at once; by the sweep after this
 
 
 class AdmissionRaceError(Exception):
@@ -89,7 +93,7 @@ def to_item(task: TaskRecord) -> dict[str, Any]:
     data = {f.name: getattr(task, f.name) for f in fields(TaskRecord) if f.name not in _ENCODED}
     data.update(params_json=encode_params(task.params, task.storage_keys),
                 subscribe_json=encode_model(task.subscription), layout_json=encode_model(task.layout),
-                files={n: vars(f) for n, f in task.files.items()}, live="1")
+                files={n: vars(f) for n, f in task.files.items()}, live=LIVE)
     return {k: _ser.serialize(v) for k, v in data.items() if v is not None}
 
 
@@ -135,12 +139,21 @@ class TaskStore:
 
     def expired_live(self, now_ms: int) -> list[str]:
         """Ids of tasks not yet ended whose recorder lease (or launch grace) has run out."""
+        return self._due(LIVE, now_ms)
+
+    def outputs_due(self, now_ms: int) -> list[str]:
+        """Ids of ended tasks whose output jobs were never requested, or made no progress, in time."""
+        return self._due(OUTPUTS_DUE, now_ms)
+
+    def _due(self, kind: str, now_ms: int) -> list[str]:
+        """The index holds every task with work due by a time: a live task when its recorder's
+        lease runs out, an ended one when its outputs should have progressed."""
         ids: list[str] = []
         kwargs: dict[str, Any] = {
             "TableName": self._tasks,
             "IndexName": LIVE_INDEX,
-            "KeyConditionExpression": "live = :one AND lease_expires_ms < :now",
-            "ExpressionAttributeValues": _values(one="1", now=now_ms),
+            "KeyConditionExpression": "live = :kind AND lease_expires_ms < :now",
+            "ExpressionAttributeValues": _values(kind=kind, now=now_ms),
         }
         while True:
             page = self._db.query(**kwargs)
@@ -309,39 +322,68 @@ class TaskStore:
             ExpressionAttributeValues=_values(file=vars(file)),
         )
 
-    def start_outputs(self, task_id: str, jobs: int) -> bool:
-        """Note how many output jobs (MP4/AAC/VOD) the ended task has; False if already noted."""
+    def start_outputs(self, task_id: str, jobs: int, due_ms: int) -> bool:
+        """Note how many output jobs (MP4/AAC/VOD) the ended task has, and by when they should
+        have made progress; False if already noted."""
         try:
             self._db.update_item(
                 TableName=self._tasks, Key={"task_id": {"S": task_id}},
-                UpdateExpression="SET output_jobs = :n, output_done = :zero",
+                UpdateExpression="SET output_jobs = :n, output_done = :zero, lease_expires_ms = :due",
                 ConditionExpression="attribute_exists(task_id) AND attribute_not_exists(output_jobs)",
-                ExpressionAttributeValues=_values(n=jobs, zero=0),
+                ExpressionAttributeValues=_values(n=jobs, zero=0, due=due_ms),
             )
         except self._db.exceptions.ConditionalCheckFailedException:
             return False
         return True
 
-    def output_job_done(self, task_id: str, failed: bool) -> tuple[int, int, int]:
-        """Count one output job as finished; (done, total, failed) after counting."""
-        item = self._db.update_item(
-            TableName=self._tasks, Key={"task_id": {"S": task_id}},
-            UpdateExpression="ADD output_done :one, output_failed :failed",
-            ConditionExpression="attribute_exists(output_jobs)",
-            ExpressionAttributeValues=_values(one=1, failed=int(failed)), ReturnValues="ALL_NEW",
-        )["Attributes"]
-        return int(item["output_done"]["N"]), int(item["output_jobs"]["N"]), int(item["output_failed"]["N"])
+    def outputs_progress(self, task_id: str, due_ms: int) -> None:
+        """An output job made progress: the next is due by `due_ms`."""
+        self._conditional(task_id, UpdateExpression="SET lease_expires_ms = :due",
+                          ConditionExpression="live = :outputs", ExpressionAttributeValues=_values(
+                              due=due_ms, outputs=OUTPUTS_DUE))
+
+    def settle_outputs(self, task_id: str) -> None:
+        """The task owes no more outputs."""
+        self._conditional(task_id, UpdateExpression="REMOVE live", ConditionExpression="live = :outputs",
+                          ExpressionAttributeValues=_values(outputs=OUTPUTS_DUE))
+
+    def output_job_done(self, task_id: str, stem: str, failed: bool) -> tuple[int, int, int] | None:
+        """Count one output job (by its stem) as finished; (done, total, failed) after counting,
+        None when it had been counted already. The last one settles the task's outputs."""
+        try:
+            item = self._db.update_item(
+                TableName=self._tasks, Key={"task_id": {"S": task_id}},
+                UpdateExpression="ADD output_done :one, output_failed :failed, outputs_finished :stem",
+                ConditionExpression="attribute_exists(output_jobs) AND NOT contains(outputs_finished, :name)",
+                ExpressionAttributeValues={**_values(one=1, failed=int(failed), name=stem), ":stem": {"SS": [stem]}},
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except ClientError as err:
+            if _is_condition_failure(err):
+                return None
+            raise
+        done, total = int(item["output_done"]["N"]), int(item["output_jobs"]["N"])
+        if done >= total:
+            self.settle_outputs(task_id)
+        return done, total, int(item["output_failed"]["N"])
 
     def finish(self, task_id: str, now_ms: int, leave_code: LeaveCode | None = None,
-               owner: str | None = None) -> bool:
+               owner: str | None = None, outputs_grace_s: float = OUTPUTS_GRACE_S) -> bool:
         """End a task and free its slot in the app's concurrency count, exactly once.
-        A recorder passes `owner`: it may only end a task whose lease it still holds."""
+        A recorder passes `owner`: it may only end a task whose lease it still holds. A task that
+        wants outputs owes them from now: they are due within `outputs_grace_s`."""
         task = self.get(task_id)
         if task is None or task.status == ENDED:
             return False
         sets = "SET #s = :ended, ended_ms = :now, desired = :stop"
         condition = "#s <> :ended"
         values: dict[str, Any] = {"ended": ENDED, "now": now_ms, "stop": STOP}
+        removes = ""
+        if task.params.wanted().anything:  # owed with the end itself: a sweep finds them if nobody asks
+            sets += ", live = :outputs, lease_expires_ms = :due"
+            values.update(outputs=OUTPUTS_DUE, due=now_ms + int(outputs_grace_s * 1000))
+        else:
+            removes = " REMOVE live"
         if leave_code is not None:
             sets += ", leave_code = if_not_exists(leave_code, :code)"
             values["code"] = int(leave_code)
@@ -352,7 +394,7 @@ class TaskStore:
             self._db.transact_write_items(TransactItems=[
                 {"Update": {
                     "TableName": self._tasks, "Key": {"task_id": {"S": task_id}},
-                    "UpdateExpression": sets + " REMOVE live",
+                    "UpdateExpression": sets + removes,
                     "ConditionExpression": condition,
                     "ExpressionAttributeNames": {"#s": "status"},
                     "ExpressionAttributeValues": _values(**values),

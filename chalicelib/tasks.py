@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,6 +189,8 @@ class TaskRecord:
     heartbeat_ms: int = 0
     launch_handle: str | None = None
     ended_ms: int | None = None
+    output_jobs: int | None = None  # how many output jobs were requested (None: not yet)
+    outputs_finished: AbstractSet[str] | None = None  # the stems of the output jobs that are over
     files: dict[str, StorageFile] = field(default_factory=dict)
 
     def naming(self, ha_index: int = 0) -> TaskNaming:

@@ -27,7 +27,8 @@ from chalicelib.schema import (
 )
 
 OUT = Path(__file__).with_name("resources.json")
-FUNCTIONS = ("APIHandler", "DeliverCallbacks", "ReapRecorders", "MakeOutputs", "RecorderStopped", "DeliverBackups")
+FUNCTIONS = ("APIHandler", "DeliverCallbacks", "ReapRecorders", "MakeOutputs", "RecorderStopped", "DeliverBackups",
+             "SweepOutputs")
 API_STAGE = "api"
 
 
@@ -122,6 +123,8 @@ def build(s: Settings) -> dict[str, Any]:
         **_table_resources(s),
         "EventsDeadLetterQueue": {"Type": "AWS::SQS::Queue", "Properties": {
             "QueueName": events_dlq_name(s), "FifoQueue": True, "MessageRetentionPeriod": 1209600}},
+        "OutputsDeadLetterQueue": {"Type": "AWS::SQS::Queue", "Properties": {
+            "QueueName": s.outputs_dlq, "MessageRetentionPeriod": 1209600}},
         "EventsQueue": {"Type": "AWS::SQS::Queue", "Properties": {
             "QueueName": s.events_queue, "FifoQueue": True, "VisibilityTimeout": EVENTS_VISIBILITY_S,
             "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]},
@@ -148,6 +151,7 @@ def build(s: Settings) -> dict[str, Any]:
         "CLOUDREC_LIMITS_TABLE": {"Ref": "LimitsTable"},
         "CLOUDREC_IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"},
         "CLOUDREC_EVENTS_QUEUE": {"Fn::GetAtt": ["EventsQueue", "QueueName"]},
+        "CLOUDREC_OUTPUTS_DLQ": {"Fn::GetAtt": ["OutputsDeadLetterQueue", "QueueName"]},
         "CLOUDREC_INTERNAL_BUCKET": {"Ref": "InternalBucket"},
         "CLOUDREC_VOD_ENDPOINT": {"Ref": "VodEndpoint"},
         "CLOUDREC_ECS_CLUSTER": {"Ref": "RecorderCluster"},
@@ -169,6 +173,10 @@ def build(s: Settings) -> dict[str, Any]:
     resources["MakeOutputs"]["Properties"].update({
         "Layers": [{"Ref": "MediaLayerArn"}],
         "EphemeralStorage": {"Size": 10240},
+        # two retries, then the event to the dead-letter queue (admin failed-outputs); the overdue
+        # sweep reports the job as failed meanwhile
+        "EventInvokeConfig": {"MaximumRetryAttempts": 2, "DestinationConfig": {"OnFailure": {
+            "Type": "SQS", "Destination": {"Fn::GetAtt": ["OutputsDeadLetterQueue", "Arn"]}}}},
         "Events": {"OutputMarker": {"Type": "S3", "Properties": {
             "Bucket": {"Ref": "InternalBucket"}, "Events": "s3:ObjectCreated:*",
             "Filter": {"S3Key": {"Rules": [{"Name": "prefix", "Value": MARKER_PREFIX}]}}}}},

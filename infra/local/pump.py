@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from chalicelib import recorder_exits
+from chalicelib import failed_outputs, recorder_exits
 from chalicelib.schema import PLATFORM_EVENTS_QUEUE, S3_EVENTS_QUEUE
 
 log = logging.getLogger("cloudrec.pump")
+ASYNC_ATTEMPTS = 3  # Lambda runs an asynchronous invocation at most three times
 
 
 @dataclass
@@ -53,10 +54,11 @@ def _sqs_record(msg: dict[str, Any], queue_arn: str, region: str) -> dict[str, A
 class EventPump:
     """Polls the queues of the app's event sources and invokes its handlers."""
 
-    def __init__(self, app_module: ModuleType, sqs: Any, region: str) -> None:
+    def __init__(self, app_module: ModuleType, sqs: Any, region: str, failed_queue: str | None = None) -> None:
         self._module = app_module
         self._sqs = sqs
         self._region = region
+        self._failed_queue = failed_queue  # S3-triggered handlers' on-failure destination
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -135,23 +137,34 @@ class EventPump:
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:start + 10])])
 
     def _pump_s3(self, routes: list[tuple[str, str, str, Any]]) -> None:
-        """Every notification to each handler whose bucket and key filter match it."""
+        """Every notification to each handler whose bucket and key filter match it. As Lambda
+        does with asynchronous invocations, a failed one is tried twice more (after
+        CLOUDREC_LOCAL_RETRY_S), then handed to the on-failure destination, if there is one."""
         url = self._sqs.get_queue_url(QueueName=S3_EVENTS_QUEUE)["QueueUrl"]
+        retry_s = int(float(os.environ.get("CLOUDREC_LOCAL_RETRY_S", "10")))
         while not self._stop.is_set():
-            for msg in self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
-                                                 WaitTimeSeconds=1).get("Messages", []):
-                records = json.loads(msg["Body"]).get("Records", [])
+            for msg in self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                                 AttributeNames=["ApproximateReceiveCount"]).get("Messages", []):
+                event = json.loads(msg["Body"])
                 try:
-                    for record in records:
+                    for record in event.get("Records", []):
                         s3 = record.get("s3", {})
                         bucket = s3.get("bucket", {}).get("name")
                         key = urllib.parse.unquote_plus(s3.get("object", {}).get("key", ""))
                         for want_bucket, prefix, suffix, handler in routes:
                             if bucket == want_bucket and key.startswith(prefix) and key.endswith(suffix):
                                 handler({"Records": [record]}, LambdaContext(f"s3-{bucket}"))
-                except Exception:
-                    log.exception("an S3 handler failed: the notification will be retried")
-                    continue
+                except Exception as exc:
+                    attempts = int(msg.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+                    if self._failed_queue is None or attempts < ASYNC_ATTEMPTS:
+                        log.exception("an S3 handler failed: the notification will be retried")
+                        self._sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"],
+                                                            VisibilityTimeout=retry_s)
+                        continue
+                    log.exception("an S3 handler failed %d times: to its on-failure destination", attempts)
+                    failed_url = self._sqs.get_queue_url(QueueName=self._failed_queue)["QueueUrl"]
+                    self._sqs.send_message(QueueUrl=failed_url, MessageBody=json.dumps(
+                        failed_outputs.destination_record(event, attempts, exc, "make_outputs")))
                 self._sqs.delete_message(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"])
 
     def _pump_platform(self, rules: list[tuple[dict[str, Any], Any]]) -> None:

@@ -206,7 +206,7 @@ def start(stack: Stack) -> None:
         stack.vod = VodServer(int(env["CLOUDREC_VOD_PORT"]), clients["s3"], VOD_BUCKET, {secret_id: secret_key})
         stack.vod.start()
 
-    stack.pump = EventPump(importlib.import_module("app"), clients["sqs"], settings.aws_region)
+    stack.pump = EventPump(importlib.import_module("app"), clients["sqs"], settings.aws_region, settings.outputs_dlq)
     stack.pump.start()
 
 

@@ -92,3 +92,30 @@ def test_an_endlist_owed_is_paid_once_the_storage_is_back(aws_env: Settings) -> 
     assert deliver(aws_env) == 1
     assert parse(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()).ended
     assert queued_events(305) == []
+
+
+def test_outputs_nobody_requested_are_requested_and_a_job_that_stalls_ends_in_310_status_2(
+        aws_env: Settings) -> None:
+    """The recorder died between the task's end and asking for its MP4: the overdue sweep asks.
+    The job's function then fails for good (it never makes progress): the sweep reports it as
+    failed, once, and the task owes nothing more; a late success is not counted again."""
+    store = wiring.task_store()
+    task = ended_task("bk+4.", OutputFormat=3)
+    keep(task)
+    backup.Backup(wiring.internal_bucket(), task.task_id).drop(STEM.format(task.task_id) + ".m3u8")
+    for key, _ in wiring.internal_bucket().listing(f"backup/{task.task_id}/"):
+        wiring.internal_bucket().delete([key])  # the HLS is whole: nothing waits in the backup
+    now = time.time()
+    store.finish(task.task_id, int(now * 1000), leave_code=LeaveCode.API_STOP)  # and nothing more
+    deps = wiring.post_deps()
+    assert post_record.sweep(deps, now + 5) == 0  # the recorder may still ask
+    assert post_record.sweep(deps, now + 200) == 1
+    markers = [k for k, _ in wiring.internal_bucket().listing(output_jobs.MARKER_PREFIX) if task.task_id in k]
+    assert len(markers) == 1
+    assert post_record.sweep(deps, now + 300) == 0  # requested: due once it stalls
+    assert post_record.sweep(deps, now + post_record.OUTPUTS_STALL_S + 300) == 1
+    events = queued_events(310)
+    assert [e["EventInfo"]["Payload"]["Status"] for e in events] == [2]
+    assert store.outputs_due(int((now + 10**6) * 1000)) == []  # settled
+    stem = markers[0].split("/")[2]
+    assert store.output_job_done(task.task_id, stem, failed=False) is None  # a late success is not counted twice

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 import types
 from typing import Any
 
@@ -39,9 +40,14 @@ def app_module(aws_env: Settings, monkeypatch: pytest.MonkeyPatch) -> types.Modu
                 failed.append({"itemIdentifier": record.to_dict()["messageId"]})
         return {"batchItemFailures": failed}
 
+    tries: dict[str, int] = {}
+
     @app.on_s3_event(bucket=aws_env.internal_bucket, prefix="prefix/")
     def on_object(event: Any) -> None:
         with lock:
+            tries[event.key] = tries.get(event.key, 0) + 1
+            if "broken" in event.key or ("flaky" in event.key and tries[event.key] < 3):
+                raise RuntimeError(f"{event.key} failed")
             seen["s3"].append(event.key)
 
     @app.schedule(Rate(1, unit=Rate.MINUTES))
@@ -57,9 +63,10 @@ def app_module(aws_env: Settings, monkeypatch: pytest.MonkeyPatch) -> types.Modu
     module = types.ModuleType("pumptest_app")
     module.app, module.on_job, module.on_object, module.every_minute = app, on_job, on_object, every_minute
     module.on_stopped = on_stopped  # type: ignore[attr-defined]
-    module.seen = seen  # type: ignore[attr-defined]
+    module.seen, module.tries = seen, tries  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pumptest_app", module)
     monkeypatch.setenv("CLOUDREC_LOCAL_SCHEDULE_S", "0.2")
+    monkeypatch.setenv("CLOUDREC_LOCAL_RETRY_S", "0")
     return module
 
 
@@ -93,3 +100,29 @@ def test_pump_delivers_sqs_s3_platform_events_and_schedules(aws_env: Settings, a
                                                                     "ApproximateNumberOfMessages"])["Attributes"]
     assert int(attrs["ApproximateNumberOfMessagesNotVisible"]) + int(attrs["ApproximateNumberOfMessages"]) == 1
     assert json.dumps(seen["sqs"]).count("fail-1") == 1
+
+
+def test_a_failing_s3_handler_is_tried_three_times_then_its_event_goes_to_the_failure_queue(
+        aws_env: Settings, app_module: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """As Lambda runs S3-triggered functions: two retries, then the on-failure destination, from
+    which the admin CLI lists the job and runs it again."""
+    from chalicelib import admin
+
+    sqs, s3 = aws.client("sqs"), aws.client("s3")
+    for key in ("prefix/flaky.json", "prefix/broken.json"):
+        s3.put_object(Bucket=aws_env.internal_bucket, Key=key, Body=b"{}")
+    pump = EventPump(app_module, sqs, aws_env.aws_region, aws_env.outputs_dlq)
+    pump.start()
+    try:
+        wait_for(lambda: "prefix/flaky.json" in app_module.seen["s3"], 20, "the third try of the flaky handler")
+        wait_for(lambda: app_module.tries.get("prefix/broken.json", 0) >= 3, 20, "three tries of the broken one")
+        time.sleep(1)
+        assert admin.main(["failed-outputs"]) == 0
+        listed = json.loads(capsys.readouterr().out)
+        assert [(f["Marker"], f["Attempts"]) for f in listed] == [("prefix/broken.json", 3)]
+        assert listed[0]["Error"] == "prefix/broken.json failed"
+        assert app_module.tries == {"prefix/flaky.json": 3, "prefix/broken.json": 3}  # no fourth try
+        assert admin.main(["failed-outputs", "--redeliver"]) == 0
+        wait_for(lambda: app_module.tries["prefix/broken.json"] >= 4, 10, "the job run again")
+    finally:
+        pump.stop()
