@@ -114,6 +114,8 @@ def test_a_publisher_comes_is_recorded_modified_goes_and_delete_ends_the_task(cu
     assert run(scenario) == 0
     ended = wiring.task_store().get(task.task_id)
     assert ended is not None and ended.status == ENDED and ended.leave_code == 0
+    # Describe still lists the video playlist Modify stopped (every file the task produced)
+    assert sorted(f.TrackType for f in ended.storage_files()) == ["audio", "video"]
     types = [e["EventType"] for e in queued_events()]
     assert types[0] == 301 and types.count(307) == 2 and types.count(304) == 2 and types[-2:] == [302, 305]
     playlists = stored(".m3u8")
