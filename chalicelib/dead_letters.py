@@ -29,24 +29,31 @@ class DeadLetter:
                 "EventType": self.event_type, "FirstSentMs": self.first_sent_ms}
 
 
-def _take(sqs: Any, url: str) -> list[DeadLetter]:
-    found: list[DeadLetter] = []
+def receive_all(sqs: Any, url: str) -> list[dict[str, Any]]:
+    """Every message of a dead-letter queue, hidden for PEEK_S so that a listing sees each once."""
+    found: list[dict[str, Any]] = []
     while True:
         msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=PEEK_S,
                                    AttributeNames=["All"], WaitTimeSeconds=0).get("Messages", [])
         if not msgs:
             return found
-        for m in msgs:
-            try:
-                body = json.loads(m["Body"])
-                event = body.get("Event", {})
-                sdkappid, task_id, event_type = int(body.get("SdkAppId", 0)), \
-                    str(event.get("EventInfo", {}).get("TaskId", "")), int(event.get("EventType", 0))
-            except (ValueError, AttributeError, TypeError):
-                sdkappid, task_id, event_type = 0, "", 0
-            attrs = m.get("Attributes", {})
-            found.append(DeadLetter(m["MessageId"], sdkappid, task_id, event_type, int(attrs.get("SentTimestamp", 0)),
-                                    m["ReceiptHandle"], m["Body"], attrs.get("MessageGroupId", task_id or "dead")))
+        found += msgs
+
+
+def _take(sqs: Any, url: str) -> list[DeadLetter]:
+    found: list[DeadLetter] = []
+    for m in receive_all(sqs, url):
+        try:
+            body = json.loads(m["Body"])
+            event = body.get("Event", {})
+            sdkappid, task_id, event_type = int(body.get("SdkAppId", 0)), \
+                str(event.get("EventInfo", {}).get("TaskId", "")), int(event.get("EventType", 0))
+        except (ValueError, AttributeError, TypeError):
+            sdkappid, task_id, event_type = 0, "", 0
+        attrs = m.get("Attributes", {})
+        found.append(DeadLetter(m["MessageId"], sdkappid, task_id, event_type, int(attrs.get("SentTimestamp", 0)),
+                                m["ReceiptHandle"], m["Body"], attrs.get("MessageGroupId", task_id or "dead")))
+    return found
 
 
 def list_dead(sqs: Any, dlq_url: str) -> list[DeadLetter]:

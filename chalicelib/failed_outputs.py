@@ -14,9 +14,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.dead_letters import receive_all
 from chalicelib.storage import Bucket
-
-PEEK_S = 30  # how long listed messages stay hidden before they are released again
 
 
 @dataclass(frozen=True)
@@ -59,14 +58,7 @@ def _parse(message: dict[str, Any]) -> list[FailedOutput]:
 
 
 def _take(sqs: Any, url: str) -> list[FailedOutput]:
-    found: list[FailedOutput] = []
-    while True:
-        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=PEEK_S,
-                                   AttributeNames=["All"], WaitTimeSeconds=0).get("Messages", [])
-        if not msgs:
-            return found
-        for message in msgs:
-            found += _parse(message)
+    return [failed for message in receive_all(sqs, url) for failed in _parse(message)]
 
 
 def list_failed(sqs: Any, url: str) -> list[FailedOutput]:

@@ -11,19 +11,15 @@ from chalicelib.config import Settings
 from chalicelib.events import LeaveCode
 from chalicelib.tasks import StorageFile, TaskRecord
 from tests.support.queued import queued_events
-from tests.support.task_records import params, task_record
+from tests.support.task_records import admitted
 
 BUCKET = "customer"
 STEM = "rec/{}/1400000001_8848__UserId_s_YWxpY2U.__UserId_e_main_video"
 
 
 def ended_task(task_id: str, **record: object) -> TaskRecord:
-    now_ms = int(time.time() * 1000)
-    task = task_record(task_id, params=params({"MaxIdleTime": 300, **record}, BUCKET, ("rec",)), created_ms=now_ms,
-                       api_expires_ms=now_ms + 10**7, usersig_expires_s=int(time.time()) + 10**6,
-                       lease_expires_ms=now_ms + 30_000)
-    wiring.task_store().admit(task, None, None, 10)
-    return task
+    """A task to end (its recorder still holds it until the test ends it)."""
+    return admitted(task_id, BUCKET, **record)
 
 
 def keep(task: TaskRecord) -> list[str]:

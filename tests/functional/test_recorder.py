@@ -26,7 +26,7 @@ from recorder_container.settings import RecorderSettings
 from tests.support.fake_room import FakeRoom
 from tests.support.queued import queued_events
 from tests.support.synthetic import h264_frames, pcm_frames
-from tests.support.task_records import params, task_record
+from tests.support.task_records import admitted as admitted_task
 
 BUCKET = "customer"
 
@@ -39,12 +39,7 @@ def customer(aws_env: Settings, registry: Any, tmp_path: Path) -> Settings:
 
 
 def admitted(task_id: str, **record: Any) -> TaskRecord:
-    now_ms = int(time.time() * 1000)
-    task = task_record(task_id, params=params({"MaxIdleTime": 300, **record}, BUCKET, ("rec",)), created_ms=now_ms,
-                       api_expires_ms=now_ms + 10**7, usersig_expires_s=int(time.time()) + 10**6,
-                       lease_expires_ms=now_ms + 30_000)
-    wiring.task_store().admit(task, None, None, 10)
-    return task
+    return admitted_task(task_id, BUCKET, **record)
 
 
 def recorder(settings: Settings, task: TaskRecord, room: FakeRoom, speed: float = 1.0) -> Recorder:

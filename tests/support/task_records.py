@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
+from chalicelib import wiring
 from chalicelib.models import RecordParams
 from chalicelib.tasks import StorageKeys, StorageTarget, TaskParams, TaskRecord
 
@@ -22,3 +24,14 @@ def task_record(task_id: str = "T", **fields: Any) -> TaskRecord:
                       params=params(), params_hash="h", created_ms=0, api_expires_ms=0, usersig_expires_s=0,
                       storage_keys=StorageKeys("ak", "sk"))
     return dataclasses.replace(base, **fields)
+
+
+def admitted(task_id: str, bucket: str, **record: Any) -> TaskRecord:
+    """A task as the API admits it (in the task store), storing to `bucket` under "rec/",
+    with a live lease."""
+    now_ms = int(time.time() * 1000)
+    task = task_record(task_id, params=params({"MaxIdleTime": 300, **record}, bucket, ("rec",)), created_ms=now_ms,
+                       api_expires_ms=now_ms + 10**7, usersig_expires_s=int(time.time()) + 10**6,
+                       lease_expires_ms=now_ms + 30_000)
+    wiring.task_store().admit(task, None, None, 10)
+    return task
