@@ -184,11 +184,14 @@ class Uploader:
                 log.info("%d files of earlier recorders wait in the backup", len(self._in_backup))
                 self._down = True
                 self._next_pass = time.monotonic() + (self._policy.delay(1) or 0.0)
-        failures = 0
+        failures, moved_last = 0, False
         while True:
-            if self._in_backup and time.monotonic() >= self._next_pass:
+            # passes over the backup and new files take turns: a long backlog delays no new file for long
+            if self._in_backup and time.monotonic() >= self._next_pass and not (self._queue and moved_last):
                 await self._move_backup()
+                moved_last = True
                 continue
+            moved_last = False
             if not self._queue:
                 self._idle.set()
                 self._wake.clear()

@@ -178,6 +178,33 @@ def test_a_storage_that_hangs_holds_the_queue_up_only_for_the_patience(aws_env: 
     assert set(storage.order) == set(segments) and _backed_up("T4") == []  # the late put may land too
 
 
+def test_a_long_backlog_in_the_backup_delays_new_files_by_one_pass_at_most(aws_env: Settings,
+                                                                            tmp_path: Path) -> None:
+    aws.client("s3").create_bucket(Bucket="bucket")
+    storage = _storage(aws_env)
+    storage.down = True
+    backlog = [f"rec/T5/old{n:03d}.ts" for n in range(60)]
+
+    async def scenario() -> tuple[int, int]:
+        up = Uploader(storage, lambda c, m: None, lambda: None, RetryPolicy((0.05,)),
+                      Backup(wiring.internal_bucket(), "T5"))
+        up.start()
+        for n, key in enumerate(backlog):
+            up.put(Upload(key, "video/mp2t", path=_segment(tmp_path, f"{n}.ts")))
+        assert await up.drain(10) and up.in_backup == len(backlog)
+        storage.down, storage.hang_s = False, 0.01
+        await until(lambda: storage.order, "the first moves")
+        up.put(Upload("rec/T5/new.ts", "video/mp2t", path=_segment(tmp_path, "new.ts")))
+        await until(lambda: "rec/T5/new.ts" in storage.order, "the new file")
+        waiting = up.in_backup
+        await until(lambda: up.in_backup == 0, "the backlog", timeout=20)
+        await up.stop()
+        return waiting, storage.order.index("rec/T5/new.ts")
+
+    waiting, position = asyncio.run(scenario())
+    assert waiting > 0 and position <= 2 * 20, (waiting, position)  # not behind the whole backlog
+
+
 async def until(check: Callable[[], Any], what: str, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while not check():
