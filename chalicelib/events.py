@@ -102,8 +102,11 @@ class Event:
         }
 
 
-def recorder_start(ha_index: int) -> Event:
-    return Event(EventType.RECORDER_START, {"Status": 0}, f"301-ha{ha_index}")
+def recorder_start(ha_index: int, started: bool = True) -> Event:
+    """301 Status 0 once the robot is in the room; Status 1 while it cannot get in (its id is
+    held by someone it cannot remove), before a Status 0 if it gets in later."""
+    status = 0 if started else 1
+    return Event(EventType.RECORDER_START, {"Status": status}, f"301-{status}-ha{ha_index}")
 
 
 def recorder_stop(code: LeaveCode) -> Event:

@@ -5,7 +5,10 @@
   mixed-stream   <Prefix>/<TaskId>/[haN_]<SdkAppId>_<RoomId>.m3u8, …_<RoomId>_<UTC17>.ts, …_<RoomId>[_<Index>].mp4
 
 <UserId> and a string <RoomId> are base64 with "/" → "-" and "=" → "."; <UTC17> is the UTC
-wall-clock time of the file's first sample, yyyymmddHHMMSSmmm. With AvMerge=1 a user's audio
+wall-clock time of the file's first sample, yyyymmddHHMMSSmmm. A UserId longer than
+MAX_NAME_USER_BYTES (any participant chooses its own id, and S3 keys end at 1024 bytes) is
+named by a deterministic short form (`file_user_id`); Describe and 307 carry the whole UserId
+beside the file name. With AvMerge=1 a user's audio
 and video share one stream whose <Type> is "audio_video" (its TrackType in Describe).
 
 A stream's *stem* is its playlist name without ".m3u8"; its *output stem* names its MP4/M4A
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,11 +28,22 @@ from datetime import UTC, datetime
 AUDIO, VIDEO, AUDIO_VIDEO = "audio", "video", "audio_video"
 MAIN, AUX = "main", "aux"
 PLAYLIST, SEGMENT = "m3u8", "ts"
+MAX_NAME_USER_BYTES = 64  # TRTC's UserIds have at most 32
 
 
 def b64_name(value: str) -> str:
     """TRTC's file-name form of a UserId or string RoomId."""
     return base64.b64encode(value.encode("utf-8")).decode().replace("/", "-").replace("=", ".")
+
+
+def file_user_id(user_id: str) -> str:
+    """The UserId as file names carry it: itself, or for one over MAX_NAME_USER_BYTES its first
+    40 bytes, "~" and 16 hex digits of its SHA-256 — short, stable, and distinct per UserId."""
+    raw = user_id.encode("utf-8")
+    if len(raw) <= MAX_NAME_USER_BYTES:
+        return user_id
+    head = raw[:40].decode("utf-8", errors="ignore")
+    return f"{head}~{hashlib.sha256(raw).hexdigest()[:16]}"
 
 
 def b64_value(name: str) -> str:
@@ -92,7 +107,8 @@ class TaskNaming:
         return f"{ha}{self.sdkappid}_{room}"
 
     def stream_stem(self, user_id: str, media_id: str, track_type: str) -> str:
-        return f"{self.mixed_stem()}__UserId_s_{b64_name(user_id)}__UserId_e_{media_id}_{track_type}"
+        user = b64_name(file_user_id(user_id))
+        return f"{self.mixed_stem()}__UserId_s_{user}__UserId_e_{media_id}_{track_type}"
 
     def playlist(self, user_id: str, media_id: str, track_type: str) -> str:
         """File name (no directory) of a single-stream playlist."""

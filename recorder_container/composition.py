@@ -18,7 +18,7 @@ from chalicelib.observability import get_logger
 from chalicelib.storage import Bucket
 from chalicelib.task_store import TaskStore
 from chalicelib.tasks import TaskRecord
-from recorder_container.janus_room import JanusRoom, address_of
+from recorder_container.janus_room import JanusRoom, RobotTags, address_of
 from recorder_container.room import Room
 from recorder_container.settings import RecorderSettings, SettingsError
 
@@ -45,8 +45,9 @@ def build(settings: RecorderSettings) -> RecorderDeps:
 def open_room(task: TaskRecord, app: App) -> Room | None:
     """The task's room on the app's Janus (None: that Janus cannot host it). A single-stream
     recording takes H.264 as sent; a mixed one decodes."""
-    address = address_of(task.room_id, task.room_id_type, task.user_id, app.room)
-    return JanusRoom(address, app.room, remux_h264=not task.params.mixed) if address is not None else None
+    tags = RobotTags(app.usersig_key, task.room_id)
+    address = address_of(task.room_id, task.room_id_type, task.user_id, app.room, tags)
+    return JanusRoom(address, app.room, remux_h264=not task.params.mixed, tags=tags) if address is not None else None
 
 
 def run_process(name: str, work: Callable[[RecorderSettings], Coroutine[Any, Any, int]],

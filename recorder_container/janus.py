@@ -28,7 +28,7 @@ class RoomAddress:
     """A TRTC room as Janus's VideoRoom names it, and the robot's identity in it."""
 
     room: int | str
-    robot_id: str | None  # None: Janus assigns a numeric id (rooms without string_ids)
+    robot_id: str | int  # the robot's UserId, or (rooms with integer ids) a number derived from it
     display: str
     pin: str
 

@@ -8,6 +8,8 @@ Janus subscriber handle and peer connection (`subscriber.FeedSubscriber`).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,22 +33,50 @@ ID_EXISTS = 436
 _TRANSPORT = (JanusError, aiohttp.ClientError, TimeoutError, OSError)
 
 
-def address_of(room_id: str, room_id_type: int, robot_user_id: str, backend: RoomBackend) -> RoomAddress | None:
+@dataclass(frozen=True)
+class RobotTags:
+    """How the app's recording robots know each other in a room. A participant chooses its
+    display name, so a name alone proves nothing (anyone could opt out of being recorded by
+    calling themselves a robot): a robot's name carries a tag made with the app's key over the
+    room and the robot's id in it, which nobody without the key can make, and which a copy of
+    the name under another id does not match."""
+
+    key: str
+    room: str
+
+    def tag(self, janus_id: str, user_id: str) -> str:
+        message = f"cloudrec-robot|{self.room}|{janus_id}|{user_id}".encode()
+        return hmac.new(self.key.encode(), message, hashlib.sha256).hexdigest()[:16]
+
+    def display(self, janus_id: str, user_id: str) -> str:
+        return f"{ROBOT_DISPLAY_PREFIX}{user_id}#{self.tag(janus_id, user_id)}"
+
+    def numeric_id(self, user_id: str) -> int:
+        """The robot's id in a room with integer ids: chosen, so that its tag can name it."""
+        digest = hmac.new(self.key.encode(), f"cloudrec-robot-id|{self.room}|{user_id}".encode(), hashlib.sha256)
+        return int.from_bytes(digest.digest()[:6], "big") or 1  # 48 bits: exact in every JSON client
+
+    def is_robot(self, participant: dict[str, Any]) -> bool:
+        display = str(participant.get("display", ""))
+        if not display.startswith(ROBOT_DISPLAY_PREFIX) or "#" not in display:
+            return False
+        user_id, _, tag = display[len(ROBOT_DISPLAY_PREFIX):].rpartition("#")
+        return hmac.compare_digest(tag, self.tag(str(participant.get("id", "")), user_id))
+
+
+def address_of(room_id: str, room_id_type: int, robot_user_id: str, backend: RoomBackend,
+               tags: RobotTags) -> RoomAddress | None:
     """Map a TRTC room to its Janus room (DESIGN.md); None when this Janus cannot host it
     (a string room on a Janus without `string_ids`)."""
-    display = ROBOT_DISPLAY_PREFIX + robot_user_id
     if backend.string_ids:
-        return RoomAddress(room_id, robot_user_id, display, backend.room_pin)
+        return RoomAddress(room_id, robot_user_id, tags.display(robot_user_id, robot_user_id), backend.room_pin)
     if room_id_type == 0:
         return None
-    return RoomAddress(int(room_id), None, display, backend.room_pin)
+    numeric = tags.numeric_id(robot_user_id)
+    return RoomAddress(int(room_id), numeric, tags.display(str(numeric), robot_user_id), backend.room_pin)
 
 
-def is_robot(participant: dict[str, Any]) -> bool:
-    return str(participant.get("display", "")).startswith(ROBOT_DISPLAY_PREFIX)
-
-
-def parse_publisher(data: dict[str, Any]) -> Publisher:
+def parse_publisher(data: dict[str, Any], tags: RobotTags) -> Publisher:
     """A publisher as Janus's VideoRoom describes it (multistream `streams` list)."""
     streams = tuple(
         PublishedStream(mid=str(st.get("mid", "")), kind=str(st.get("type", "")), codec=str(st.get("codec", "")),
@@ -54,14 +84,14 @@ def parse_publisher(data: dict[str, Any]) -> Publisher:
                         simulcast=bool(st.get("simulcast", False)))
         for st in data.get("streams", []) if st.get("type") in ("audio", "video")
     )
-    return Publisher(user_id=str(data["id"]), streams=streams, robot=is_robot(data))
+    return Publisher(user_id=str(data["id"]), streams=streams, robot=tags.is_robot(data))
 
 
-def apply_event(publishers: dict[str, Publisher], data: dict[str, Any]) -> bool:
+def apply_event(publishers: dict[str, Publisher], data: dict[str, Any], tags: RobotTags) -> bool:
     """Update the room's publishers from a VideoRoom event; True if they changed."""
     changed = False
     for pub in data.get("publishers", []) or []:
-        parsed = parse_publisher(pub)
+        parsed = parse_publisher(pub, tags)
         if publishers.get(parsed.user_id) != parsed:
             publishers[parsed.user_id] = parsed
             changed = True
@@ -90,11 +120,13 @@ class JanusRoom:
     `remux_h264`: H.264 reaches the sink as the publisher encoded it (single-stream recording);
     otherwise every video is decoded (mixed recording). It applies to the whole process."""
 
-    def __init__(self, address: RoomAddress, backend: RoomBackend, remux_h264: bool) -> None:
+    def __init__(self, address: RoomAddress, backend: RoomBackend, remux_h264: bool, tags: RobotTags) -> None:
         self.address = address
         self._backend = backend
+        self._tags = tags
         self._conn: _Connection | None = None
         self._joined = False
+        self.id_taken = False  # the last join found the robot's id held by someone it could not remove
         self._publishers: dict[str, Publisher] = {}  # in the order they were seen
         if remux_h264:
             codec_seam.install()
@@ -128,9 +160,7 @@ class JanusRoom:
         if self._joined:
             return True
         body: dict[str, Any] = {"request": "join", "ptype": "publisher", "room": self.address.room,
-                                "display": self.address.display}
-        if self.address.robot_id is not None:
-            body["id"] = self.address.robot_id
+                                "id": self.address.robot_id, "display": self.address.display}
         if self.address.pin:
             body["pin"] = self.address.pin
         try:
@@ -139,7 +169,7 @@ class JanusRoom:
             try:
                 joined = await self._request(body)
             except JanusError as exc:
-                if exc.code != ID_EXISTS or not await self._remove_dead_robot():
+                if exc.code != ID_EXISTS or not await self._take_id_back():
                     raise
                 joined = await self._request(body)
         except JanusError as exc:
@@ -149,28 +179,33 @@ class JanusRoom:
             raise RoomUnavailableError(str(exc)) from exc
         except _TRANSPORT as exc:
             raise RoomUnavailableError(f"joining failed: {type(exc).__name__}") from exc
-        self._joined = True
-        apply_event(self._publishers, joined)
+        self._joined, self.id_taken = True, False
+        apply_event(self._publishers, joined, self._tags)
         log.info("robot joined the room", extra={"publishers": len(self._publishers)})
         return True
 
-    async def _remove_dead_robot(self) -> bool:
-        """Kick the robot that holds this robot's id: the recorder before this one, which died
-        without leaving (only the holder of the task's lease joins, so it is not alive). Janus
-        would refuse the id until that session timed out. Someone else with the id is left alone."""
+    async def _take_id_back(self) -> bool:
+        """Remove whoever holds the robot's id, as TRTC lets the later of two entrants with one
+        UserId stay. Only the holder of the task's lease joins, so a robot holding it is the
+        recorder before this one, dead (Janus would refuse the id until its session timed out);
+        anyone else squats it. False if it could not be removed (the room has a secret the
+        app's backend does not give): the robot then waits, and `id_taken` says why."""
         data = await self._request({"request": "listparticipants", "room": self.address.room})
-        if not any(str(p.get("id")) == str(self.address.robot_id) and is_robot(p)
-                   for p in data.get("participants", [])):
-            return False
+        holder = next((p for p in data.get("participants", []) if str(p.get("id")) == str(self.address.robot_id)),
+                      None)
         kick: dict[str, Any] = {"request": "kick", "room": self.address.room, "id": self.address.robot_id}
         if self._backend.room_secret:
             kick["secret"] = self._backend.room_secret
         try:
             await self._request(kick)
-        except JanusError as exc:  # e.g. the room has a secret the app's backend does not give
-            log.warning("cannot remove the dead robot that holds this id (%s); waiting for Janus to", exc.reason)
+        except JanusError as exc:
+            log.warning("cannot remove the participant that holds the robot's id (%s); waiting", exc.reason)
+            self.id_taken = True
             return False
-        log.warning("removed a robot with this id from the room: a recorder before this one died in it")
+        if holder is not None and self._tags.is_robot(holder):
+            log.warning("removed a robot with this id from the room: a recorder before this one died in it")
+        else:
+            log.warning("removed a participant that held the robot's id (the later entrant stays, as in TRTC)")
         return True
 
     def publishers(self) -> tuple[Publisher, ...]:
@@ -181,7 +216,7 @@ class JanusRoom:
                 data = events.get_nowait().get("plugindata", {}).get("data", {})
                 if data.get("videoroom") == "destroyed":
                     self._joined = False
-                apply_event(self._publishers, data)
+                apply_event(self._publishers, data, self._tags)
         return tuple(self._publishers.values())
 
     async def anchors_present(self) -> bool:
@@ -193,7 +228,7 @@ class JanusRoom:
             raise RoomUnavailableError(str(exc)) from exc
         except _TRANSPORT as exc:
             raise RoomUnavailableError(f"listing the room failed: {type(exc).__name__}") from exc
-        return any(not is_robot(p) for p in data.get("participants", []))
+        return any(not self._tags.is_robot(p) for p in data.get("participants", []))
 
     async def subscribe(self, feed: str, mids: Sequence[str], layers: Mapping[str, int],
                         sink: FrameSink) -> Subscription:

@@ -81,6 +81,7 @@ class Recorder:
         self._shards: dict[int, ShardProcess] = {}
         self._plan: dict[str, int] = {}  # user → the shard that records them
         self._lease_keeper: asyncio.Task[None] | None = None
+        self._started = self._refused = False  # 301 Status 0 / Status 1 sent
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -110,7 +111,6 @@ class Recorder:
             log.error("the task's app is not registered; ending the task")
             self.store.finish(self.task_id, self.now_ms(), leave_code=LeaveCode.SERVER_KICK, owner=self.owner)
             return 1
-        outputs.emit(events.recorder_start(self.settings.ha_index))
         uploader = outputs.uploader()
         uploader.start(adopt=True)
         ending = EndPlaylists(task, self.settings.ha_index, uploader)
@@ -264,7 +264,10 @@ class Recorder:
                    task: TaskRecord) -> bool | None:
         """Carry out a step in the room; the presence poll's answer, when one ran."""
         try:
-            if step.join and await room.join():
+            joined = step.join and await room.join()
+            if step.join:
+                self._report_start(joined, room.id_taken)
+            if joined:
                 publishers = room.publishers()
                 await self._follow(recording, task, publishers)
                 control.joined(publishers, task.config_version, self.clock())
@@ -277,6 +280,18 @@ class Recorder:
             await recording.drop_subscriptions()
             await room.leave()
         return None
+
+    def _report_start(self, joined: bool, id_taken: bool) -> None:
+        """301 once the robot is in the room (the recorder started); 301 Status 1 once if its id
+        is held by someone it cannot remove (it keeps trying, and a 301 Status 0 follows)."""
+        assert self._outputs is not None
+        if joined and not self._started:
+            self._started = True
+            self._outputs.emit(events.recorder_start(self.settings.ha_index))
+        elif id_taken and not self._refused:
+            self._refused = True
+            log.error("the robot's UserId is held by a participant in the room that it cannot remove")
+            self._outputs.emit(events.recorder_start(self.settings.ha_index, started=False))
 
     async def _follow(self, recording: Recording, task: TaskRecord, publishers: tuple[Publisher, ...]) -> None:
         """Keep the subscriptions in line with the room's publishers and the task's rules,

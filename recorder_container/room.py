@@ -71,6 +71,10 @@ class Room(Protocol):
         """Enter the room; False when it cannot yet (no such room, the robot's id is taken).
         Raises RoomUnavailableError when the server cannot be reached."""
 
+    @property
+    def id_taken(self) -> bool:
+        """Whether the last join failed because someone the robot cannot remove holds its id."""
+
     def publishers(self) -> tuple[Publisher, ...]:
         """Who publishes what, in the order they came, as of the room's latest news."""
 

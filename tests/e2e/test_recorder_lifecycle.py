@@ -30,7 +30,9 @@ def janus(stack: LocalStack) -> Iterator[JanusHttp]:
 
 
 def robots_in(janus: JanusHttp, room: str) -> list[str]:
-    return [p["display"] for p in janus.participants(room) if str(p.get("display", "")).startswith(ROBOT)]
+    """The UserIds of the robots in the room, as their display names say (`cloudrec-robot:<UserId>#<tag>`)."""
+    return [str(p["display"])[len(ROBOT):].rpartition("#")[0] for p in janus.participants(room)
+            if str(p.get("display", "")).startswith(ROBOT)]
 
 
 def heartbeat_ms(stack: LocalStack, task_id: str) -> int:
@@ -47,7 +49,7 @@ def test_robot_joins_heartbeats_and_leaves_on_delete(stack: LocalStack, janus: J
     janus.create_room("7001")
     alice = janus.join("7001", "alice")  # an anchor who is present but sends nothing
     task_id = create(stack, "rec_join", "7001")
-    wait_for(lambda: robots_in(janus, "7001") == [ROBOT + "rec_join"], 15, "the robot in the room")
+    wait_for(lambda: robots_in(janus, "7001") == ["rec_join"], 15, "the robot in the room")
     started = stack.callbacks.wait(task_id, 301)
     assert started["EventGroupId"] == 3 and started["EventInfo"]["Payload"] == {"Status": 0}
     assert started["EventInfo"]["RoomId"] == 7001 and started["EventInfo"]["UserId"] == "rec_join"
@@ -94,7 +96,7 @@ def test_same_robot_reentering_stops_the_earlier_task(stack: LocalStack, janus: 
     assert stack.callbacks.wait(first, 302)["EventInfo"]["Payload"] == {"LeaveCode": 101}
     wait_for(lambda: ended(stack, first), 10, "the earlier task to end")
     stack.callbacks.wait(second, 301)
-    wait_for(lambda: robots_in(janus, "7003") == [ROBOT + "rec_same"], 15, "the new robot in the room")
+    wait_for(lambda: robots_in(janus, "7003") == ["rec_same"], 15, "the new robot in the room")
     assert describe(stack, second).Status == "Idle"
     # an identical Create retried within a minute returns the running task instead of kicking it
     retry = create_request("rec_same", room="7003", MaxIdleTime=120)
@@ -124,7 +126,7 @@ def test_dead_recorder_is_relaunched_as_ha1(stack: LocalStack, janus: JanusHttp)
     assert any(p.name.endswith("-ha1.log") for p in stack.recorder_logs())
     item = stack.task_item(task_id)
     assert item is not None and item["ha_count"]["N"] == "1"
-    wait_for(lambda: robots_in(janus, "7005") == [ROBOT + "rec_ha"], 90, "the relaunched robot in the room")
+    wait_for(lambda: robots_in(janus, "7005") == ["rec_ha"], 90, "the relaunched robot in the room")
     delete(stack, task_id)
     wait_for(lambda: ended(stack, task_id), 15, "the task to end")
 

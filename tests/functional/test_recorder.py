@@ -18,6 +18,7 @@ from chalicelib import aws, wiring
 from chalicelib.config import Settings
 from chalicelib.events import LeaveCode
 from chalicelib.models import SubscribeStreamUserIds
+from chalicelib.naming import parse as parse_name
 from chalicelib.naming import playlist_name, segment_name
 from chalicelib.playlist import Segment, parse, render
 from chalicelib.tasks import ENDED, IN_PROGRESS, StorageFile, TaskRecord
@@ -188,6 +189,8 @@ def test_the_robot_waits_for_its_room_and_its_id(customer: Settings) -> None:
 
     assert run(scenario) == 0
     assert room.joins == 1
+    # no 301 while the room was missing; Status 1 while its id was held; Status 0 once in
+    assert [e["EventInfo"]["Payload"]["Status"] for e in queued_events(301)] == [1, 0]
 
 
 def test_a_storage_outage_loses_nothing_and_every_file_is_announced(customer: Settings) -> None:
@@ -371,3 +374,32 @@ def test_an_event_queue_outage_stalls_nothing_and_loses_no_event(customer: Setti
     types = [e["EventType"] for e in queued_events()]
     assert types[0] == 301 and types[-2:] == [302, 305], types
     assert types.count(307) == 2 and types.count(304) == 2 and types.count(301) == 1, types
+
+
+def test_a_publisher_with_a_2_kb_id_is_recorded_and_named_in_short(customer: Settings) -> None:
+    """The id is the participant's own choice: its files get a short, stable name that S3 takes,
+    and Describe pairs each file name with the whole UserId."""
+    from chalicelib.naming import file_user_id
+
+    task, room = admitted("rec+11."), FakeRoom()
+    long_id = "x" * 2048
+
+    async def scenario() -> int:
+        running = asyncio.create_task(recorder(customer, task, room).run())
+        room.publish(long_id, "audio", "video")
+        await until(lambda: room.live(long_id), "a subscription to the long id")
+        send_media(room, long_id, 2.5)
+        await until(lambda: len(wiring.task_store().get(task.task_id).files) == 2, "two files listed")  # type: ignore[union-attr]
+        wiring.task_store().request_stop(task.task_id, LeaveCode.API_STOP)
+        return await asyncio.wait_for(running, 30)
+
+    assert run(scenario) == 0
+    ended = wiring.task_store().get(task.task_id)
+    assert ended is not None
+    assert {f.UserId for f in ended.storage_files()} == {long_id}
+    for file in ended.storage_files():
+        assert file_user_id(long_id) in parse_name(file.FileName).user_id  # type: ignore[union-attr]
+        assert playlist(ended.directory + file.FileName).ended
+    assert [e["EventInfo"]["Payload"]["Status"] for e in queued_events(305)] == [0]  # every file stored
+    keys = stored(task.task_id)
+    assert keys and max(len(k.encode()) for k in keys) <= 1024  # what S3 takes (moto does not check)

@@ -309,3 +309,23 @@ def test_storage_outage_loses_nothing(stack: LocalStack) -> None:
     for kind, hz in (("audio", 440), ("video", None)):
         check_stream_files(rec, f"{SDKAPPID}_6009__UserId_s_{b64_name('kim')}__UserId_e_main_{kind}.m3u8", kind,
                            RED if kind == "video" else None, hz, 6.0)
+
+
+def test_robot_names_and_the_robots_id_are_no_way_out_of_being_recorded(stack: LocalStack) -> None:
+    """`eve` calls herself a robot and publishes: she is recorded all the same. `squat` holds the
+    robot's UserId when the task starts: the robot removes her (the later entrant stays, as in
+    TRTC), joins and records."""
+    async def scenario() -> str:
+        eve = await join(stack, "6010", "eve", GREEN, 330, create=True, display="cloudrec-robot:eve")
+        squat = await join(stack, "6010", "rec_squat", BLUE, 550)
+        task_id = await record_for(stack, create_request("rec_squat", room="6010"), 8, eve)
+        await squat.leave()
+        return task_id
+
+    task_id = run(scenario)
+    rec = Recording(stack.boto("s3"), task_id)
+    check_stream_files(rec, f"{SDKAPPID}_6010__UserId_s_{b64_name('eve')}__UserId_e_main_video.m3u8",
+                       "video", GREEN, None, 5.0)
+    assert [e["EventInfo"]["Payload"] for e in stack.callbacks.of(task_id, 301)] == [{"Status": 0}]
+    logs = "".join(p.read_text() for p in stack.recorder_logs() if task_id[:8].replace("+", "_") in p.name)
+    assert "removed a participant that held the robot's id" in logs

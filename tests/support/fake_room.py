@@ -82,6 +82,10 @@ class FakeRoom:
     def joined(self) -> bool:
         return self._joined
 
+    @property
+    def id_taken(self) -> bool:
+        return self.exists and self.taken
+
     async def join(self) -> bool:
         self._call()
         if not self.exists or self.taken:

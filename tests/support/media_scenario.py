@@ -25,8 +25,8 @@ async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 async def join(stack: LocalStack, room: str, user: str, color: tuple[int, int, int], hz: float,
-               create: bool = False, vp8: bool = False, **kw: Any) -> Participant:
-    p = Participant(stack.janus_url, room, user)
+               create: bool = False, vp8: bool = False, display: str | None = None, **kw: Any) -> Participant:
+    p = Participant(stack.janus_url, room, user, display)
     await p.join(create_room=create, videocodec="vp8" if vp8 else "h264")
     await p.publish(color, hz, video_codec="video/VP8" if vp8 else "video/H264", **kw)
     return p

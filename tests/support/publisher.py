@@ -67,8 +67,9 @@ class ToneTrack(MediaStreamTrack):
 class Participant:
     """Joins `room` as `user_id` and publishes until `leave()`."""
 
-    def __init__(self, janus_url: str, room: str, user_id: str) -> None:
+    def __init__(self, janus_url: str, room: str, user_id: str, display: str | None = None) -> None:
         self.url, self.room, self.user_id = janus_url, room, user_id
+        self.display = user_id if display is None else display
         self.pc: RTCPeerConnection | None = None
         self._http: aiohttp.ClientSession | None = None
         self._session = self._handle = 0
@@ -96,7 +97,7 @@ class Participant:
             await self._message({"request": "create", "room": self.room, "publishers": 30, "videocodec": videocodec,
                                  "audiocodec": "opus", "fir_freq": 10})
         joined = await self._message({"request": "join", "ptype": "publisher", "room": self.room,
-                                      "id": self.user_id, "display": self.user_id})
+                                      "id": self.user_id, "display": self.display})
         assert joined["plugindata"]["data"].get("videoroom") == "joined", joined
         self._keepalive = asyncio.create_task(self._keep_session())
 

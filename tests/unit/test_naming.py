@@ -80,3 +80,18 @@ def test_output_names_and_what_is_no_recording_name() -> None:
         assert parse(name) is None, name
     with pytest.raises(ValueError):
         b64_value("not base64!")
+
+
+def test_a_participant_id_of_any_length_gives_a_short_stable_file_name() -> None:
+    """Anyone in the room chooses their id: 2 KB of it must not make a key S3 refuses (1024 bytes)."""
+    from chalicelib.naming import MAX_NAME_USER_BYTES, TaskNaming, file_user_id, parse
+
+    naming = TaskNaming("T+1.", 1400000001, "8848", 1, ("rec",))
+    huge, other = "é" * 1000, "é" * 999 + "e"
+    stem = naming.stream_stem(huge, "main", "video")
+    key = naming.directory + naming.segment(huge, "main", "video", 1_796_000_000_000)
+    assert len(key.encode()) < 300 and stem == naming.stream_stem(huge, "main", "video")  # stable
+    assert stem != naming.stream_stem(other, "main", "video")  # distinct
+    assert file_user_id("alice") == "alice" and file_user_id("a" * MAX_NAME_USER_BYTES) == "a" * MAX_NAME_USER_BYTES
+    read = parse(key.rsplit("/", 1)[1])
+    assert read is not None and read.user_id == file_user_id(huge) and read.user_id.startswith("é" * 20)
