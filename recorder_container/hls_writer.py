@@ -40,6 +40,8 @@ OUT_BASE = VIDEO_RATE  # output timestamps start at 1 s: AAC priming never goes 
 KEYFRAME_LEAD_S = 0.3  # ask for a keyframe this long before a segment is due (it takes ~RTT + a frame)
 KEYFRAME_RETRY_S = 1.0
 AUDIO_ONLY_CUT_S = 2.0  # AvMerge: without video for this long, audio may cut segments
+MAX_TRANSCODE_SIZE = (1920, 1080)  # larger pictures are scaled down before x264
+MAX_TRANSCODE_FPS = 60  # TRTC's highest frame rate: a publisher sending more has frames left out
 MAX_AHEAD_S = 2.0  # a sample cannot arrive before it was made: further ahead, its timestamp jumped
 # aiortc's audio jitter buffer holds 4 packets (~80 ms) before it hands out the first one:
 # WriterSpec.audio_latency_s defaults to that
@@ -100,6 +102,16 @@ class _Stats:
     segments: int = 0
 
 
+def transcode_size(width: int, height: int) -> tuple[int, int]:
+    """The size a decoded picture is transcoded at: its own, within MAX_TRANSCODE_SIZE either
+    way round (a publisher chooses its resolution; x264 on one core does not keep up beyond
+    1080p), in even numbers as yuv420p needs."""
+    long_side, short_side = MAX_TRANSCODE_SIZE
+    limit_w, limit_h = (long_side, short_side) if width >= height else (short_side, long_side)
+    scale = min(1.0, limit_w / max(width, 1), limit_h / max(height, 1))
+    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+
+
 @dataclass(frozen=True)
 class Resume:
     """Where a stream's previous writer stopped: the next one keeps its timeline and file numbers."""
@@ -140,6 +152,8 @@ class StreamWriter:
         self._last_video_ts: int | None = None
         self._video_step = VIDEO_RATE // 15
         self._transcoder: Any = None
+        self._last_transcoded: int | None = None  # pts of the last picture given to the transcoder
+        self._capped_rate = False
         self._force_key = False
         # audio
         self._aclocks: dict[Any, SourceClock] = {}
@@ -282,11 +296,21 @@ class StreamWriter:
     def _encoded(self, frame: Any) -> EncodedVideo | None:
         if isinstance(frame, EncodedVideo):
             return frame
+        if self._last_transcoded is not None and frame.pts - self._last_transcoded < VIDEO_RATE // MAX_TRANSCODE_FPS:
+            if not self._capped_rate:
+                self._capped_rate = True
+                log.warning("writer %s: the publisher sends over %d frames a second: the extra frames are left out",
+                            self.spec.name, MAX_TRANSCODE_FPS)
+            return None
+        self._last_transcoded = frame.pts
         if self._transcoder is None:
-            log.warning("writer %s: the publisher sends %s, not H.264: transcoding it to H.264",
-                        self.spec.name, "VP8")
+            width, height = transcode_size(frame.width, frame.height)
+            log.warning("writer %s: the publisher sends %s, not H.264: transcoding it to H.264 (%dx%d%s)",
+                        self.spec.name, "VP8", width, height,
+                        "" if (width, height) == (frame.width, frame.height) else
+                        f", scaled down from {frame.width}x{frame.height}")
             enc = av.CodecContext.create("libx264", "w")
-            enc.width, enc.height, enc.pix_fmt = frame.width, frame.height, "yuv420p"
+            enc.width, enc.height, enc.pix_fmt = width, height, "yuv420p"
             enc.time_base = fractions.Fraction(1, VIDEO_RATE)
             enc.options = {"preset": "veryfast", "tune": "zerolatency", "profile": "baseline",
                            "x264-params": "keyint=600:scenecut=0:annexb=1:repeat-headers=1"}

@@ -268,3 +268,28 @@ def test_audio_of_a_stuck_writer_is_bounded_and_what_it_drops_is_counted(tmp_pat
     assert w.stats.silence_samples == pytest.approx(w.stats.audio_dropped * 960, abs=960)  # the hole is silence
     samples = sum(f.samples for f in decoded([s.path for s in stalled.col.segments], "audio"))
     assert abs(samples - 14 * 48000) <= 2048  # on the clock: the sound after the hole is where it belongs
+
+
+def test_transcode_size_keeps_the_picture_within_1080p_either_way_round() -> None:
+    from recorder_container.hls_writer import transcode_size
+
+    assert transcode_size(640, 360) == (640, 360)
+    assert transcode_size(7680, 4320) == (1920, 1080)
+    assert transcode_size(1080, 1920) == (1080, 1920)  # portrait: 1080p on its side is fine
+    assert transcode_size(30000, 20) == (1920, 2)  # a sliver: the short side stays even and positive
+    assert transcode_size(641, 361) == (640, 360)
+
+
+def test_a_publisher_sending_4k_at_240_fps_is_transcoded_at_1080p_60(tmp_path: Path) -> None:
+    """A publisher chooses its resolution and frame rate: what the transcoder takes is capped."""
+    col = Collector()
+    writer = col.writer(tmp_path)
+    fps, seconds = 240, 1.0
+    for i in range(int(seconds * fps)):
+        picture = av.VideoFrame(3840, 2160, "yuv420p")
+        picture.pts, picture.time_base = i * 90000 // fps, fractions.Fraction(1, 90000)
+        writer.video(picture, T0 + i / fps, "vp8")
+    writer.finish()
+    pictures = decoded([s.path for s in col.segments], "video")
+    assert {(p.width, p.height) for p in pictures} == {(1920, 1080)}
+    assert 55 <= len(pictures) <= 61, len(pictures)  # 60 a second, not 240
