@@ -284,7 +284,7 @@ def test_a_publisher_sending_4k_at_240_fps_is_transcoded_at_1080p_60(tmp_path: P
     """A publisher chooses its resolution and frame rate: what the transcoder takes is capped."""
     col = Collector()
     writer = col.writer(tmp_path)
-    fps, seconds = 240, 1.0
+    fps, seconds = 240, 0.5
     for i in range(int(seconds * fps)):
         picture = av.VideoFrame(3840, 2160, "yuv420p")
         picture.pts, picture.time_base = i * 90000 // fps, fractions.Fraction(1, 90000)
@@ -292,4 +292,4 @@ def test_a_publisher_sending_4k_at_240_fps_is_transcoded_at_1080p_60(tmp_path: P
     writer.finish()
     pictures = decoded([s.path for s in col.segments], "video")
     assert {(p.width, p.height) for p in pictures} == {(1920, 1080)}
-    assert 55 <= len(pictures) <= 61, len(pictures)  # 60 a second, not 240
+    assert 28 <= len(pictures) <= 31, len(pictures)  # 60 a second, not 240
