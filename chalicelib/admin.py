@@ -8,6 +8,7 @@ printed by list-apps.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 import time
@@ -18,6 +19,12 @@ from chalicelib.apps import App, RoomBackend
 from chalicelib.schema import events_dlq_name
 from chalicelib.usersig import DEFAULT_EXPIRE_S, gen_usersig
 
+# (flag, attribute, required) of add-app's secrets, in the order they are read from a pipe
+SECRETS = (("--secret-key", "secret_key", True), ("--usersig-key", "usersig_key", True),
+           ("--janus-api-secret", "janus_api_secret", False), ("--room-secret", "room_secret", False),
+           ("--callback-key", "callback_key", False))
+ASKING_HELP = "(stdin: one line each, in the order secret key, UserSig key, then those given as '-')"
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m chalicelib.admin", description=__doc__.splitlines()[0])
@@ -26,18 +33,19 @@ def _parser() -> argparse.ArgumentParser:
     add = sub.add_parser("add-app", help="register or replace an SdkAppId")
     add.add_argument("--sdkappid", type=int, required=True)
     add.add_argument("--secret-id", required=True, help="API SecretId that may act for this app")
-    add.add_argument("--secret-key", required=True)
-    add.add_argument("--usersig-key", required=True, help="the app's UserSig (TLSSigAPIv2) secret key")
+    add.add_argument("--secret-key", help=f"left out: asked for (or read from stdin) {ASKING_HELP}")
+    add.add_argument("--usersig-key", help=f"the app's UserSig (TLSSigAPIv2) secret key; left out: asked for "
+                                           f"{ASKING_HELP}")
     add.add_argument("--janus-url", required=True, help="Janus HTTP API, e.g. https://janus.example.com/janus")
-    add.add_argument("--janus-api-secret", default="")
+    add.add_argument("--janus-api-secret", default="", help=f"'-': asked for {ASKING_HELP}")
     add.add_argument("--janus-token", default="")
     add.add_argument("--no-string-ids", action="store_true", help="the VideoRoom uses integer ids")
     add.add_argument("--room-pin", default="")
-    add.add_argument("--room-secret", default="")
+    add.add_argument("--room-secret", default="", help=f"'-': asked for {ASKING_HELP}")
     add.add_argument("--ice-servers", default="[]", help='JSON, e.g. [{"urls": "turn:t.example.com", '
                                                            '"username": "u", "credential": "c"}]')
     add.add_argument("--callback-url", default="")
-    add.add_argument("--callback-key", default="")
+    add.add_argument("--callback-key", default="", help=f"'-': asked for {ASKING_HELP}")
     add.add_argument("--qps", type=int, default=20, help="requests per second per action")
     add.add_argument("--max-concurrent", type=int, default=100, help="concurrent recording tasks")
 
@@ -64,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _failed_outputs(args.redeliver)
     registry = wiring.app_registry()
     if args.command == "add-app":
+        _ask_for_secrets(args)
         app = App(
             sdkappid=args.sdkappid,
             usersig_key=args.usersig_key,
@@ -86,6 +95,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(gen_usersig(found.sdkappid, found.usersig_key, args.user_id, int(time.time()), args.expire))
     return 0
+
+
+def _ask_for_secrets(args: argparse.Namespace) -> None:
+    """Secrets on the command line are visible to every user of the machine (ps, shell
+    history): the required ones left out, and the optional ones given as "-", are asked for
+    (without echo at a terminal; one line each from a pipe, in the order of SECRETS)."""
+    given = [flag for flag, attr, _ in SECRETS if getattr(args, attr) not in (None, "", "-")]
+    if given:
+        print(f"warning: {', '.join(given)} on the command line can be seen by other users of this machine; "
+              "leave them out to be asked", file=sys.stderr)
+    for flag, attr, required in SECRETS:
+        value = getattr(args, attr)
+        if value == "-" or (required and value is None):
+            value = getpass.getpass(f"{flag[2:]}: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+            if required and not value:
+                raise SystemExit(f"{flag} is needed")
+            setattr(args, attr, value)
 
 
 def _dead_letters(redeliver: bool) -> int:

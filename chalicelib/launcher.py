@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,6 +30,20 @@ class Launcher(Protocol):
     def launch(self, task_id: str, ha_index: int) -> str: ...
 
     def stop(self, handle: str) -> None: ...
+
+
+# what of the launching process's environment a recorder gets: the settings and the AWS access
+# it needs, the few variables a Python process runs on, and none of the API's secrets
+_RECORDER_ENV_PREFIXES = ("CLOUDREC_", "AWS_", "LC_", "PYTHON")
+_RECORDER_ENV_NAMES = {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "VIRTUAL_ENV", "SSL_CERT_FILE", "SSL_CERT_DIR"}
+_API_SECRETS = {"CLOUDREC_SECRET_ID", "CLOUDREC_SECRET_KEY", "CLOUDREC_USERSIG_KEY", "CLOUDREC_CALLBACK_KEY"}
+
+
+def recorder_env(parent: Mapping[str, str]) -> dict[str, str]:
+    """A recorder's environment, from its launcher's: it parses media from anyone in the room,
+    so it gets what it needs and nothing more."""
+    return {k: v for k, v in parent.items()
+            if (k in _RECORDER_ENV_NAMES or k.startswith(_RECORDER_ENV_PREFIXES)) and k not in _API_SECRETS}
 
 
 ExitListener = Callable[[str, str, int], None]  # (task id, handle, return code) of a recorder that ended
@@ -50,7 +64,7 @@ class LocalLauncher:
     def launch(self, task_id: str, ha_index: int) -> str:
         self._log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self._log_dir / f"recorder-{file_safe(task_id)}-ha{ha_index}.log"
-        env = dict(os.environ if self._env is None else self._env)
+        env = recorder_env(os.environ if self._env is None else self._env)
         env.update({TASK_ID_ENV: task_id, HA_INDEX_ENV: str(ha_index)})
         try:
             with open(log_path, "ab") as log:
