@@ -50,6 +50,7 @@ def _api_reply() -> Response:
         headers={k.lower(): v for k, v in request.headers.items()},
         query=[(k, v) for k in (query or {}) for v in query.getlist(k)] if query else [],
         body=raw.encode() if isinstance(raw, str) else raw,
+        source=str(((request.context or {}).get("identity") or {}).get("sourceIp") or ""),
     )
     started = time.perf_counter()
     request_id = str(uuid.uuid4())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,14 +18,22 @@ from urllib.parse import urlencode
 from chalicelib import models, recordings, validation
 from chalicelib.apps import App, AppRegistry
 from chalicelib.errors import AuthError, CloudrecError, RequestError, to_api_error
-from chalicelib.limits import RateLimiter
+from chalicelib.limits import FailureLimiter, RateLimiter
 from chalicelib.recordings import Recordings
-from chalicelib.signing import SignedRequest, verify_tc3
+from chalicelib.replay import SignatureLedger
+from chalicelib.signing import SignedRequest, parse_authorization, verify_tc3
 
 log = logging.getLogger(__name__)
 
 VERSION = "2019-07-22"
+# Checked before any work (hashing, lookups): a request past these is not one the SDK sends.
 MAX_BODY_BYTES = 1_000_000
+MAX_QUERY_PAIRS = 512
+MAX_QUERY_CHARS = 64 * 1024
+MAX_KEY_DEPTH = 8  # the SDK's deepest: MixLayoutParams.WaterMarkList.0.WaterMarkImage.WaterMarkUrl
+MAX_ACTION = 64
+MAX_MESSAGE = 1024
+_INDEX = re.compile(r"[0-9]{1,4}")
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,7 @@ class HttpRequest:
     headers: Mapping[str, str]
     query: list[tuple[str, str]]
     body: bytes
+    source: str = ""  # the caller's address, when the edge knows it
 
 
 @dataclass
@@ -63,6 +73,17 @@ class Api:
     limiter: RateLimiter
     recordings: Recordings
     regions: tuple[str, ...]
+    failures: FailureLimiter = field(default_factory=FailureLimiter)
+    ledger: SignatureLedger | None = None  # default: in the limiter's table
+
+    def __post_init__(self) -> None:
+        if self.ledger is None:
+            object.__setattr__(self, "ledger", SignatureLedger(self.limiter.client, self.limiter.table))
+
+    @property
+    def signatures(self) -> SignatureLedger:
+        assert self.ledger is not None  # set by __post_init__
+        return self.ledger
 
 
 Handler = Callable[[Api, App, Any], dict[str, Any]]
@@ -87,8 +108,14 @@ def unflatten(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     """Rebuild the nested parameters the SDK flattens into a GET query
     (`RecordParams.RecordMode=1`, `X.SubscribeAudioUserIds.0=u1`)."""
     root: dict[str, Any] = {}
+    if len(pairs) > MAX_QUERY_PAIRS:
+        raise RequestError(f"The query holds more than {MAX_QUERY_PAIRS} parameters.",
+                           "InvalidParameter.UrlParamsError")
     for key, value in pairs:
         parts = key.split(".")
+        if len(parts) > MAX_KEY_DEPTH:
+            raise RequestError(f"The query parameter {key[:100]} nests deeper than any TRTC parameter.",
+                               "InvalidParameter.UrlParamsError")
         node = root
         for part in parts[:-1]:
             child = node.setdefault(part, {})
@@ -102,7 +129,7 @@ def unflatten(pairs: list[tuple[str, str]]) -> dict[str, Any]:
 
 def _lists(node: Any) -> Any:
     if isinstance(node, dict):
-        if node and all(k.isdigit() for k in node):
+        if node and all(_INDEX.fullmatch(k) for k in node):
             return [_lists(node[k]) for k in sorted(node, key=int)]
         return {k: _lists(v) for k, v in node.items()}
     return node
@@ -112,21 +139,33 @@ def _read_params(req: HttpRequest) -> tuple[dict[str, Any], bool]:
     """The request parameters and whether they are typed JSON (strict) or GET strings."""
     if req.method == "GET":
         return unflatten(req.query), False
-    if len(req.body) > MAX_BODY_BYTES:
-        raise RequestError("The request body is larger than 1 MB.", "RequestSizeLimitExceeded")
     try:
         params = json.loads(req.body or b"{}")
     except (ValueError, UnicodeDecodeError):
         raise RequestError("The request body is not valid JSON.", "InvalidParameter.BodyParamsError") from None
+    except RecursionError:
+        raise RequestError("The request body nests too deeply.", "InvalidParameter.BodyParamsError") from None
     if not isinstance(params, dict):
         raise RequestError("The request body must be a JSON object.", "InvalidParameter.BodyParamsError")
     return params, True
 
 
+def _check_size(req: HttpRequest) -> None:
+    if len(req.body) > MAX_BODY_BYTES:
+        raise RequestError("The request body is larger than 1 MB.", "RequestSizeLimitExceeded")
+    if len(req.query) > MAX_QUERY_PAIRS or sum(len(k) + len(v) for k, v in req.query) > MAX_QUERY_CHARS:
+        raise RequestError("The query string is too large.", "RequestSizeLimitExceeded")
+
+
 def _authenticate(api: Api, req: HttpRequest, now: float) -> frozenset[int]:
+    api.failures.check(req.source, now)
     query = urlencode(req.query) if req.method == "GET" else ""
     signed = SignedRequest(req.method, req.headers, query, req.body)
-    secret_id = verify_tc3(signed, _secret_lookup(api), now)
+    try:
+        secret_id = verify_tc3(signed, _secret_lookup(api), now)
+    except CloudrecError:
+        api.failures.failed(req.source, now)
+        raise
     cred = api.apps.get_credential(secret_id)
     assert cred is not None  # verify_tc3 looked it up
     return cred.sdkappids
@@ -156,17 +195,26 @@ def handle(api: Api, req: HttpRequest, now: float, request_id: str | None = None
         if not isinstance(exc, CloudrecError):
             log.exception("unexpected failure in %s", out.action or "request")
         out.error_code = code
-        out.body = {"Error": {"Code": code, "Message": message}}
+        out.body = {"Error": {"Code": code, "Message": _sendable(message)}}
     out.body["RequestId"] = out.request_id
     out.body = {"Response": out.body}
     return out
 
 
+def _sendable(message: str) -> str:
+    """A message the edge can always encode: bounded, and UTF-8 clean (an echoed value may
+    hold a lone surrogate from a JSON escape)."""
+    return message[:MAX_MESSAGE].encode("utf-8", "replace").decode("utf-8")
+
+
 def _dispatch(api: Api, req: HttpRequest, now: float, out: Outcome) -> dict[str, Any]:
     if req.method not in ("GET", "POST"):
-        raise RequestError(f"HTTP method {req.method} is not supported: use POST (or GET).",
+        raise RequestError(f"HTTP method {req.method[:16]} is not supported: use POST (or GET).",
                            "UnsupportedProtocol")
+    _check_size(req)
     action = req.headers.get("x-tc-action", "")
+    if len(action) > MAX_ACTION:
+        raise RequestError("The X-TC-Action header names no action.", "InvalidAction")
     out.learn(action=action)
     if not action:
         raise RequestError("The X-TC-Action header is missing.", "MissingParameter")
@@ -182,12 +230,17 @@ def _dispatch(api: Api, req: HttpRequest, now: float, out: Outcome) -> dict[str,
         raise RequestError("The X-TC-Region header is missing.", "MissingParameter")
     if region not in api.regions:
         raise RequestError(f"The region {region} is not supported.", "UnsupportedRegion")
+    signature = parse_authorization(req.headers.get("authorization")).signature
+    first_answer = api.signatures.claim(signature, action, int(req.headers["x-tc-timestamp"]), now)
+    if first_answer is not None:  # the same Create again: its first answer, not a second task
+        out.learn(task_id=first_answer)
+        return {"TaskId": first_answer}
     params, strict = _read_params(req)
     model, run = ACTIONS[action]
     scope = validation.parse(models.AppScoped, params, strict)
     out.learn(sdkappid=scope.SdkAppId)
-    if isinstance(params.get("TaskId"), str):
-        out.learn(task_id=params["TaskId"])
+    if isinstance(params.get("TaskId"), str):  # bounded and UTF-8 clean: it goes on every log line
+        out.learn(task_id=_sendable(params["TaskId"][:256]))
     app = api.apps.get_app(scope.SdkAppId)
     if scope.SdkAppId not in owned or app is None:
         raise AuthError(f"This SecretId may not act for SdkAppId {scope.SdkAppId}.",
@@ -196,4 +249,6 @@ def _dispatch(api: Api, req: HttpRequest, now: float, out: Outcome) -> dict[str,
     result = run(api, app, validation.parse(model, params, strict))
     if result.get("TaskId") != out.task_id:
         out.learn(task_id=result["TaskId"])
+    if action == "CreateCloudRecording":
+        api.signatures.answered(signature, result["TaskId"])
     return result

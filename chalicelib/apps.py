@@ -8,7 +8,9 @@ may act for. Reads are cached for a few seconds per process.
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -17,6 +19,9 @@ from boto3.dynamodb.types import TypeDeserializer
 
 _de = TypeDeserializer()
 CACHE_S = 5.0
+# Unknown SecretIds are cached too (as None), so a caller cycling through made-up ones must not
+# grow the cache without end: the least recently used entry goes first.
+CACHE_ENTRIES = 1024
 
 
 @dataclass(frozen=True)
@@ -89,15 +94,22 @@ class AppRegistry:
         self._db = client
         self._table = table
         self._clock = clock
-        self._cache: dict[str, tuple[float, Any]] = {}
+        self._cache: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        self._lock = threading.Lock()  # the local server answers on several threads
 
     def _cached_get(self, pk: str) -> dict[str, Any] | None:
-        hit = self._cache.get(pk)
-        if hit is not None and self._clock() - hit[0] < CACHE_S:
-            return hit[1]
+        with self._lock:
+            hit = self._cache.get(pk)
+            if hit is not None and self._clock() - hit[0] < CACHE_S:
+                self._cache.move_to_end(pk)
+                return hit[1]
         item = self._db.get_item(TableName=self._table, Key={"pk": {"S": pk}}).get("Item")
         value = _plain(item) if item else None
-        self._cache[pk] = (self._clock(), value)
+        with self._lock:
+            self._cache[pk] = (self._clock(), value)
+            self._cache.move_to_end(pk)
+            while len(self._cache) > CACHE_ENTRIES:
+                self._cache.popitem(last=False)
         return value
 
     def get_app(self, sdkappid: int) -> App | None:

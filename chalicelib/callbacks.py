@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
-import threading
-import urllib.parse
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib import aws
 from chalicelib.apps import AppRegistry
+from chalicelib.fetch import AddressPolicy, FetchError, address_policy, check_url, connection
 from chalicelib.signing import callback_sign
 
 DEADLINE_S = 10.0  # the whole POST; the function that posts gets twice that (.chalice/config.json)
@@ -58,35 +58,23 @@ def build_post(message_body: str, apps: AppRegistry, now_ms: int) -> Post | None
     return Post(app.callback_url, body, headers)
 
 
-def _cut_off(conn: http.client.HTTPConnection) -> None:
-    """End a POST that ran past its deadline: a receiver that trickles its answer a byte at a
-    time never trips a socket timeout."""
-    if conn.sock is not None:
-        try:
-            conn.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
-def send(post: Post, deadline_s: float = DEADLINE_S) -> None:
-    """POST with http.client, which keeps header names as TRTC spells them (SdkAppId, Sign),
-    answered within `deadline_s` in all."""
-    url = urllib.parse.urlsplit(post.url)
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise CallbackError("the callback URL is not an http(s) URL")
-    conn_cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-    conn = conn_cls(url.hostname, url.port, timeout=deadline_s)
-    path = (url.path or "/") + (f"?{url.query}" if url.query else "")
-    timer = threading.Timer(deadline_s, _cut_off, (conn,))
-    timer.start()
+def send(post: Post, deadline_s: float = DEADLINE_S, policy: AddressPolicy | None = None) -> None:
+    """POST with http.client, which keeps header names as TRTC spells them (SdkAppId, Sign) and
+    follows no redirect, to an address checked against `policy` (by default the deployment's:
+    public addresses only unless CLOUDREC_ALLOW_PRIVATE_URLS=1), answered within `deadline_s`
+    in all. A refused URL is a failure like any other: retried, then dead-lettered, so the
+    events are there to redeliver once the app's URL is fixed."""
+    ends_at = time.monotonic() + deadline_s
     try:
-        conn.request("POST", path, body=post.body, headers=post.headers)
-        status = conn.getresponse().status
-    except (OSError, http.client.HTTPException) as exc:
+        target = check_url(post.url, policy or address_policy(aws.settings().allow_private_urls))
+    except FetchError as exc:
+        raise CallbackError(f"callback URL refused: {exc}") from None
+    try:
+        with connection(target, ends_at) as conn:
+            conn.request("POST", target.path, body=post.body, headers=post.headers)
+            status = conn.getresponse().status
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # ValueError: a path http.client cannot send
         raise CallbackError(f"callback unreachable: {type(exc).__name__}") from None
-    finally:
-        timer.cancel()
-        conn.close()
     if status != 200:
         raise CallbackError(f"callback answered HTTP {status}")
 

@@ -46,6 +46,7 @@ class Settings:
     callback_backoff_s: float  # first retry delay of an undelivered callback; doubles up to 5 min
     mp4_split_bytes: int  # an MP4/AAC file is split before it reaches this size (2 GB)
     backup_keep_s: float  # files the customer's storage refused are kept in backup this long (7 days)
+    auth_failure_limit: int  # failed authentications per source and 10 s before it is refused (0: no limit)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -81,4 +82,5 @@ class Settings:
             callback_backoff_s=float(e.get("CLOUDREC_CALLBACK_BACKOFF_S", "10")),
             mp4_split_bytes=int(e.get("CLOUDREC_MP4_SPLIT_BYTES", str(2 * 1024 ** 3))),
             backup_keep_s=float(e.get("CLOUDREC_BACKUP_KEEP_S", str(7 * 86400))),
+            auth_failure_limit=int(e.get("CLOUDREC_AUTH_FAILURE_LIMIT", "20")),
         )

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from chalicelib.errors import ParameterError
+from chalicelib.usersig import MAX_USERSIG
 from chalicelib.validation import (
     MAX_LAYOUTS,
     MAX_WATERMARKS,
@@ -28,10 +29,12 @@ from chalicelib.validation import (
     FontName,
     HexColor,
     ImageUrl,
+    Plain,
     RenderModeInt,
     Text,
     TrtcModel,
     UInt,
+    UInt64,
     UserList,
     fail,
     image_url,
@@ -76,16 +79,34 @@ class RecordParams(TrtcModel):
 
 
 
+def _key_chars(value: SecretStr) -> SecretStr:
+    if not _KEY_CHARS.fullmatch(value.get_secret_value()):
+        raise fail("InvalidParameter", "a storage key holds only printable ASCII without spaces")
+    return value
+
+
+_KEY_CHARS = re.compile(r"[!-~]*")
+# a key as the storage vendor issues it (AWS: 16-128 / 40 chars, COS: 36 / 32)
+StorageKey = Annotated[SecretStr, Field(max_length=256), AfterValidator(_key_chars)]
+# the recorder uploads to `<prefix>/<TaskId>/<file name>`: with 8 segments of 64 the S3 key
+# stays well below S3's 1024 bytes
+MAX_PREFIX_SEGMENTS = 8
+_AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
+_COS_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+){1,3}")
+
+
 class CloudStorage(TrtcModel):
     Vendor: Annotated[int, one_of(0, 1)]
-    Region: Text
-    Bucket: Annotated[Text, Field(max_length=255)]
-    AccessKey: SecretStr
-    SecretKey: SecretStr
+    Region: Annotated[Text, Field(max_length=32)]
+    # S3's bucket rules (COS names are a subset): the bucket becomes part of a host name
+    Bucket: Annotated[Text, Field(max_length=63), pattern(
+        r"[a-z0-9][a-z0-9.-]*", "InvalidParameter", "may only hold a-z 0-9 . - (S3 bucket naming)")]
+    AccessKey: StorageKey
+    SecretKey: StorageKey
     FileNamePrefix: Annotated[
-        list[Annotated[str, Field(max_length=64), pattern(
+        list[Annotated[Plain, Field(max_length=64), pattern(
             r"[A-Za-z0-9_-]+", "InvalidParameter", "may only hold a-z A-Z 0-9 _ -")]],
-        Field(max_length=16),
+        Field(max_length=MAX_PREFIX_SEGMENTS),
     ] | None = None
 
     @model_validator(mode="after")
@@ -94,20 +115,26 @@ class CloudStorage(TrtcModel):
             raise fail("MissingParameter.AccessKey", "CloudStorage.AccessKey must not be empty")
         if not self.SecretKey.get_secret_value():
             raise fail("MissingParameter.SecretKey", "CloudStorage.SecretKey must not be empty")
+        # the region becomes an endpoint host (COS) or a boto3 region: one that cannot work is
+        # refused now rather than failing every upload of the task
+        region, kind = (_AWS_REGION, "an AWS region like us-east-1") if self.Vendor == 1 else (
+            _COS_REGION, "a COS region like ap-shanghai")
+        if not region.fullmatch(self.Region):
+            raise fail("InvalidParameter", f"CloudStorage.Region must be {kind}")
         return self
 
 
 
 class TencentVod(TrtcModel):
-    Procedure: Annotated[str, Field(max_length=256)] | None = None
-    ExpireTime: UInt = 0
-    StorageRegion: Annotated[str, Field(max_length=64)] | None = None
-    ClassId: UInt = 0
-    SubAppId: UInt | None = None
-    SessionContext: Annotated[str, Field(max_length=1000)] | None = None
-    SourceContext: Annotated[str, Field(max_length=250)] | None = None
+    Procedure: Annotated[Plain, Field(max_length=256)] | None = None
+    ExpireTime: UInt = 0  # seconds from now: uint32 (136 years) keeps the expiry a valid date
+    StorageRegion: Annotated[Plain, Field(max_length=64)] | None = None
+    ClassId: UInt64 = 0
+    SubAppId: UInt64 | None = None
+    SessionContext: Annotated[Plain, Field(max_length=1000)] | None = None
+    SourceContext: Annotated[Plain, Field(max_length=250)] | None = None
     MediaType: Annotated[int, one_of(0, 1, 2, 3, 4)] = 0
-    UserDefineRecordId: Annotated[str, Field(max_length=64), pattern(
+    UserDefineRecordId: Annotated[Plain, Field(max_length=64), pattern(
         r"[A-Za-z0-9_-]+", "InvalidParameter", "may only hold a-z A-Z 0-9 _ -")] | None = None
 
 
@@ -190,7 +217,7 @@ class MixLayout(TrtcModel):
     Left: Annotated[int, Field(ge=0, le=1920)]
     Width: Annotated[int, Field(ge=0, le=1920)]
     Height: Annotated[int, Field(ge=0, le=1920)]
-    UserId: Annotated[str, Field(max_length=128)] | None = None
+    UserId: Annotated[Plain, Field(max_length=128)] | None = None
     Alpha: Annotated[int, Field(ge=0, le=255)] = 0
     RenderMode: RenderModeInt = 1
     MediaId: Annotated[int, one_of(0, 1)] = 0
@@ -209,14 +236,14 @@ class WaterMarkImage(TrtcModel):
 
 
 class WaterMarkChar(TrtcModel):
-    Top: UInt
-    Left: UInt
-    Width: UInt
-    Height: UInt
+    Top: Annotated[int, Field(ge=0, le=2560)]  # as WaterMarkImage: the canvas is at most 1920 wide
+    Left: Annotated[int, Field(ge=0, le=2560)]
+    Width: Annotated[int, Field(ge=0, le=2560)]
+    Height: Annotated[int, Field(ge=0, le=2560)]
     Chars: Annotated[Text, Field(max_length=256)]
     FontSize: Annotated[int, Field(ge=1, le=500)] = 14
     FontColor: ColorHex0x = "0xFFFFFF"
-    BackGroundColor: ColorHex0x | Annotated[str, Field(max_length=0)] | None = None
+    BackGroundColor: ColorHex0x | Annotated[Plain, Field(max_length=0)] | None = None
     Font: FontName = "Tencent"
 
 
@@ -247,9 +274,9 @@ class MixLayoutParams(TrtcModel):
     MixLayoutMode: Annotated[int, one_of(1, 2, 3, 4)]
     MixLayoutList: Annotated[list[MixLayout], Field(max_length=MAX_LAYOUTS)] | None = None
     BackGroundColor: HexColor = "#000000"
-    MaxResolutionUserId: Annotated[str, Field(max_length=128)] | None = None
+    MaxResolutionUserId: Annotated[Plain, Field(max_length=128)] | None = None
     MediaId: Annotated[int, one_of(0, 1)] = 0
-    BackgroundImageUrl: Annotated[str, Field(max_length=2048),
+    BackgroundImageUrl: Annotated[Plain, Field(max_length=2048),
                                   image_url("InvalidParameter.BackgroundImageUrl")] | None = None
     PlaceHolderMode: Annotated[int, one_of(0, 1)] = 0
     BackgroundImageRenderMode: RenderModeInt = 1
@@ -309,14 +336,14 @@ class TaskRef(AppScoped):
 class CreateCloudRecordingRequest(AppScoped):
     RoomId: Annotated[str, AfterValidator(required_text)]
     UserId: Annotated[str, AfterValidator(_check_user_id)]
-    UserSig: SecretStr
+    UserSig: Annotated[SecretStr, Field(max_length=MAX_USERSIG)]
     RecordParams: RecordParams
     StorageParams: StorageParams
     RoomIdType: Annotated[int, one_of(0, 1)] = 1
     MixTranscodeParams: Annotated[MixTranscodeParams | None, Field(default=None)]
     MixLayoutParams: Annotated[MixLayoutParams | None, Field(default=None)]
     ResourceExpiredHour: Annotated[int, Field(ge=6, le=720)] = 72
-    PrivateMapKey: Annotated[str, Field(max_length=4096)] | None = None
+    PrivateMapKey: Annotated[Plain, Field(max_length=4096)] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -350,7 +377,7 @@ class CreateCloudRecordingRequest(AppScoped):
 
 
 class DescribeCloudRecordingRequest(TaskRef):
-    RecorderKey: Annotated[str, Field(max_length=256)] | None = None
+    RecorderKey: Annotated[Plain, Field(max_length=256)] | None = None
 
 
 class ModifyCloudRecordingRequest(TaskRef):

@@ -62,7 +62,7 @@ def tables(s: Settings) -> list[dict[str, Any]]:
     ]
 
 
-TTL_ATTRIBUTE = {"limits": "expires_at", "idempotency": "expiration"}
+TTL_ATTRIBUTE = {"limits": "expires_at", "idempotency": "expiration", "tasks": "expires_at"}
 
 
 def events_dlq_name(s: Settings) -> str:
@@ -78,6 +78,10 @@ def create_resources(s: Settings, dynamodb: Any, sqs: Any, s3: Any) -> None:
     dynamodb.update_time_to_live(
         TableName=s.limits_table,
         TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE["limits"]},
+    )
+    dynamodb.update_time_to_live(
+        TableName=s.tasks_table,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE["tasks"]},
     )
     dynamodb.update_time_to_live(
         TableName=s.idempotency_table,

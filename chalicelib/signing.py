@@ -19,10 +19,14 @@ from chalicelib.errors import AuthError, RequestError
 ALGORITHM = "TC3-HMAC-SHA256"
 SERVICE = "trtc"
 MAX_CLOCK_SKEW_S = 300
+MAX_AUTHORIZATION = 1024  # the SDK's is ~200 characters
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
+# SecretIds are short ASCII (Tencent's: AKID + 32); bounding them keeps junk out of the
+# credential lookup and its cache
 _AUTH_RE = re.compile(
-    r"^TC3-HMAC-SHA256\s+Credential=(?P<secret_id>[^/,\s]+)/(?P<date>\d{4}-\d{2}-\d{2})/"
+    r"^TC3-HMAC-SHA256\s+Credential=(?P<secret_id>[A-Za-z0-9_-]{1,128})/(?P<date>\d{4}-\d{2}-\d{2})/"
     r"(?P<service>[^/,\s]+)/tc3_request\s*,\s*SignedHeaders=(?P<signed>[^,\s]+)\s*,\s*"
     r"Signature=(?P<signature>[0-9a-fA-F]{64})\s*$"
 )
@@ -61,6 +65,8 @@ def utc_date(timestamp: int) -> str:
 def parse_authorization(value: str | None) -> Authorization:
     if not value:
         raise AuthError("The Authorization header is missing.", "AuthFailure.InvalidAuthorization")
+    if len(value) > MAX_AUTHORIZATION:
+        raise AuthError("The Authorization header is too long.", "AuthFailure.InvalidAuthorization")
     m = _AUTH_RE.match(value.strip())
     if m is None:
         raise AuthError(
@@ -122,10 +128,13 @@ def verify_tc3(req: SignedRequest, lookup_secret_key: Callable[[str], str | None
     raw_ts = req.headers.get("x-tc-timestamp", "")
     if not raw_ts:
         raise RequestError("The X-TC-Timestamp header is missing.", "MissingParameter")
-    try:
-        timestamp = int(raw_ts)
-    except ValueError:
-        raise RequestError("X-TC-Timestamp must be Unix seconds.", "InvalidParameter") from None
+    if not _TIMESTAMP.fullmatch(raw_ts):
+        raise RequestError("X-TC-Timestamp must be Unix seconds.", "InvalidParameter")
+    timestamp = int(raw_ts)
+    if req.method != "GET" and req.headers.get("x-tc-content-sha256", "") == UNSIGNED_PAYLOAD:
+        # the body (storage keys, layout) would go unsigned: anyone on the path could rewrite it
+        raise AuthError("X-TC-Content-SHA256: UNSIGNED-PAYLOAD is not accepted for a request with a body; "
+                        "sign the body.", "AuthFailure.SignatureFailure")
     if abs(now - timestamp) > MAX_CLOCK_SKEW_S:
         raise AuthError(
             f"The request timestamp {timestamp} differs from the server time {int(now)} by more "

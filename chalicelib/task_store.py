@@ -40,6 +40,9 @@ _ENCODED = {"params", "storage_keys", "subscription", "layout", "files"}
 # the index's "live" says which work a task has due by lease_expires_ms: its recorder's lease
 # (a live task) or its output jobs (an ended one)
 LIVE, OUTPUTS_DUE = "1", "outputs"
+# the customer's storage keys stay no longer than the task needs them: its outputs and the
+# delivery of its backup (Settings.backup_keep_s, 7 days) are over by then (DynamoDB's TTL)
+RETAIN_ENDED_S = 8 * 86400.0
 OUTPUTS_GRACE_S = 120.0  # an ended task's outputs are requested by its recorder at once; by the sweep after this
 
 
@@ -112,10 +115,11 @@ def _is_condition_failure(err: ClientError) -> bool:
 class TaskStore:
     """Tasks and their admission counters, over a DynamoDB client."""
 
-    def __init__(self, client: Any, tasks_table: str, limits_table: str) -> None:
+    def __init__(self, client: Any, tasks_table: str, limits_table: str, retain_s: float = RETAIN_ENDED_S) -> None:
         self._db = client
         self._tasks = tasks_table
         self._limits = limits_table
+        self._retain_s = retain_s  # an ended task (with its storage keys) is deleted this long after its end
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -375,9 +379,10 @@ class TaskStore:
         task = self.get(task_id)
         if task is None or task.status == ENDED:
             return False
-        sets = "SET #s = :ended, ended_ms = :now, desired = :stop"
+        sets = "SET #s = :ended, ended_ms = :now, desired = :stop, expires_at = :gone"
         condition = "#s <> :ended"
-        values: dict[str, Any] = {"ended": ENDED, "now": now_ms, "stop": STOP}
+        values: dict[str, Any] = {"ended": ENDED, "now": now_ms, "stop": STOP,
+                                  "gone": int(now_ms / 1000 + self._retain_s)}
         removes = ""
         if task.params.wanted().anything:  # owed with the end itself: a sweep finds them if nobody asks
             sets += ", live = :outputs, lease_expires_ms = :due"

@@ -17,6 +17,11 @@ from typing import Any
 from chalicelib.errors import UserSigError
 
 DEFAULT_EXPIRE_S = 180 * 86400
+# A real UserSig is ~200 characters and inflates to ~250 bytes (more with a PrivateMapKey
+# userbuf). The caps keep a crafted one from costing more than a few KB: zlib inflates
+# ~1000:1, so 130 KB of UserSig would otherwise become 100 MB.
+MAX_USERSIG = 4096
+MAX_INFLATED = 16 * 1024
 _TO_URL = str.maketrans("+/=", "*-_")
 _FROM_URL = str.maketrans("*-_", "+/=")
 
@@ -50,11 +55,23 @@ def gen_usersig(sdkappid: int, key: str, identifier: str, now: int, expire: int 
     return base64.b64encode(packed).decode().translate(_TO_URL)
 
 
+def _inflate(packed: bytes) -> bytes:
+    inflater = zlib.decompressobj()
+    text = inflater.decompress(packed, MAX_INFLATED)
+    if inflater.unconsumed_tail:
+        raise UserSigError(f"UserSig is malformed: it inflates to more than {MAX_INFLATED} bytes.")
+    if not inflater.eof:
+        raise zlib.error("truncated")
+    return text
+
+
 def _decode(usersig: str) -> dict[str, Any]:
+    if len(usersig) > MAX_USERSIG:
+        raise UserSigError(f"UserSig is malformed: it is longer than {MAX_USERSIG} characters.")
     try:
         packed = base64.b64decode(usersig.translate(_FROM_URL), validate=True)
-        doc = json.loads(zlib.decompress(packed))
-    except (binascii.Error, zlib.error, ValueError, UnicodeDecodeError):
+        doc = json.loads(_inflate(packed))
+    except (binascii.Error, zlib.error, ValueError, UnicodeDecodeError, RecursionError):
         raise UserSigError("UserSig is malformed: it is not a TLSSigAPIv2 signature.") from None
     if not isinstance(doc, dict):
         raise UserSigError("UserSig is malformed: it is not a TLSSigAPIv2 signature.")
@@ -75,7 +92,10 @@ def verify_usersig(usersig: str, sdkappid: int, key: str, identifier: str, now: 
     except (KeyError, TypeError, ValueError):
         raise UserSigError("UserSig is malformed: a TLS field is missing or not a number.") from None
     userbuf = doc.get("TLS.userbuf")
-    expected = _mac(key, _content(str(sig_identifier), sig_app, sig_time, sig_expire, userbuf))
+    try:
+        expected = _mac(key, _content(str(sig_identifier), sig_app, sig_time, sig_expire, userbuf))
+    except UnicodeEncodeError:  # a lone surrogate from a "\ud800" escape in the JSON
+        raise UserSigError("UserSig is malformed: a TLS field is not text.") from None
     if not isinstance(sig, str) or not hmac.compare_digest(expected, sig):
         raise UserSigError("UserSig was not signed with this application's key.")
     if str(sig_identifier) != identifier:

@@ -34,7 +34,18 @@ def one_of(*allowed: int) -> AfterValidator:
     return AfterValidator(check)
 
 
+def encodable(value: str) -> str:
+    """Refuse text that UTF-8 cannot carry (lone surrogates from JSON `\\ud800` escapes): it
+    could not be stored, logged or echoed in a reply."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise fail("InvalidParameter", "holds a lone surrogate, which is not text") from None
+    return value
+
+
 def required_text(value: str) -> str:
+    encodable(value)
     if not value.strip():
         raise fail("missing", "must not be empty")
     return value
@@ -69,15 +80,23 @@ def image_url(code: str) -> AfterValidator:
     return AfterValidator(check)
 
 
-UInt = Annotated[int, Field(ge=0)]
-Text = Annotated[str, AfterValidator(required_text)]
+# TRTC's wire integers are uint64, but what consumes them is narrower: a VOD expiry is added to
+# a datetime, a class or layer id is an int32 elsewhere. Never let a number through unbounded.
+UInt32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
+UInt64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
+UInt = UInt32
+MAX_TEXT = 1024  # no free-text field of TRTC's is longer
+Text = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(required_text)]
+Plain = Annotated[str, AfterValidator(encodable)]
 ImageUrl = Annotated[str, Field(max_length=2048), image_url("InvalidParameter")]
 HexColor = Annotated[str, pattern(r"#[0-9A-Fa-f]{6}", "InvalidParameter", "must be #RRGGBB")]
 ColorHex0x = Annotated[str, pattern(r"0x[0-9A-Fa-f]{6}", "InvalidParameter", "must be 0xRRGGBB")]
 FontName = Annotated[str, pattern(r"Tencent|SourceHanSans", "InvalidParameter.OutOfRange",
                                "must be Tencent or SourceHanSans")]
 RenderModeInt = Annotated[int, one_of(0, 1, 2, 3)]
-UserList = Annotated[list[Text], Field(max_length=MAX_SUBSCRIBE_LIST)]
+# a UserId (<= 32 bytes) or a prefix rule ("1.*$"): 64 leaves room for either
+UserRule = Annotated[str, Field(max_length=64), AfterValidator(required_text)]
+UserList = Annotated[list[UserRule], Field(max_length=MAX_SUBSCRIBE_LIST)]
 
 
 class TrtcModel(BaseModel):

@@ -11,7 +11,7 @@ from chalicelib.api import Api
 from chalicelib.apps import AppRegistry
 from chalicelib.events import EventQueue
 from chalicelib.launcher import Launcher, get_launcher
-from chalicelib.limits import RateLimiter
+from chalicelib.limits import FailureLimiter, RateLimiter
 from chalicelib.once import Once
 from chalicelib.post_record import PostDeps
 from chalicelib.recordings import Recordings
@@ -23,7 +23,7 @@ from chalicelib.task_store import TaskStore
 @functools.cache
 def task_store() -> TaskStore:
     s = aws.settings()
-    return TaskStore(aws.client("dynamodb"), s.tasks_table, s.limits_table)
+    return TaskStore(aws.client("dynamodb"), s.tasks_table, s.limits_table, retain_s=s.backup_keep_s + 86400)
 
 
 @functools.cache
@@ -74,6 +74,7 @@ def api() -> Api:
         limiter=RateLimiter(aws.client("dynamodb"), s.limits_table),
         recordings=Recordings(task_store(), launcher(), s, time.time),
         regions=s.regions,
+        failures=FailureLimiter(s.auth_failure_limit),
     )
 
 

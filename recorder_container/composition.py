@@ -35,7 +35,7 @@ def build(settings: RecorderSettings) -> RecorderDeps:
     s = settings.service
     dynamodb = aws.make_client("dynamodb", s)
     return RecorderDeps(
-        store=TaskStore(dynamodb, s.tasks_table, s.limits_table),
+        store=TaskStore(dynamodb, s.tasks_table, s.limits_table, retain_s=s.backup_keep_s + 86400),
         apps=AppRegistry(dynamodb, s.apps_table),
         queue=EventQueue(aws.make_client("sqs", s), s.events_queue),
         internal=Bucket(s.internal_bucket, lambda: aws.make_client("s3", s)),

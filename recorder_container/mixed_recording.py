@@ -22,7 +22,7 @@ from typing import Any
 import av
 
 from chalicelib import events
-from chalicelib.fetch import fetch
+from chalicelib.fetch import address_policy, fetch
 from chalicelib.layouts import Participant, simulcast_layer
 from chalicelib.models import MixLayoutParams, MixTranscodeParams, mix_audio, mix_video
 from chalicelib.naming import AUDIO, AUDIO_VIDEO, VIDEO
@@ -33,7 +33,7 @@ from recorder_container.encoded import EncodedVideo
 from recorder_container.hls_stream import HlsStream, RecordingContext, StreamKey, clear_work_dir
 from recorder_container.hls_writer import WriterSpec
 from recorder_container.room import Received
-from recorder_container.scene import Backdrop, Scene, SceneBuilder
+from recorder_container.scene import Backdrop, Scene, SceneBuilder, SceneKeeper
 from recorder_container.subscriptions import StreamRef, Subscriptions
 from recorder_container.watermarks import Placed, timestamp_overlay
 
@@ -85,11 +85,11 @@ class MixedRecording:
             audio_bitrate=self.audio.BitRate, audio_rate=self.rate, audio_latency_s=0.0))
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
         self.subscriptions = Subscriptions(ctx.room, self._on_frame, ctx.background)
-        self._scenes = SceneBuilder((self.video.Width, self.video.Height), lambda url: fetch(url, allow_private_urls),
-                                    self._image_failed)
+        policy = address_policy(allow_private_urls)
+        self._scenes = SceneKeeper(SceneBuilder((self.video.Width, self.video.Height), lambda url: fetch(url, policy),
+                                                self._image_failed))
         self._latest: dict[tuple[str, str], av.VideoFrame] = {}
         self._routes: dict[StreamRef, tuple[str, str]] = {}  # (feed, mid) → (kind, media_id)
-        self._scene = Scene()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._force_key = threading.Event()
@@ -102,7 +102,8 @@ class MixedRecording:
         self.loop.call_soon_threadsafe(self.ctx.emit, events.download_image_error(url, self.ctx.naming.ha_index))
 
     async def apply_layout(self, params: MixLayoutParams | None, people: list[Participant]) -> None:
-        self._scene = await asyncio.to_thread(self._scenes.build, params, people)
+        """Show a layout now; its images join it as they are downloaded."""
+        await self._scenes.apply(params, people)
 
     # -- subscriptions -----------------------------------------------------------------
 
@@ -110,7 +111,7 @@ class MixedRecording:
                         layout: MixLayoutParams | None = None) -> None:
         """Lay out the selected participants, then receive exactly what is shown and heard."""
         await self.apply_layout(layout, participants_of(publishers, selected))
-        shown = {(w.user_id, w.media_id): w for w in self._scene.windows if w.user_id}
+        shown = {(w.user_id, w.media_id): w for w in self._scenes.current.windows if w.user_id}
         simulcast = {(p.user_id, st.mid) for p in publishers for st in p.streams if st.simulcast}
         want: dict[str, list[str]] = {}
         routes: dict[StreamRef, tuple[str, str]] = {}
@@ -193,7 +194,7 @@ class MixedRecording:
                 n += int(-delay / step)
                 continue
             try:
-                scene = self._scene
+                scene = self._scenes.current
                 if scene.backdrop != backdrop:  # a new layout: the canvas takes its backdrop here, in its own thread
                     backdrop = scene.backdrop
                     canvas.set_backdrop(backdrop.color, backdrop.image, backdrop.render_mode)
@@ -250,6 +251,7 @@ class MixedRecording:
     async def close(self) -> None:
         """Stop receiving and composing, close the last segment, publish the final playlist."""
         await self.drop_subscriptions()
+        self._scenes.close()
         self._stop.set()
         for thread in self._threads:
             await asyncio.to_thread(thread.join)

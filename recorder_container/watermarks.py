@@ -16,6 +16,7 @@ from chalicelib.models import WaterMarkChar, WaterMarkTimestamp
 from recorder_container.compositor import Overlay, hex_rgb, overlay_from_rgba
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+MAX_IMAGE_SIDE = 4096  # px: twice the largest canvas side (1920), 64 MB at most as RGBA
 
 
 @dataclass
@@ -25,10 +26,24 @@ class Placed:
     y: int
 
 
-def decode_rgba(data: bytes) -> np.ndarray:
-    """A PNG or JPEG file as an (h, w, 4) RGBA array (JPEG is opaque)."""
-    with Image.open(io.BytesIO(data)) as image:
-        return np.asarray(image.convert("RGBA"))
+class ImageError(ValueError):
+    """The bytes are no PNG or JPEG picture we take: unreadable, or too large to decode."""
+
+
+def decode_rgba(data: bytes, max_side: int = MAX_IMAGE_SIDE) -> np.ndarray:
+    """A PNG or JPEG file as an (h, w, 4) RGBA array (JPEG is opaque). The size its header
+    declares is checked before anything is decoded: a few KB of PNG can declare 150 Mpx (600 MB
+    as RGBA). Whatever goes wrong is an ImageError."""
+    try:
+        with Image.open(io.BytesIO(data), formats=("PNG", "JPEG")) as image:
+            width, height = image.size
+            if width > max_side or height > max_side:
+                raise ImageError(f"{width}x{height} px: more than {max_side} px a side")
+            return np.asarray(image.convert("RGBA"))
+    except ImageError:
+        raise
+    except Exception as exc:  # a customer's file may trip anything in the decoder (DecompressionBombError, …)
+        raise ImageError(f"not a usable PNG or JPEG ({type(exc).__name__})") from exc
 
 
 def rgba_frame(rgba: np.ndarray) -> av.VideoFrame:

@@ -25,6 +25,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    # the customer endpoints of these tests listen on 127.0.0.1, as the local stack allows
+    monkeypatch.setenv("CLOUDREC_ALLOW_PRIVATE_URLS", "1")
     monkeypatch.setenv("CLOUDREC_LAUNCH_GRACE_S", "30")
     with mock_aws():
         wiring.reset()

@@ -42,6 +42,8 @@ def _table_resources(s: Settings) -> dict[str, Any]:
         props["SSESpecification"] = {"SSEEnabled": True}
         if spec["TableName"] == s.limits_table:
             props["TimeToLiveSpecification"] = {"AttributeName": TTL_ATTRIBUTE["limits"], "Enabled": True}
+        if spec["TableName"] == s.tasks_table:  # ended tasks go, and the storage keys with them
+            props["TimeToLiveSpecification"] = {"AttributeName": TTL_ATTRIBUTE["tasks"], "Enabled": True}
         if spec["TableName"] == s.idempotency_table:
             props["TimeToLiveSpecification"] = {"AttributeName": TTL_ATTRIBUTE["idempotency"], "Enabled": True}
         out[logical[spec["TableName"]]] = {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain",

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import pytest
 from chalice.test import Client
 
-from chalicelib import wiring
+from chalicelib import replay, wiring
 from chalicelib.apps import App, AppRegistry, RoomBackend
 from chalicelib.models import SubscribeStreamUserIds
 from chalicelib.signing import sign_tc3
@@ -100,15 +100,18 @@ def test_lifecycle(client: Any, launcher: FakeLauncher) -> None:
     stored = wiring.task_store().get(task_id)
     assert stored is not None and stored.config_version == 1
     assert stored.subscription == SubscribeStreamUserIds(SubscribeVideoUserIds=["alice", "bob.*$"])
-    deleted = call(client, "DeleteCloudRecording", {"SdkAppId": SDKAPPID, "TaskId": task_id})
+    # Describe and Delete of one task sign the same bytes: a second apart, they are two requests
+    deleted = call(client, "DeleteCloudRecording", {"SdkAppId": SDKAPPID, "TaskId": task_id},
+                   ts=int(time.time()) + 1)
     assert deleted["TaskId"] == task_id
-    assert call(client, "DescribeCloudRecording", {"SdkAppId": SDKAPPID, "TaskId": task_id})["Status"] == "Exited"
+    assert call(client, "DescribeCloudRecording", {"SdkAppId": SDKAPPID, "TaskId": task_id},
+                ts=int(time.time()) + 2)["Status"] == "Exited"
     assert error(call(client, "ModifyCloudRecording", {"SdkAppId": SDKAPPID, "TaskId": task_id,
                                                        "MixLayoutParams": {"MixLayoutMode": 3}})) == "ResourceNotFound"
     # the recorder finishes: the task is gone for the API
     assert wiring.task_store().finish(task_id, int(time.time() * 1000))
-    for action in ("DescribeCloudRecording", "DeleteCloudRecording"):
-        out = call(client, action, {"SdkAppId": SDKAPPID, "TaskId": task_id})
+    for shift, action in ((3, "DescribeCloudRecording"), (4, "DeleteCloudRecording")):
+        out = call(client, action, {"SdkAppId": SDKAPPID, "TaskId": task_id}, ts=int(time.time()) + shift)
         assert error(out) == "ResourceNotFound" and "ended" in out["Error"]["Message"]
 
 
@@ -208,7 +211,9 @@ def test_rate_limit_per_action(client: Any, registry: AppRegistry) -> None:
              .get("Code") for _ in range(5)]
     assert codes == ["ResourceNotFound"] * 3 + ["RequestLimitExceeded"] * 2
     # another action has its own budget
-    assert error(call(client, "DeleteCloudRecording", {"SdkAppId": SDKAPPID, "TaskId": "x"})) == "ResourceNotFound"
+    # (signed a second earlier: the same bytes as a Describe of this second are that Describe's)
+    assert error(call(client, "DeleteCloudRecording", {"SdkAppId": SDKAPPID, "TaskId": "x"},
+                      ts=int(time.time()) - 1)) == "ResourceNotFound"
 
 
 def test_same_robot_in_same_room_stops_the_earlier_task(client: Any, launcher: FakeLauncher) -> None:
@@ -299,3 +304,94 @@ def test_log_lines_carry_request_and_task_ids(client: Any) -> None:
     for line in map(json.loads, lines):
         assert line["request_id"] == reply["RequestId"] and line["task_id"] == task_id
         assert line["action"] == "DescribeCloudRecording" and line["sdkappid"] == SDKAPPID
+
+
+def _raw(client: Any, action: str, body: bytes, ts: int | None = None, extra: dict[str, str] | None = None,
+         secret: tuple[str, str] = (SECRET_ID, SECRET_KEY), signed_body: bytes | None = None) -> dict[str, Any]:
+    """A hand-made POST: the reply must still be API 3.0 JSON with a RequestId."""
+    ts = int(time.time()) if ts is None else ts
+    headers = {"Host": HOST, "Content-Type": "application/json", "X-TC-Action": action,
+               "X-TC-Version": "2019-07-22", "X-TC-Timestamp": str(ts), "X-TC-Region": "ap-guangzhou",
+               "Authorization": sign_tc3(secret[0], secret[1], "POST", HOST, "application/json",
+                                         body if signed_body is None else signed_body, ts)}
+    headers.update(extra or {})
+    resp = client.http.post("/", headers=headers, body=body)
+    assert resp.status_code == 200 and resp.headers["Content-Type"] == "application/json"
+    out: dict[str, Any] = json.loads(resp.body)["Response"]
+    assert out["RequestId"]
+    return out
+
+
+def test_oversized_body_is_refused_before_the_signature_is_checked(client: Any) -> None:
+    out = _raw(client, "DescribeCloudRecording", b" " * 1_000_001, secret=("AKIDunknown", "x"))
+    assert error(out) == "RequestSizeLimitExceeded"  # not SecretIdNotFound: no lookup, no hashing
+
+
+def test_unsigned_payload_is_refused_for_a_body(client: Any) -> None:
+    body = json.dumps(create_params()).encode()
+    out = _raw(client, "CreateCloudRecording", body, signed_body=b"UNSIGNED-PAYLOAD",
+               extra={"X-TC-Content-SHA256": "UNSIGNED-PAYLOAD"})
+    assert error(out) == "AuthFailure.SignatureFailure"
+
+
+@pytest.mark.parametrize(("body", "extra", "code"), [
+    (b'{"SdkAppId": 1400000001, "TaskId": "\\ud800"}', {}, "InvalidParameter"),
+    (b'{"SdkAppId": 1400000001, "TaskId": "t", "RecorderKey": "\\udfff"}', {}, "InvalidParameter"),
+    (b"[" * 100_000 + b"]" * 100_000, {}, "InvalidParameter.BodyParamsError"),
+    (b'{"SdkAppId": 1400000001, "TaskId": "t"}', {"X-TC-Timestamp": "9" * 400}, "InvalidParameter"),
+    (b'{"SdkAppId": 1400000001, "TaskId": "t"}', {"X-TC-Timestamp": "\u0661\u0662"}, "InvalidParameter"),
+], ids=["lone surrogate", "surrogate echoed", "deep nesting", "400-digit timestamp", "arabic digits"])
+def test_hostile_describe_gets_a_client_error(client: Any, body: bytes, extra: dict[str, str], code: str) -> None:
+    assert error(_raw(client, "DescribeCloudRecording", body, extra=extra)) == code
+
+
+def test_malformed_get_keys_are_a_client_error(client: Any) -> None:
+    query = "SdkAppId=1400000001&TaskId=t&X.%C2%B2=1&Y.0=a&Y.x=b"
+    deep = "SdkAppId=1400000001&TaskId=t&" + ".".join(["a"] * 50) + "=1"
+    for q in (query, deep):
+        ts = int(time.time())
+        ctype = "application/x-www-form-urlencoded"
+        headers = {"Host": HOST, "Content-Type": ctype, "X-TC-Action": "DescribeCloudRecording",
+                   "X-TC-Version": "2019-07-22", "X-TC-Timestamp": str(ts), "X-TC-Region": "ap-guangzhou",
+                   "Authorization": sign_tc3(SECRET_ID, SECRET_KEY, "GET", HOST, ctype, b"", ts, q)}
+        out = json.loads(client.http.get("/?" + q, headers=headers).body)["Response"]
+        assert error(out) in ("ResourceNotFound", "InvalidParameter.UrlParamsError", "AuthFailure.SignatureFailure")
+
+
+@pytest.mark.parametrize(("path", "value", "code"), [
+    (("StorageParams",), {"CloudVod": {"TencentVod": {"ExpireTime": 10**30}}}, "InvalidParameter.OutOfRange"),
+    (("StorageParams", "CloudStorage", "Region"), "../../evil", "InvalidParameter"),
+    (("StorageParams", "CloudStorage", "Region"), "ap-shanghai", "InvalidParameter"),  # not an AWS region
+    (("StorageParams", "CloudStorage", "AccessKey"), "k" * 5000, "InvalidParameter.OutOfRange"),
+    (("StorageParams", "CloudStorage", "FileNamePrefix"), ["p"] * 9, "InvalidParameter.OutOfRange"),
+    (("RecordParams", "SubscribeStreamUserIds"), {"SubscribeAudioUserIds": ["u" * 65]}, "InvalidParameter"),
+    (("UserSig",), "eJ" + "A" * 5000, "InvalidParameter.OutOfRange"),
+])
+def test_unbounded_fields_are_bounded(client: Any, launcher: FakeLauncher, path: tuple[str, ...], value: Any,
+                                      code: str) -> None:
+    params = create_params()
+    node = params
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    assert error(call(client, "CreateCloudRecording", params)) == code
+    assert launcher.launched == []
+
+
+def test_replayed_or_swapped_signatures_are_refused(client: Any, launcher: FakeLauncher) -> None:
+    create = json.dumps(create_params()).encode()
+    ts = int(time.time())
+    task_id = _raw(client, "CreateCloudRecording", create, ts=ts)["TaskId"]
+    # the same Create again (a captured one, or a retry within the second) gets its first answer
+    assert _raw(client, "CreateCloudRecording", create, ts=ts)["TaskId"] == task_id
+    assert len(launcher.launched) == 1
+    ref = json.dumps({"SdkAppId": SDKAPPID, "TaskId": task_id}).encode()
+    captured = ts - replay.SWAP_GRACE_S - 2  # a Describe captured a few seconds ago
+    assert _raw(client, "DescribeCloudRecording", ref, ts=captured)["Status"] == "Idle"
+    # a captured Describe is not a Delete, and the task keeps running
+    assert error(_raw(client, "DeleteCloudRecording", ref, ts=captured)) == "RequestLimitExceeded"
+    assert _raw(client, "DescribeCloudRecording", ref, ts=captured)["Status"] == "Idle"
+    # the SDK's own Describe-then-Delete within one second is byte-identical: it passes, once
+    assert _raw(client, "DescribeCloudRecording", ref, ts=ts)["Status"] == "Idle"
+    assert _raw(client, "DeleteCloudRecording", ref, ts=ts)["TaskId"] == task_id
+    assert error(_raw(client, "DeleteCloudRecording", ref, ts=ts)) == "RequestLimitExceeded"

@@ -91,3 +91,19 @@ def test_expired_live_lists_only_live_tasks_past_their_lease(store: TaskStore) -
     store.finish("c", NOW)
     assert store.expired_live(NOW + 2000) == ["a"]
     assert sorted(store.expired_live(NOW + 60_000)) == ["a", "b"]
+
+
+def test_an_ended_task_and_its_storage_keys_expire(store: TaskStore, aws_env: Settings) -> None:
+    """The customer's storage keys are kept no longer than the task needs them: DynamoDB deletes
+    an ended task once its backup could be delivered (7 days) and a day more."""
+    from chalicelib import aws
+
+    store.admit(_task("ttl"), None, None, 10)
+    assert "expires_at" not in (aws.client("dynamodb").get_item(TableName=aws_env.tasks_table,
+                                                                 Key={"task_id": {"S": "ttl"}})["Item"])
+    now_ms = int(time.time() * 1000)
+    assert store.finish("ttl", now_ms, leave_code=LeaveCode.API_STOP)
+    item = aws.client("dynamodb").get_item(TableName=aws_env.tasks_table, Key={"task_id": {"S": "ttl"}})["Item"]
+    assert int(item["expires_at"]["N"]) == now_ms // 1000 + aws_env.backup_keep_s + 86400
+    ttl = aws.client("dynamodb").describe_time_to_live(TableName=aws_env.tasks_table)["TimeToLiveDescription"]
+    assert ttl["TimeToLiveStatus"] == "ENABLED" and ttl["AttributeName"] == "expires_at"

@@ -222,7 +222,7 @@ def test_background_url_with_query_and_watermarks_accepted() -> None:
 def test_get_queries_are_coerced_from_strings() -> None:
     data = {"SdkAppId": "1400000001", "RoomId": "3560", "UserId": "rec", "UserSig": "s",
             "RecordParams": {"RecordMode": "2", "MaxIdleTime": "60"},
-            "StorageParams": {"CloudStorage": {"Vendor": "0", "Region": "r", "Bucket": "b", "AccessKey": "a",
+            "StorageParams": {"CloudStorage": {"Vendor": "0", "Region": "ap-shanghai", "Bucket": "b", "AccessKey": "a",
                                                "SecretKey": "s"}},
             "MixLayoutParams": {"MixLayoutMode": "3", "PureAudioDisableLayout": "True"}}
     req = parse(CreateCloudRecordingRequest, data, strict=False)

@@ -48,3 +48,20 @@ def test_rejections(case: str, message: str) -> None:
         verify_usersig(sig, APP, KEY, "rec", now)
     assert exc.value.code == "InvalidParameter.UserSig"
     assert message in exc.value.message
+
+
+def test_a_usersig_that_inflates_past_the_cap_is_refused_without_inflating_it() -> None:
+    import base64
+    import zlib
+
+    from chalicelib.errors import UserSigError
+    from chalicelib.usersig import MAX_INFLATED, MAX_USERSIG, verify_usersig
+
+    # ~3 KB of UserSig (under the length cap) that would inflate to 3 MB
+    bomb = base64.b64encode(zlib.compress(b"{" + b" " * 3_000_000, 9)).decode().translate(
+        str.maketrans("+/=", "*-_"))
+    assert len(bomb) <= MAX_USERSIG
+    with pytest.raises(UserSigError, match=f"more than {MAX_INFLATED} bytes"):
+        verify_usersig(bomb, 1, "k", "u", 0)
+    with pytest.raises(UserSigError, match="longer than"):
+        verify_usersig("eJ" + "A" * MAX_USERSIG, 1, "k", "u", 0)
