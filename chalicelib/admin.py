@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 
 from chalicelib import aws, dead_letters, failed_outputs, wiring
-from chalicelib.apps import App, RoomBackend
+from chalicelib.apps import App, RoomBackend, SharedJanusError
 from chalicelib.schema import events_dlq_name
 from chalicelib.usersig import DEFAULT_EXPIRE_S, gen_usersig
 
@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--janus-token", default="")
     add.add_argument("--no-string-ids", action="store_true", help="the VideoRoom uses integer ids")
     add.add_argument("--room-pin", default="")
+    add.add_argument("--room-namespace", action="store_true",
+                     help="name its rooms <SdkAppId>/<RoomId> in Janus: how apps share one Janus")
     add.add_argument("--room-secret", default="", help=f"'-': asked for {ASKING_HELP}")
     add.add_argument("--ice-servers", default="[]", help='JSON, e.g. [{"urls": "turn:t.example.com", '
                                                            '"username": "u", "credential": "c"}]')
@@ -79,12 +81,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             room=RoomBackend(
                 janus_url=args.janus_url, api_secret=args.janus_api_secret, token=args.janus_token,
                 string_ids=not args.no_string_ids, room_pin=args.room_pin, room_secret=args.room_secret,
-                ice_servers=tuple(json.loads(args.ice_servers)),
+                ice_servers=tuple(json.loads(args.ice_servers)), room_namespace=args.room_namespace,
             ),
             callback_url=args.callback_url, callback_key=args.callback_key,
             qps=args.qps, max_concurrent=args.max_concurrent,
         )
-        saved = registry.put_app(app, args.secret_id, args.secret_key)
+        try:
+            saved = registry.put_app(app, args.secret_id, args.secret_key)
+        except SharedJanusError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
         print(json.dumps(saved.public_view(), indent=2))
     elif args.command == "list-apps":
         print(json.dumps([a.public_view() for a in registry.list_apps()], indent=2))

@@ -35,6 +35,8 @@ class RoomBackend:
     room_pin: str = ""
     room_secret: str = ""
     ice_servers: tuple[dict[str, Any], ...] = ()
+    # rooms named "<SdkAppId>/<RoomId>" in Janus ("/" is in no TRTC RoomId): how apps share a Janus
+    room_namespace: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -123,7 +125,18 @@ class AppRegistry:
         return ApiCredential(secret_id, raw["secret_key"], frozenset(int(a) for a in raw["sdkappids"]))
 
     def put_app(self, app: App, secret_id: str, secret_key: str) -> App:
-        """Create or replace an app and let `secret_id` (with `secret_key`) act for it."""
+        """Create or replace an app and let `secret_id` (with `secret_key`) act for it. Refused
+        (SharedJanusError) where its rooms could be another app's: on a Janus that an app with
+        rooms of the same names uses already."""
+        clash = next((other for other in self.list_apps() if other.sdkappid != app.sdkappid
+                      and _same_janus(other.room, app.room) and not (other.room.room_namespace
+                                                                     or app.room.room_namespace)), None)
+        if clash is not None:
+            raise SharedJanusError(f"SdkAppId {clash.sdkappid} has its rooms on this Janus already, under the same "
+                                   "names: either app could record the other's. Give this app a Janus of its own, "
+                                   "or its own room namespace (--room-namespace).")
+        if app.room.room_namespace and not app.room.string_ids:
+            raise SharedJanusError("A room namespace needs a Janus with string_ids.")
         self._db.update_item(
             TableName=self._table, Key={"pk": {"S": f"key#{secret_id}"}},
             UpdateExpression="SET secret_key = :k ADD sdkappids :a",
@@ -154,6 +167,14 @@ class AppRegistry:
             if "LastEvaluatedKey" not in page:
                 return sorted(apps, key=lambda a: a.sdkappid)
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+class SharedJanusError(ValueError):
+    """Two apps would name rooms alike on one Janus."""
+
+
+def _same_janus(a: RoomBackend, b: RoomBackend) -> bool:
+    return a.janus_url.rstrip("/").lower() == b.janus_url.rstrip("/").lower()
 
 
 def _app_from(raw: dict[str, Any]) -> App:

@@ -46,7 +46,7 @@ def open_room(task: TaskRecord, app: App) -> Room | None:
     """The task's room on the app's Janus (None: that Janus cannot host it). A single-stream
     recording takes H.264 as sent; a mixed one decodes."""
     tags = RobotTags(app.usersig_key, task.room_id)
-    address = address_of(task.room_id, task.room_id_type, task.user_id, app.room, tags)
+    address = address_of(task.sdkappid, task.room_id, task.room_id_type, task.user_id, app.room, tags)
     return JanusRoom(address, app.room, remux_h264=not task.params.mixed, tags=tags) if address is not None else None
 
 

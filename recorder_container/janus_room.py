@@ -64,12 +64,14 @@ class RobotTags:
         return hmac.compare_digest(tag, self.tag(str(participant.get("id", "")), user_id))
 
 
-def address_of(room_id: str, room_id_type: int, robot_user_id: str, backend: RoomBackend,
+def address_of(sdkappid: int, room_id: str, room_id_type: int, robot_user_id: str, backend: RoomBackend,
                tags: RobotTags) -> RoomAddress | None:
-    """Map a TRTC room to its Janus room (DESIGN.md); None when this Janus cannot host it
-    (a string room on a Janus without `string_ids`)."""
+    """Map a TRTC room to its Janus room (DESIGN.md; "<SdkAppId>/<RoomId>" where the app's rooms
+    have a namespace on a shared Janus); None when this Janus cannot host it (a string room on a
+    Janus without `string_ids`)."""
     if backend.string_ids:
-        return RoomAddress(room_id, robot_user_id, tags.display(robot_user_id, robot_user_id), backend.room_pin)
+        room = f"{sdkappid}/{room_id}" if backend.room_namespace else room_id
+        return RoomAddress(room, robot_user_id, tags.display(robot_user_id, robot_user_id), backend.room_pin)
     if room_id_type == 0:
         return None
     numeric = tags.numeric_id(robot_user_id)

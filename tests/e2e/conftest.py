@@ -21,7 +21,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 def limited_app(stack: LocalStack) -> int:
     """An app with 5 requests/s and 2 tasks at most, registered through the admin CLI."""
     stack.admin("add-app", "--sdkappid", str(LIMITED_APP), "--secret-id", LIMITED_ID, "--secret-key", LIMITED_KEY,
-                "--usersig-key", LIMITED_SIG_KEY, "--janus-url", stack.janus_url, "--qps", "5",
+                "--usersig-key", LIMITED_SIG_KEY, "--janus-url", stack.janus_url, "--room-namespace", "--qps", "5",
                 "--max-concurrent", "2")
     listed = json.loads(stack.admin("list-apps"))
     assert {a["SdkAppId"] for a in listed} >= {LIMITED_APP}

@@ -41,7 +41,7 @@ def second_api(stack: LocalStack) -> Iterator[str]:
 
 def test_rate_and_concurrency_limits_span_processes(stack: LocalStack, second_api: str) -> None:
     stack.admin("add-app", "--sdkappid", str(LIMITED_APP), "--secret-id", LIMITED_ID, "--secret-key", LIMITED_KEY,
-                "--usersig-key", LIMITED_SIG_KEY, "--janus-url", stack.janus_url, "--qps", "5",
+                "--usersig-key", LIMITED_SIG_KEY, "--janus-url", stack.janus_url, "--room-namespace", "--qps", "5",
                 "--max-concurrent", "2")
     kw = {"secret_id": LIMITED_ID, "secret_key": LIMITED_KEY}
     endpoints = [stack.api_endpoint, second_api]

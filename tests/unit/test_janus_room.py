@@ -13,14 +13,16 @@ TAGS = RobotTags("app-usersig-key", "3560")
 def test_room_mapping() -> None:
     string_ids = RoomBackend("http://j/janus", string_ids=True, room_pin="p")
     integer_ids = RoomBackend("http://j/janus", string_ids=False)
-    numeric = address_of("3560", 1, "rec", string_ids, TAGS)
+    numeric = address_of(1400000001, "3560", 1, "rec", string_ids, TAGS)
     assert numeric is not None and (numeric.room, numeric.robot_id, numeric.pin) == ("3560", "rec", "p")
-    assert address_of("room a", 0, "rec", string_ids, TAGS).room == "room a"  # type: ignore[union-attr]
-    integer = address_of("3560", 1, "rec", integer_ids, TAGS)
+    assert address_of(1400000001, "room a", 0, "rec", string_ids, TAGS).room == "room a"  # type: ignore[union-attr]
+    integer = address_of(1400000001, "3560", 1, "rec", integer_ids, TAGS)
     assert integer is not None and integer.room == 3560
-    assert integer.robot_id == TAGS.numeric_id("rec") == address_of("3560", 1, "rec", integer_ids, TAGS).robot_id  # type: ignore[union-attr]
+    assert integer.robot_id == TAGS.numeric_id("rec") == address_of(1400000001, "3560", 1, "rec", integer_ids, TAGS).robot_id  # type: ignore[union-attr]
     assert isinstance(integer.robot_id, int) and 0 < integer.robot_id < 2 ** 53  # exact in any JSON client
-    assert address_of("room a", 0, "rec", integer_ids, TAGS) is None
+    assert address_of(1400000001, "room a", 0, "rec", integer_ids, TAGS) is None
+    shared = RoomBackend("http://j/janus", room_namespace=True)
+    assert address_of(1400000001, "3560", 1, "rec", shared, TAGS).room == "1400000001/3560"  # type: ignore[union-attr]
     assert TAGS.is_robot({"id": "rec", "display": numeric.display})
     assert TAGS.is_robot({"id": integer.robot_id, "display": integer.display})
 
