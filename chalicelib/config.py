@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 TRTC_REGIONS = ("ap-beijing", "ap-guangzhou", "ap-mumbai", "ap-shanghai", "ap-singapore")
@@ -47,6 +47,8 @@ class Settings:
     mp4_split_bytes: int  # an MP4/AAC file is split before it reaches this size (2 GB)
     backup_keep_s: float  # files the customer's storage refused are kept in backup this long (7 days)
     auth_failure_limit: int  # failed authentications per source and 10 s before it is refused (0: no limit)
+    kms_key_id: str  # seals the customer's storage keys in the task store (AWS)
+    seal_key: str = field(repr=False, default="")  # base64, 32 bytes: seals them locally instead
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -83,4 +85,6 @@ class Settings:
             mp4_split_bytes=int(e.get("CLOUDREC_MP4_SPLIT_BYTES", str(2 * 1024 ** 3))),
             backup_keep_s=float(e.get("CLOUDREC_BACKUP_KEEP_S", str(7 * 86400))),
             auth_failure_limit=int(e.get("CLOUDREC_AUTH_FAILURE_LIMIT", "20")),
+            kms_key_id=e.get("CLOUDREC_KMS_KEY_ID", ""),
+            seal_key=e.get("CLOUDREC_SEAL_KEY", ""),
         )

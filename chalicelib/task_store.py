@@ -17,6 +17,7 @@ from chalicelib.errors import ConcurrencyLimitError, ServiceError
 from chalicelib.events import LeaveCode
 from chalicelib.models import MixLayoutParams, SubscribeStreamUserIds
 from chalicelib.schema import LIVE_INDEX
+from chalicelib.sealing import NoSealer, Sealer
 from chalicelib.tasks import (
     ENDED,
     EXITED,
@@ -25,6 +26,7 @@ from chalicelib.tasks import (
     RUN,
     STOP,
     StorageFile,
+    StorageKeys,
     TaskRecord,
     decode_layout,
     decode_params,
@@ -37,6 +39,8 @@ _ser = TypeSerializer()
 _de = TypeDeserializer()
 # TaskRecord fields stored under another name, as JSON text
 _ENCODED = {"params", "storage_keys", "subscription", "layout", "files"}
+_PLAIN = NoSealer()
+SEALED_HERE = "sealed"  # what params_json holds for keys kept sealed in keys_sealed
 # the index's "live" says which work a task has due by lease_expires_ms: its recorder's lease
 # (a live task) or its output jobs (an ended one)
 LIVE, OUTPUTS_DUE = "1", "outputs"
@@ -79,22 +83,30 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def from_item(item: dict[str, Any]) -> TaskRecord:
+def from_item(item: dict[str, Any], sealer: Sealer = _PLAIN) -> TaskRecord:
     """A task from its DynamoDB item (the inverse of to_item)."""
     raw = {k: _plain(_de.deserialize(v)) for k, v in item.items()}
     names = {f.name for f in fields(TaskRecord)} - _ENCODED
     data = {k: v for k, v in raw.items() if k in names}
     params, keys = decode_params(raw["params_json"])
+    if "keys_sealed" in raw:  # the keys in params_json hold their places
+        access, secret = json.loads(sealer.open(raw["keys_sealed"]))
+        keys = StorageKeys(access, secret)
     return TaskRecord(**data, params=params, storage_keys=keys,
                       subscription=decode_subscription(raw.get("subscribe_json", "")),
                       layout=decode_layout(raw.get("layout_json", "")),
                       files={name: StorageFile(**f) for name, f in raw.get("files", {}).items()})
 
 
-def to_item(task: TaskRecord) -> dict[str, Any]:
-    """The DynamoDB item of a task: its parameters, subscription and layout as JSON text."""
+def to_item(task: TaskRecord, sealer: Sealer = _PLAIN) -> dict[str, Any]:
+    """The DynamoDB item of a task: its parameters, subscription and layout as JSON text, the
+    storage keys sealed apart (when there is a sealing key)."""
     data = {f.name: getattr(task, f.name) for f in fields(TaskRecord) if f.name not in _ENCODED}
-    data.update(params_json=encode_params(task.params, task.storage_keys),
+    keys = task.storage_keys
+    if keys is not None and not isinstance(sealer, NoSealer):
+        data["keys_sealed"] = sealer.seal(json.dumps([keys.access_key, keys.secret_key]))
+        keys = StorageKeys(SEALED_HERE, SEALED_HERE)
+    data.update(params_json=encode_params(task.params, keys),
                 subscribe_json=encode_model(task.subscription), layout_json=encode_model(task.layout),
                 files={n: vars(f) for n, f in task.files.items()}, live=LIVE)
     return {k: _ser.serialize(v) for k, v in data.items() if v is not None}
@@ -115,8 +127,10 @@ def _is_condition_failure(err: ClientError) -> bool:
 class TaskStore:
     """Tasks and their admission counters, over a DynamoDB client."""
 
-    def __init__(self, client: Any, tasks_table: str, limits_table: str, retain_s: float = RETAIN_ENDED_S) -> None:
+    def __init__(self, client: Any, tasks_table: str, limits_table: str, retain_s: float = RETAIN_ENDED_S,
+                 sealer: Sealer = _PLAIN) -> None:
         self._db = client
+        self._sealer = sealer
         self._tasks = tasks_table
         self._limits = limits_table
         self._retain_s = retain_s  # an ended task (with its storage keys) is deleted this long after its end
@@ -126,7 +140,7 @@ class TaskStore:
     def get(self, task_id: str) -> TaskRecord | None:
         item = self._db.get_item(TableName=self._tasks, Key={"task_id": {"S": task_id}},
                                  ConsistentRead=True).get("Item")
-        return from_item(item) if item else None
+        return from_item(item, self._sealer) if item else None
 
     def robot_slot(self, key: str) -> RobotSlot | None:
         item = self._db.get_item(TableName=self._limits, Key={"pk": {"S": key}},
@@ -186,7 +200,7 @@ class TaskStore:
                                 "ConditionExpression": "task_id = :seen",
                                 "ExpressionAttributeValues": _values(seen=seen.task_id)}}
         items: list[dict[str, Any]] = [
-            {"Put": {"TableName": self._tasks, "Item": to_item(task),
+            {"Put": {"TableName": self._tasks, "Item": to_item(task, self._sealer),
                      "ConditionExpression": "attribute_not_exists(task_id)"}},
             {"Update": {
                 "TableName": self._limits,
@@ -282,7 +296,7 @@ class TaskStore:
         try:
             out = self._db.update_item(TableName=self._tasks, Key={"task_id": {"S": task_id}},
                                        ReturnValues="ALL_NEW", **kwargs)
-            return from_item(out["Attributes"])
+            return from_item(out["Attributes"], self._sealer)
         except ClientError as err:
             if _is_condition_failure(err):
                 return None

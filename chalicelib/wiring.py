@@ -16,6 +16,7 @@ from chalicelib.once import Once
 from chalicelib.post_record import PostDeps
 from chalicelib.recordings import Recordings
 from chalicelib.schema import PLATFORM_EVENTS_QUEUE
+from chalicelib.sealing import sealer_for
 from chalicelib.storage import Bucket
 from chalicelib.task_store import TaskStore
 
@@ -23,7 +24,8 @@ from chalicelib.task_store import TaskStore
 @functools.cache
 def task_store() -> TaskStore:
     s = aws.settings()
-    return TaskStore(aws.client("dynamodb"), s.tasks_table, s.limits_table, retain_s=s.backup_keep_s + 86400)
+    return TaskStore(aws.client("dynamodb"), s.tasks_table, s.limits_table, retain_s=s.backup_keep_s + 86400,
+                     sealer=sealer_for(s.kms_key_id, s.seal_key, aws.client("kms") if s.kms_key_id else None))
 
 
 @functools.cache

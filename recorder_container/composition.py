@@ -15,6 +15,7 @@ from chalicelib import aws
 from chalicelib.apps import App, AppRegistry
 from chalicelib.events import EventQueue
 from chalicelib.observability import get_logger
+from chalicelib.sealing import sealer_for
 from chalicelib.storage import Bucket
 from chalicelib.task_store import TaskStore
 from chalicelib.tasks import TaskRecord
@@ -35,7 +36,9 @@ def build(settings: RecorderSettings) -> RecorderDeps:
     s = settings.service
     dynamodb = aws.make_client("dynamodb", s)
     return RecorderDeps(
-        store=TaskStore(dynamodb, s.tasks_table, s.limits_table, retain_s=s.backup_keep_s + 86400),
+        store=TaskStore(dynamodb, s.tasks_table, s.limits_table, retain_s=s.backup_keep_s + 86400,
+                        sealer=sealer_for(s.kms_key_id, s.seal_key,
+                                          aws.make_client("kms", s) if s.kms_key_id else None)),
         apps=AppRegistry(dynamodb, s.apps_table),
         queue=EventQueue(aws.make_client("sqs", s), s.events_queue),
         internal=Bucket(s.internal_bucket, lambda: aws.make_client("s3", s)),

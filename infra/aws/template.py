@@ -68,6 +68,7 @@ def _recorder(s: Settings) -> dict[str, Any]:
                                            "dynamodb:Query"], "Resource": _table_arns()},
             {"Effect": "Allow", "Action": ["sqs:SendMessage", "sqs:GetQueueUrl"],
              "Resource": {"Fn::GetAtt": ["EventsQueue", "Arn"]}},
+            {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": {"Fn::GetAtt": ["StorageKeysKey", "Arn"]}},
             {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:ListBucket"],
              "Resource": [{"Fn::GetAtt": ["InternalBucket", "Arn"]},
                           {"Fn::Sub": "${InternalBucket.Arn}/*"}]},
@@ -81,6 +82,7 @@ def _recorder(s: Settings) -> dict[str, Any]:
         {"Name": "CLOUDREC_LIMITS_TABLE", "Value": {"Ref": "LimitsTable"}},
         {"Name": "CLOUDREC_EVENTS_QUEUE", "Value": {"Fn::GetAtt": ["EventsQueue", "QueueName"]}},
         {"Name": "CLOUDREC_INTERNAL_BUCKET", "Value": {"Ref": "InternalBucket"}},
+        {"Name": "CLOUDREC_KMS_KEY_ID", "Value": {"Ref": "StorageKeysAlias"}},
         {"Name": "AWS_DEFAULT_REGION", "Value": {"Ref": "AWS::Region"}},
     ]
     return {
@@ -125,6 +127,16 @@ def build(s: Settings) -> dict[str, Any]:
         **_table_resources(s),
         "EventsDeadLetterQueue": {"Type": "AWS::SQS::Queue", "Properties": {
             "QueueName": events_dlq_name(s), "FifoQueue": True, "MessageRetentionPeriod": 1209600}},
+        # seals the customers' storage keys in the tasks table (chalicelib/sealing.py)
+        "StorageKeysKey": {"Type": "AWS::KMS::Key", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
+                           "Properties": {
+            "Description": "cloudrec: seals customers' storage keys in the tasks table", "EnableKeyRotation": True,
+            "KeyPolicy": {"Version": "2012-10-17", "Statement": [{
+                "Sid": "TheAccountGrantsThroughIam", "Effect": "Allow", "Action": "kms:*", "Resource": "*",
+                "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}}]}}},
+        # the functions' policy (.chalice/policy-prod.json) names the key by this alias
+        "StorageKeysAlias": {"Type": "AWS::KMS::Alias", "Properties": {
+            "AliasName": "alias/cloudrec-storage-keys", "TargetKeyId": {"Ref": "StorageKeysKey"}}},
         "OutputsDeadLetterQueue": {"Type": "AWS::SQS::Queue", "Properties": {
             "QueueName": s.outputs_dlq, "MessageRetentionPeriod": 1209600}},
         "EventsQueue": {"Type": "AWS::SQS::Queue", "Properties": {
@@ -161,6 +173,7 @@ def build(s: Settings) -> dict[str, Any]:
         "CLOUDREC_ECS_SUBNETS": {"Fn::Join": [",", {"Ref": "RecorderSubnets"}]},
         "CLOUDREC_ECS_SECURITY_GROUPS": {"Fn::Join": [",", {"Ref": "RecorderSecurityGroups"}]},
         "CLOUDREC_ECS_PUBLIC_IP": {"Ref": "RecorderPublicIp"},
+        "CLOUDREC_KMS_KEY_ID": {"Ref": "StorageKeysAlias"},
     }
     for name in FUNCTIONS:
         resources[name] = {"Properties": {"Environment": {"Variables": env}}}

@@ -9,6 +9,7 @@ Ctrl-C (or SIGTERM) stops all of it.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
 import importlib
@@ -164,6 +165,8 @@ def stack_env(base: dict[str, str]) -> dict[str, str]:
     env.setdefault("CLOUDREC_RUN_DIR", str(ROOT / ".run"))
     env.setdefault("CLOUDREC_LAUNCHER", "local")
     env.setdefault("CLOUDREC_ALLOW_PRIVATE_URLS", "1")  # images for layouts may be served locally
+    # the stack's own key seals the storage keys in the task store (moto keeps nothing past a stop)
+    env.setdefault("CLOUDREC_SEAL_KEY", base64.b64encode(os.urandom(32)).decode())
     env["CLOUDREC_AWS_ENDPOINT"] = f"http://127.0.0.1:{env['CLOUDREC_AWS_PORT']}"
     env.setdefault("CLOUDREC_STORAGE_ENDPOINT", env["CLOUDREC_AWS_ENDPOINT"])
     if not env.get("CLOUDREC_VOD_ENDPOINT"):  # VOD tasks commit to the local stand-in

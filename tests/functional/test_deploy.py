@@ -43,6 +43,9 @@ def test_chalice_package_with_merge_template_lints_clean(tmp_path: Path) -> None
     timeout = sam["Resources"]["DeliverCallbacks"]["Properties"]["Timeout"]
     assert timeout == CALLBACK_FUNCTION_TIMEOUT_S >= 2 * callbacks.DEADLINE_S
     assert sam["Resources"]["EventsQueue"]["Properties"]["VisibilityTimeout"] >= 6 * timeout
+    # the storage keys are sealed with a KMS key of the stack's, which every function knows by its alias
+    assert sam["Resources"]["StorageKeysKey"]["Properties"]["EnableKeyRotation"] is True
+    assert env_vars["CLOUDREC_KMS_KEY_ID"] == {"Ref": "StorageKeysAlias"}
     stopped = sam["Resources"]["RecorderStopped"]["Properties"]
     pattern = stopped["Events"]["RecorderStoppedEvent"]["Properties"]["Pattern"]
     assert pattern["detail"] == {"lastStatus": ["STOPPED"], "startedBy": ["cloudrec"],
