@@ -118,14 +118,15 @@ def closed_loop(fn: Callable[[], bool], workers: int, seconds: float) -> tuple[f
 def bench_task(stack: LocalStack) -> tuple[Caller, str]:
     """A caller with its own app (no rate limit to speak of) and a task to describe."""
     stack.admin("add-app", "--sdkappid", str(APP), "--secret-id", SECRET_ID, "--secret-key", SECRET_KEY,
-                "--usersig-key", SIG_KEY, "--janus-url", stack.env["CLOUDREC_JANUS_URL"], "--qps", "100000")
+                "--usersig-key", SIG_KEY, "--janus-url", stack.env["CLOUDREC_JANUS_URL"], "--room-namespace",
+                "--qps", "100000")
     caller = Caller(stack.api_endpoint)
     created = caller.call("CreateCloudRecording", {
         "SdkAppId": APP, "RoomId": "1", "UserId": "bench",
         "UserSig": gen_usersig(APP, SIG_KEY, "bench", int(time.time())),
         "RecordParams": {"RecordMode": 1, "MaxIdleTime": 86400},
-        "StorageParams": {"CloudStorage": {"Vendor": 1, "Region": "r", "Bucket": "b", "AccessKey": "a",
-                                           "SecretKey": "s"}}})
+        "StorageParams": {"CloudStorage": {"Vendor": 1, "Region": "us-east-1", "Bucket": "bench-bucket",
+                                           "AccessKey": "a", "SecretKey": "s"}}})
     return caller, str(created["TaskId"])
 
 
