@@ -32,6 +32,7 @@ from chalicelib.tasks import ENDED
 log = logging.getLogger(__name__)
 
 PLAYLIST_EXT = "." + naming.PLAYLIST
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 ENDLIST_OWED = ".endlist"
 EXPIRED_CODE = "BackupExpired"
 
@@ -89,7 +90,7 @@ class Backup:
             log.warning("an open playlist is no playlist (%s); left as it is", exc)
             text = None
         if text is not None:
-            customer.put(playlist_key, text.encode(), playlist.CONTENT_TYPE)
+            customer.put(playlist_key, text.encode(), PLAYLIST_TYPE)
         self.drop(owed_key)
 
     def move(self, key: str, customer: Bucket) -> None:
@@ -157,11 +158,11 @@ def deliver(tasks: TaskStore, internal: Bucket, queue: EventQueue, settings: Set
 
 def _deliver_task(tasks: TaskStore, internal: Bucket, queue: EventQueue, settings: Settings, task_id: str,
                   now_s: float) -> int:
+    backup = Backup(internal, task_id)
+    waiting = backup.listing()
     task = tasks.get(task_id)
     if task is not None and task.status != ENDED:
         return 0
-    backup = Backup(internal, task_id)
-    waiting = backup.listing()
     expired = [key for key, at in waiting.items() if now_s - at > settings.backup_keep_s]
     done = Pass()
     if task is not None:

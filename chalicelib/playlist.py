@@ -59,7 +59,6 @@ FILE_ATTR = "#EXT-X-TRTC-FILE-ATTR:"
 VIDEO_METADATA = "#EXT-X-TRTC-VIDEO-METADATA:"
 DISCONTINUITY = "#EXT-X-DISCONTINUITY"
 ENDLIST = "#EXT-X-ENDLIST"
-CONTENT_TYPE = "application/vnd.apple.mpegurl"
 
 
 def render(segments: Sequence[Segment], start_rec_ms: int, ended: bool) -> str:

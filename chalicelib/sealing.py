@@ -117,6 +117,11 @@ class NoSealer:
         raise SealError("a sealed value, and no sealing key configured")
 
 
+def open_value(sealer: Sealer, value: str) -> str:
+    """A stored value, opened if it was sealed (tasks stored before sealing are plain)."""
+    return sealer.open(value) if value.startswith(PREFIX) else value
+
+
 def sealer_for(kms_key_id: str, local_key: str, kms: Any = None) -> Sealer:
     """KMS when a key id is configured, else the local key, else none."""
     if kms_key_id:

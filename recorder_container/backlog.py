@@ -14,7 +14,7 @@ from recorder_container.encoded import EncodedVideo
 
 MAX_VIDEO_LAG_S = 1.0  # video queued longer than this: the writer fell behind (1080p decoded: ~30 frames, ~90 MB)
 MAX_AUDIO_LAG_S = 10.0  # audio is ~4 KB a frame: only a stuck writer gets this far behind
-KEYFRAME_RETRY_S = 1.0  # how often a writer asks for a keyframe it is waiting for
+KEYFRAME_RETRY_S = 1.0
 
 _Item = tuple[str, Any, float, Any]  # kind (video, audio, ended, dropped, end), frame, arrival, source
 

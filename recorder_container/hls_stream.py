@@ -20,7 +20,6 @@ from chalicelib import events
 from chalicelib.events import Event
 from chalicelib.models import RecordParams
 from chalicelib.naming import TaskNaming, playlist_name, segment_name
-from chalicelib.playlist import CONTENT_TYPE as PLAYLIST_TYPE
 from chalicelib.playlist import Segment, render
 from chalicelib.tasks import StorageFile
 from recorder_container.background import Background
@@ -145,7 +144,7 @@ class HlsStream:
         text = render(self.segments, self.start_ms or self.segments[0].start_ms, ended)
         first = len(self.segments) == 1 and not ended
         on_done = (lambda: self.ctx.emit(events.file_info(self.playlist_name))) if first else None
-        self.ctx.uploader.put(Upload(self.ctx.naming.directory + self.playlist_name, PLAYLIST_TYPE,
+        self.ctx.uploader.put(Upload(self.ctx.naming.directory + self.playlist_name, "application/vnd.apple.mpegurl",
                                      body=text.encode(), on_done=on_done))
 
     def _stored(self) -> None:

@@ -29,7 +29,7 @@ import av
 from chalicelib.adts import adts_header
 from recorder_container import h264
 from recorder_container.aac_track import AAC_FRAME, AacTrack
-from recorder_container.backlog import KEYFRAME_RETRY_S, Backlog
+from recorder_container.backlog import Backlog
 from recorder_container.encoded import EncodedVideo
 from recorder_container.timeline import SourceClock
 
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 VIDEO_RATE = 90000
 OUT_BASE = VIDEO_RATE  # output timestamps start at 1 s: AAC priming never goes negative
 KEYFRAME_LEAD_S = 0.3  # ask for a keyframe this long before a segment is due (it takes ~RTT + a frame)
+KEYFRAME_RETRY_S = 1.0
 AUDIO_ONLY_CUT_S = 2.0  # AvMerge: without video for this long, audio may cut segments
 MAX_TRANSCODE_SIZE = (1920, 1080)  # larger pictures are scaled down before x264
 MAX_TRANSCODE_FPS = 60  # TRTC's highest frame rate: a publisher sending more has frames left out

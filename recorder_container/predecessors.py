@@ -22,6 +22,7 @@ from recorder_container.uploader import Upload, Uploader
 
 log = logging.getLogger(__name__)
 
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 RETRY = RetryPolicy(delays_s=(2, 5, 10, 30))
 
 
@@ -46,23 +47,14 @@ def _ended(read: Callable[[str], bytes], key: str) -> bytes | None:
 
 
 class EndPlaylists:
-    """Ends the playlists earlier recorders left open, trying again while the storage fails,
-    from `start` until done or until `stop` (when this recorder stops), which leaves what is
-    still open to the backup."""
+    """Ends the playlists earlier recorders left open, trying again while the storage fails.
+    `run` goes on until done or cancelled (when this recorder stops); `owe_rest` then leaves
+    what is still open to the backup."""
 
     def __init__(self, task: TaskRecord, ha_index: int, uploader: Uploader, policy: RetryPolicy = RETRY) -> None:
         self.waiting = left_open(task, ha_index)
         self._uploader = uploader
         self._policy = policy
-        self._running: asyncio.Task[int] | None = None
-
-    def start(self) -> None:
-        self._running = asyncio.create_task(self.run(), name="ending playlists")
-
-    async def stop(self) -> None:
-        if self._running is not None and not self._running.done():
-            self._running.cancel()
-            await self.owe_rest()
 
     async def run(self) -> int:
         """How many it ended."""
@@ -77,7 +69,7 @@ class EndPlaylists:
                     failed.append(key)
                     continue
                 if body is not None:
-                    self._uploader.put(Upload(key, playlist.CONTENT_TYPE, body=body))
+                    self._uploader.put(Upload(key, PLAYLIST_TYPE, body=body))
                     ended += 1
             self.waiting = failed
             if self.waiting:

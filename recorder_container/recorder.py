@@ -113,14 +113,14 @@ class Recorder:
             return 1
         uploader = outputs.uploader()
         uploader.start(adopt=True)
-        closer: EndPlaylists | None = None
+        ending = EndPlaylists(task, self.settings.ha_index, uploader)
+        ending_task = asyncio.create_task(ending.run()) if self.settings.ha_index > 0 else None
         if self.settings.ha_index > 0:
             outputs.emit(events.failover(self.settings.ha_index))
-            closer = EndPlaylists(task, self.settings.ha_index, uploader)
-            closer.start()
         final = await self._attend(task, app, lease_ms, uploader)
-        if closer is not None:
-            await closer.stop()
+        if ending_task is not None and not ending_task.done():
+            ending_task.cancel()
+            await ending.owe_rest()
         if final.lease_lost:
             log.warning("lease lost: another recorder owns the task now")
         elif final.handover:

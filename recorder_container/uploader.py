@@ -103,6 +103,8 @@ class Uploader:
         self._reported: str | None = None  # the error code of the last 308 (one per kind of trouble)
         self._passes_failed = 0
         self._next_pass = 0.0
+        self.failed_keys: set[str] = set()
+        self.uploaded = 0
 
     def start(self, adopt: bool = False) -> None:
         """Start the worker; with `adopt`, also deliver what earlier recorders of the task left
@@ -212,13 +214,16 @@ class Uploader:
                 if failures == 1:
                     log.error("%s is stored nowhere yet (%s); retrying", upload.key.rsplit("/", 1)[-1],
                               retry.error_code(exc))
+                self.failed_keys.add(upload.key)
                 await asyncio.sleep(self._policy.delay(failures) or 0.0)
                 continue
             failures = 0
             self._sending = None
+            self.failed_keys.discard(upload.key)
             if self._queue and self._queue[0] is upload:
                 self._queue.pop(0)
             self._note(upload.key, stored)
+            self.uploaded += 1
             if upload.path is not None:
                 upload.path.unlink(missing_ok=True)
             if upload.on_done is not None:
