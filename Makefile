@@ -7,7 +7,8 @@ REQS   := requirements.txt requirements-dev.txt recorder_container/requirements.
 
 .PHONY: deps apt run test unit lint bench-api clean
 
-deps: apt $(STAMP)
+IAM    := tests/support/iam
+deps: apt $(STAMP) $(IAM)/node_modules/.stamp
 
 apt:
 	@infra/local/apt-deps.sh
@@ -18,6 +19,11 @@ $(STAMP): $(REQS)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
+
+# the IAM policy evaluator the recorder-access tests judge policies with (test only)
+$(IAM)/node_modules/.stamp: $(IAM)/package-lock.json
+	npm ci --prefix $(IAM) --no-audit --no-fund --silent
+	@touch $@
 
 run: deps
 	$(PY) -m infra.local.stack

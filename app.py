@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice import Chalice, Rate, Response
 from chalice.app import CloudWatchEvent, SQSEvent
 
-from chalicelib import aws, backup, callbacks, output_jobs, post_record, reaper, recorder_exits, wiring
+from chalicelib import aws, backup, callbacks, events, output_jobs, post_record, reaper, recorder_exits, wiring
 from chalicelib.api import HttpRequest, handle
 from chalicelib.observability import get_logger, get_metrics
 
@@ -81,6 +81,12 @@ def api_elsewhere() -> Response:
 
 
 def _post(body: str) -> dict[str, Any]:
+    message = json.loads(body)
+    if not events.sent_by_its_task(message, wiring.task_store().get(events.task_of(message))):
+        # a recorder may send on the queue; never in another task's (or app's) name
+        metrics.add_metric(name="EventsRefused", unit=MetricUnit.Count, value=1)
+        logger.warning("an event not signed by the task it names was dropped")
+        return {"delivered": False}
     delivered = callbacks.deliver(body, wiring.app_registry(), int(time.time() * 1000))
     if delivered:
         metrics.add_metric(name="CallbacksDelivered", unit=MetricUnit.Count, value=1)

@@ -22,6 +22,8 @@ CACHE_S = 5.0
 # Unknown SecretIds are cached too (as None), so a caller cycling through made-up ones must not
 # grow the cache without end: the least recently used entry goes first.
 CACHE_ENTRIES = 1024
+# the attributes of an app's item a recorder may read (chalicelib/recorder_access.py)
+RECORDER_VIEW = ("sdkappid", "usersig_key", "room_json")
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,13 @@ class AppRegistry:
     def get_app(self, sdkappid: int) -> App | None:
         raw = self._cached_get(f"app#{sdkappid}")
         return _app_from(raw) if raw else None
+
+    def get_room_view(self, sdkappid: int) -> App | None:
+        """What a recorder reads of its app — how to reach its rooms and tag its robots — and
+        nothing more (no callback key, no SecretIds); its credentials allow no other read."""
+        item = self._db.get_item(TableName=self._table, Key={"pk": {"S": f"app#{sdkappid}"}},
+                                 ProjectionExpression=", ".join(RECORDER_VIEW)).get("Item")
+        return _app_from(_plain(item)) if item else None
 
     def get_credential(self, secret_id: str) -> ApiCredential | None:
         raw = self._cached_get(f"key#{secret_id}")

@@ -49,6 +49,8 @@ class Settings:
     auth_failure_limit: int  # failed authentications per source and 10 s before it is refused (0: no limit)
     kms_key_id: str  # seals the customer's storage keys in the task store (AWS)
     seal_key: str = field(repr=False, default="")  # base64, 32 bytes: seals them locally instead
+    seal_key_task: str = ""  # set: seal_key is this task's own key (a recorder's), not the stack's
+    recorder_role_arn: str = ""  # the scoped role a recorder's keeper assumes for it (recorder_access.py)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -87,4 +89,6 @@ class Settings:
             auth_failure_limit=int(e.get("CLOUDREC_AUTH_FAILURE_LIMIT", "20")),
             kms_key_id=e.get("CLOUDREC_KMS_KEY_ID", ""),
             seal_key=e.get("CLOUDREC_SEAL_KEY", ""),
+            seal_key_task=e.get("CLOUDREC_SEAL_KEY_TASK", ""),
+            recorder_role_arn=e.get("CLOUDREC_RECORDER_ROLE_ARN", ""),
         )

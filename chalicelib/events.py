@@ -2,7 +2,10 @@
 and the key that makes it once-only, and the SQS FIFO queue they travel on.
 
 Every component puts events on one FIFO queue with the TaskId as message group, so a
-task's events reach the customer in order; the callback handler signs and posts them. The
+task's events reach the customer in order; the callback handler signs and posts them. Each
+message carries an HMAC made with its task's event key, which only the service and that
+task's recorder hold: a recorder may send on the queue, but not in another task's name
+(`sent_by_its_task`). The
 dedup key of an event says how often it may happen: once per task (302, 305, 312), once per
 recorder (301, 303, 306: the key holds the HA index), once per file (304, 307, 310, 311).
 SQS drops a repeated key within its 5-minute window.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -180,6 +184,39 @@ def vod_stop(failed: bool) -> Event:
     return Event(EventType.VOD_STOP, {"Status": 1 if failed else 0}, "312")
 
 
+def _mac(key: str, message: dict[str, Any]) -> str:
+    signed = {"SdkAppId": message.get("SdkAppId"), "Event": message.get("Event")}
+    text = json.dumps(signed, separators=(",", ":"), sort_keys=True, ensure_ascii=True)
+    return hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def message_body(event: Event, task: TaskRecord, now_ms: int) -> str:
+    """The queued message of a task's event: the app to post to, the callback body, its HMAC."""
+    message: dict[str, Any] = {"SdkAppId": task.sdkappid, "Event": event.body(task, now_ms)}
+    if task.event_key:
+        message["Mac"] = _mac(task.event_key, message)
+    return json.dumps(message, separators=(",", ":"))
+
+
+def task_of(message: dict[str, Any]) -> str:
+    """The TaskId a queued message names ("" if none)."""
+    info = message.get("Event", {}).get("EventInfo", {}) if isinstance(message.get("Event"), dict) else {}
+    task_id = info.get("TaskId", "") if isinstance(info, dict) else ""
+    return task_id if isinstance(task_id, str) else ""
+
+
+def sent_by_its_task(message: dict[str, Any], task: TaskRecord | None) -> bool:
+    """Whether a queued message comes from whoever may speak for the task it names: the task
+    exists, belongs to the app the message posts to, and the message bears its event key's
+    HMAC (tasks created before events were signed have no key, and their events no HMAC)."""
+    if task is None or message.get("SdkAppId") != task.sdkappid:
+        return False
+    if not task.event_key:
+        return True
+    mac = message.get("Mac")
+    return isinstance(mac, str) and hmac.compare_digest(mac, _mac(task.event_key, message))
+
+
 class EventQueue:
     """Publishes events to the SQS FIFO events queue (message group = TaskId)."""
 
@@ -196,10 +233,9 @@ class EventQueue:
 
     def publish(self, event: Event, task: TaskRecord, now_ms: int) -> None:
         """Queue an event of `task` once: its dedup key within SQS's 5-minute window is dropped."""
-        body = json.dumps({"SdkAppId": task.sdkappid, "Event": event.body(task, now_ms)}, separators=(",", ":"))
         self._sqs.send_message(
             QueueUrl=self.url,
-            MessageBody=body,
+            MessageBody=message_body(event, task, now_ms),
             MessageGroupId=task.task_id,
             MessageDeduplicationId=hashlib.sha256(f"{task.task_id}|{event.dedup_key}".encode()).hexdigest(),
         )

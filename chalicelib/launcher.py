@@ -32,6 +32,10 @@ class Launcher(Protocol):
     def stop(self, handle: str) -> None: ...
 
 
+# a recorder starts as its keeper, which runs it with its own task's credentials only
+RECORDER_COMMAND = ("-m", "recorder_container.keeper")
+
+
 # what of the launching process's environment a recorder gets: the settings and the AWS access
 # it needs, the few variables a Python process runs on, and none of the API's secrets
 _RECORDER_ENV_PREFIXES = ("CLOUDREC_", "AWS_", "LC_", "PYTHON")
@@ -50,7 +54,8 @@ ExitListener = Callable[[str, str, int], None]  # (task id, handle, return code)
 
 
 class LocalLauncher:
-    """Runs `python -m recorder_container` as a child process of the API process. `on_exit`
+    """Runs a recorder (its keeper, `python -m recorder_container.keeper`) as a child process of
+    the API process. `on_exit`
     hears of every recorder that ends, as ECS's task-state events tell of Fargate tasks."""
 
     def __init__(self, log_dir: Path, env: dict[str, str] | None = None,
@@ -69,7 +74,7 @@ class LocalLauncher:
         try:
             with open(log_path, "ab") as log:
                 proc = subprocess.Popen(  # a session of its own: it outlives the API, as a Fargate task would
-                    [self._python, "-m", "recorder_container"],
+                    [self._python, *RECORDER_COMMAND],
                     cwd=self._cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                 )
         except OSError as exc:

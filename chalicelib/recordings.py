@@ -82,6 +82,7 @@ def create(rec: Recordings, app: App, req: CreateCloudRecordingRequest) -> str:
             api_expires_ms=now_ms + req.ResourceExpiredHour * 3_600_000, usersig_expires_s=usersig_expires,
             subscription=req.RecordParams.SubscribeStreamUserIds, layout=req.MixLayoutParams,
             lease_expires_ms=now_ms + int(rec.settings.launch_grace_s * 1000),
+            event_key=secrets.token_urlsafe(32),
         )
         try:
             admitted = _admit(rec, app, task)

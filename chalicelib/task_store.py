@@ -38,7 +38,7 @@ from chalicelib.tasks import (
 _ser = TypeSerializer()
 _de = TypeDeserializer()
 # TaskRecord fields stored under another name, as JSON text
-_ENCODED = {"params", "storage_keys", "subscription", "layout", "files"}
+_ENCODED = {"params", "storage_keys", "subscription", "layout", "files", "event_key"}
 _PLAIN = NoSealer()
 SEALED_HERE = "sealed"  # what params_json holds for keys kept sealed in keys_sealed
 # the index's "live" says which work a task has due by lease_expires_ms: its recorder's lease
@@ -89,10 +89,14 @@ def from_item(item: dict[str, Any], sealer: Sealer = _PLAIN) -> TaskRecord:
     names = {f.name for f in fields(TaskRecord)} - _ENCODED
     data = {k: v for k, v in raw.items() if k in names}
     params, keys = decode_params(raw["params_json"])
+    event_key = raw.get("event_key", "")  # kept plain only where nothing is sealed (no key configured)
     if "keys_sealed" in raw:  # the keys in params_json hold their places
-        access, secret = json.loads(sealer.open(raw["keys_sealed"]))
-        keys = StorageKeys(access, secret)
-    return TaskRecord(**data, params=params, storage_keys=keys,
+        secrets = json.loads(sealer.open(raw["keys_sealed"], raw["task_id"]))
+        if isinstance(secrets, list):  # stored before events were signed
+            secrets = {"keys": secrets}
+        keys = StorageKeys(*secrets["keys"]) if secrets.get("keys") else keys
+        event_key = secrets.get("event_key", "")
+    return TaskRecord(**data, params=params, storage_keys=keys, event_key=event_key,
                       subscription=decode_subscription(raw.get("subscribe_json", "")),
                       layout=decode_layout(raw.get("layout_json", "")),
                       files={name: StorageFile(**f) for name, f in raw.get("files", {}).items()})
@@ -100,12 +104,16 @@ def from_item(item: dict[str, Any], sealer: Sealer = _PLAIN) -> TaskRecord:
 
 def to_item(task: TaskRecord, sealer: Sealer = _PLAIN) -> dict[str, Any]:
     """The DynamoDB item of a task: its parameters, subscription and layout as JSON text, the
-    storage keys sealed apart (when there is a sealing key)."""
+    storage keys and the event key sealed apart (when there is a sealing key)."""
     data = {f.name: getattr(task, f.name) for f in fields(TaskRecord) if f.name not in _ENCODED}
     keys = task.storage_keys
-    if keys is not None and not isinstance(sealer, NoSealer):
-        data["keys_sealed"] = sealer.seal(json.dumps([keys.access_key, keys.secret_key]))
-        keys = StorageKeys(SEALED_HERE, SEALED_HERE)
+    if isinstance(sealer, NoSealer):
+        data["event_key"] = task.event_key or None
+    else:
+        data["keys_sealed"] = sealer.seal(json.dumps({
+            "keys": [keys.access_key, keys.secret_key] if keys is not None else None,
+            "event_key": task.event_key}), task.task_id)
+        keys = StorageKeys(SEALED_HERE, SEALED_HERE) if keys is not None else None
     data.update(params_json=encode_params(task.params, keys),
                 subscribe_json=encode_model(task.subscription), layout_json=encode_model(task.layout),
                 files={n: vars(f) for n, f in task.files.items()}, live=LIVE)

@@ -192,6 +192,8 @@ class TaskRecord:
     output_jobs: int | None = None  # how many output jobs were requested (None: not yet)
     outputs_finished: AbstractSet[str] | None = None  # the stems of the output jobs that are over
     files: dict[str, StorageFile] = field(default_factory=dict)
+    # signs the task's events (chalicelib/events.py): held by the service and the task's recorder only
+    event_key: str = field(default="", repr=False)
 
     def naming(self, ha_index: int = 0) -> TaskNaming:
         """Where this task's files go, and their names (as the recorder with `ha_index` writes them)."""

@@ -14,7 +14,7 @@ from recorder_container.settings import RecorderSettings
 
 async def record(settings: RecorderSettings) -> int:
     deps = composition.build(settings)
-    recorder = Recorder(settings=settings, store=deps.store, app_for=deps.apps.get_app, queue=deps.queue,
+    recorder = Recorder(settings=settings, store=deps.store, app_for=deps.apps.get_room_view, queue=deps.queue,
                         internal=deps.internal, open_room=composition.open_room)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -38,7 +38,7 @@ def build(settings: RecorderSettings) -> RecorderDeps:
     return RecorderDeps(
         store=TaskStore(dynamodb, s.tasks_table, s.limits_table, retain_s=s.backup_keep_s + 86400,
                         sealer=sealer_for(s.kms_key_id, s.seal_key,
-                                          aws.make_client("kms", s) if s.kms_key_id else None)),
+                                          aws.make_client("kms", s) if s.kms_key_id else None, s.seal_key_task)),
         apps=AppRegistry(dynamodb, s.apps_table),
         queue=EventQueue(aws.make_client("sqs", s), s.events_queue),
         internal=Bucket(s.internal_bucket, lambda: aws.make_client("s3", s)),

@@ -30,7 +30,7 @@ def _report(report: Report) -> None:
 async def record_shard(settings: RecorderSettings) -> int:
     deps = composition.build(settings)
     task = deps.store.get(settings.task_id)
-    app = deps.apps.get_app(task.sdkappid) if task else None
+    app = deps.apps.get_room_view(task.sdkappid) if task else None
     room = composition.open_room(task, app) if task and app else None
     if task is None or room is None:
         log.error("shard %d: task, app or room unknown", settings.shard)

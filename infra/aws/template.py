@@ -59,13 +59,19 @@ def _table_arns() -> list[Any]:
     return arns
 
 
+_SCOPED_ROLE_NAME = "cloudrec-recorder-scoped-${AWS::Region}"
+_SCOPED_ROLE_ARN = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/" + _SCOPED_ROLE_NAME
+
+
 def _recorder(s: Settings) -> dict[str, Any]:
     # long by nature: CloudFormation resources written out as data, one per key
-    task_policy = {
+    # what any recorder may do at most; each one gets it only for its own task, through the session
+    # policy its keeper assumes this role with (chalicelib/recorder_access.py)
+    scoped_policy = {
         "Version": "2012-10-17",
         "Statement": [
-            {"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem",
-                                           "dynamodb:Query"], "Resource": _table_arns()},
+            {"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"],
+             "Resource": _table_arns()},
             {"Effect": "Allow", "Action": ["sqs:SendMessage", "sqs:GetQueueUrl"],
              "Resource": {"Fn::GetAtt": ["EventsQueue", "Arn"]}},
             {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": {"Fn::GetAtt": ["StorageKeysKey", "Arn"]}},
@@ -74,8 +80,20 @@ def _recorder(s: Settings) -> dict[str, Any]:
                           {"Fn::Sub": "${InternalBucket.Arn}/*"}]},
         ],
     }
+    # the container's own role (the keeper's): read which app a task is for, assume the scoped role
+    keeper_policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": {"Fn::GetAtt": ["TasksTable", "Arn"]}},
+            # by name: the scoped role's trust names this role, so this one is made first
+            {"Effect": "Allow", "Action": ["sts:AssumeRole"], "Resource": {"Fn::Sub": _SCOPED_ROLE_ARN}},
+        ],
+    }
     assume = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                       "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}
+    assume_scoped = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sts:AssumeRole",
+        "Principal": {"AWS": {"Fn::GetAtt": ["RecorderTaskRole", "Arn"]}}}]}
     environment = [
         {"Name": "CLOUDREC_TASKS_TABLE", "Value": {"Ref": "TasksTable"}},
         {"Name": "CLOUDREC_APPS_TABLE", "Value": {"Ref": "AppsTable"}},
@@ -83,6 +101,8 @@ def _recorder(s: Settings) -> dict[str, Any]:
         {"Name": "CLOUDREC_EVENTS_QUEUE", "Value": {"Fn::GetAtt": ["EventsQueue", "QueueName"]}},
         {"Name": "CLOUDREC_INTERNAL_BUCKET", "Value": {"Ref": "InternalBucket"}},
         {"Name": "CLOUDREC_KMS_KEY_ID", "Value": {"Ref": "StorageKeysAlias"}},
+        {"Name": "CLOUDREC_RECORDER_ROLE_ARN", "Value": {"Fn::GetAtt": ["RecorderScopedRole", "Arn"]}},
+        {"Name": "CLOUDREC_RUN_DIR", "Value": "/tmp/cloudrec"},
         {"Name": "AWS_DEFAULT_REGION", "Value": {"Ref": "AWS::Region"}},
     ]
     return {
@@ -92,7 +112,11 @@ def _recorder(s: Settings) -> dict[str, Any]:
         "RecorderTaskRole": {"Type": "AWS::IAM::Role", "Properties": {
             "RoleName": {"Fn::Sub": "cloudrec-recorder-task-${AWS::Region}"},
             "AssumeRolePolicyDocument": assume,
-            "Policies": [{"PolicyName": "cloudrec-recorder", "PolicyDocument": task_policy}]}},
+            "Policies": [{"PolicyName": "cloudrec-recorder-keeper", "PolicyDocument": keeper_policy}]}},
+        "RecorderScopedRole": {"Type": "AWS::IAM::Role", "Properties": {
+            "RoleName": {"Fn::Sub": _SCOPED_ROLE_NAME},
+            "AssumeRolePolicyDocument": assume_scoped,
+            "Policies": [{"PolicyName": "cloudrec-recorder", "PolicyDocument": scoped_policy}]}},
         "RecorderExecutionRole": {"Type": "AWS::IAM::Role", "Properties": {
             "RoleName": {"Fn::Sub": "cloudrec-recorder-exec-${AWS::Region}"},
             "AssumeRolePolicyDocument": assume,

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import ctypes
 import importlib
+import json
 import os
 import signal
 import subprocess
@@ -25,6 +26,7 @@ from typing import IO, Any
 
 import boto3
 
+from chalicelib import recorder_access
 from chalicelib.apps import AppRegistry, dev_app_from_env
 from chalicelib.config import Settings
 from chalicelib.schema import create_resources
@@ -39,6 +41,8 @@ VOD_BUCKET = "cloudrec-vod"  # where the VOD stand-in keeps committed media
 PR_SET_PDEATHSIG = 1  # prctl(2)
 SERVER_STOP_S = 5  # then SIGKILL: Janus now and then hangs after "Freeing crypto resources..."
 EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+EMULATOR_ACCOUNT = "123456789012"  # moto's
+RECORDER_ROLE = "cloudrec-recorder-scoped"
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float = 60.0) -> None:
@@ -168,6 +172,8 @@ def stack_env(base: dict[str, str]) -> dict[str, str]:
     # the stack's own key seals the storage keys in the task store (moto keeps nothing past a stop)
     env.setdefault("CLOUDREC_SEAL_KEY", base64.b64encode(os.urandom(32)).decode())
     env["CLOUDREC_AWS_ENDPOINT"] = f"http://127.0.0.1:{env['CLOUDREC_AWS_PORT']}"
+    # recorders run with credentials for their own task only, from this role (recorder_access.py)
+    env.setdefault(recorder_access.ROLE_ENV, f"arn:aws:iam::{EMULATOR_ACCOUNT}:role/{RECORDER_ROLE}")
     env.setdefault("CLOUDREC_STORAGE_ENDPOINT", env["CLOUDREC_AWS_ENDPOINT"])
     if not env.get("CLOUDREC_VOD_ENDPOINT"):  # VOD tasks commit to the local stand-in
         env.setdefault("CLOUDREC_VOD_PORT", "8090")
@@ -189,6 +195,9 @@ def start(stack: Stack) -> None:
     session = boto3.session.Session(region_name=settings.aws_region)
     clients = {name: session.client(name, endpoint_url=settings.aws_endpoint) for name in ("dynamodb", "sqs", "s3")}
     create_resources(settings, clients["dynamodb"], clients["sqs"], clients["s3"])
+    session.client("iam", endpoint_url=settings.aws_endpoint).create_role(
+        RoleName=RECORDER_ROLE, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": EMULATOR_ACCOUNT}}]}))
     app, secret_id, secret_key = dev_app_from_env(env)
     AppRegistry(clients["dynamodb"], settings.apps_table).put_app(app, secret_id, secret_key)
 

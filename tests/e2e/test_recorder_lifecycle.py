@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import time
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -141,3 +144,43 @@ def test_modify_reaches_the_stored_task(stack: LocalStack) -> None:
     assert item is not None and item["config_version"]["N"] == "1"
     assert json.loads(item["subscribe_json"]["S"]) == {"SubscribeVideoUserIds": ["u1", "u2.*$"]}
     delete(stack, task_id)
+
+
+def _environ(pid: int | str) -> dict[str, str]:
+    return dict(v.split("=", 1) for v in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in v)
+
+
+def _recorder_process(task_id: str) -> tuple[dict[str, str], dict[str, str]] | None:
+    """The environments of the task's recorder process and of its keeper."""
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes().split(b"\0")[1:3] == [b"-m",
+                                                                                          b"recorder_container"]:
+                env = _environ(proc.name)
+                if env.get("CLOUDREC_TASK_ID") == task_id:
+                    return env, _environ((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError):
+            continue
+    return None
+
+
+def test_a_recorder_runs_with_credentials_for_its_own_task_only(stack: LocalStack) -> None:
+    """What a recorder holds (it parses media from anyone in the room): an assumed-role session
+    that STS was asked to limit to this task, and no key to anything else."""
+    task_id = create(stack, "rec_scoped", "7007")
+    env, keeper = wait_for(lambda: _recorder_process(task_id), 15, "the recorder process")
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "CLOUDREC_RECORDER_ROLE_ARN"} & env.keys()
+    assert "AWS_SECRET_ACCESS_KEY" in keeper  # what it was launched with, and keeps to itself
+    assert env["CLOUDREC_SEAL_KEY_TASK"] == task_id and env["CLOUDREC_SEAL_KEY"] != keeper["CLOUDREC_SEAL_KEY"]
+    config = Path(env["AWS_CONFIG_FILE"]).read_text()
+    credentials = json.loads(Path(shlex.split(config.split("credential_process =", 1)[1])[1]).read_text())
+    sessions = json.loads(urllib.request.urlopen(  # what the AWS emulation's STS handed out
+        f"http://127.0.0.1:{stack.env['CLOUDREC_AWS_PORT']}/moto-api/data.json", timeout=10).read())["sts"]
+    session = next(s for s in sessions["AssumedRole"] if s["access_key_id"] == credentials["AccessKeyId"])
+    assert session["arn"].endswith(f"/rec-{task_id}")
+    policy = json.loads(session["policy"])
+    keys = [c["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"] for c in
+            (st.get("Condition", {}) for st in policy["Statement"]) if "ForAllValues:StringEquals" in c]
+    assert keys == [[task_id], [f"app#{SDKAPPID}"], [f"active#{SDKAPPID}"]]
+    delete(stack, task_id)
+    wait_for(lambda: ended(stack, task_id), 15, "the task to end")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from typing import Any
@@ -10,13 +11,19 @@ import pytest
 
 from chalicelib import aws, wiring
 from chalicelib.config import Settings
-from chalicelib.events import Event, EventType
+from chalicelib.events import Event, EventType, message_body
 from chalicelib.signing import callback_sign
-from chalicelib.tasks import TaskRecord
 from tests.support.callback_receiver import CallbackReceiver
-from tests.support.task_records import task_record
+from tests.support.task_records import LIVE_FOR_GOOD, task_record
 
-TASK = task_record("T+1.", room_id="3560", user_id="rec")
+# a live task (the event pump runs the reaper too) with its event key
+TASK = task_record("T+1.", room_id="3560", user_id="rec", event_key="task-event-key", lease_expires_ms=LIVE_FOR_GOOD)
+
+
+@pytest.fixture(autouse=True)
+def stored_task(aws_env: Settings) -> None:
+    """Events are posted only for a task the service knows (and signed with its key)."""
+    wiring.task_store().admit(TASK, None, None, 10)
 
 
 def started(key: str, **payload: int) -> Event:
@@ -32,6 +39,13 @@ def _sqs_event(settings: Settings) -> dict[str, Any]:
                          "attributes": m["Attributes"], "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
                          "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123:q",
                          "awsRegion": "us-east-1"} for m in msgs]}
+
+
+def _delete(settings: Settings, event: dict[str, Any]) -> None:
+    sqs = aws.client("sqs")
+    url = sqs.get_queue_url(QueueName=settings.events_queue)["QueueUrl"]
+    for record in event["Records"]:
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=record["receiptHandle"])
 
 
 def test_event_is_posted_signed(aws_env: Settings, receiver: CallbackReceiver) -> None:
@@ -89,7 +103,8 @@ def test_receiver_down_then_back_loses_nothing_and_keeps_order(
     monkeypatch.setenv("CLOUDREC_CALLBACK_BACKOFF_S", "1")  # TRTC's 10 s, shortened for the test
     wiring.reset()
     receiver.status = 503  # the customer's endpoint is down
-    other = TaskRecord(**{**TASK.__dict__, "task_id": "T+2."})
+    other = dataclasses.replace(TASK, task_id="T+2.", room_id="3561")
+    wiring.task_store().admit(other, None, None, 10)
     for n in range(4):
         for task in (TASK, other):
             wiring.event_queue().publish(started(f"{task.task_id}-{n}", n=n), task, 1_000 + n)
@@ -121,8 +136,7 @@ def test_dead_letters_are_listed_and_redelivered(aws_env: Settings, receiver: Ca
     sqs = aws.client("sqs")
     dlq = sqs.get_queue_url(QueueName=events_dlq_name(aws_env))["QueueUrl"]
     for n in range(2):  # as SQS leaves them after the queue's last retry
-        body = json.dumps({"SdkAppId": 1400000001,
-                           "Event": started("", n=n).body(TASK, 5)})
+        body = message_body(started("", n=n), TASK, 5)
         sqs.send_message(QueueUrl=dlq, MessageBody=body, MessageGroupId=TASK.task_id, MessageDeduplicationId=f"d{n}")
     assert admin.main(["dead-letters"]) == 0
     listed = _printed(capsys)
@@ -173,3 +187,29 @@ def test_a_post_ends_at_its_deadline_however_the_receiver_trickles() -> None:
              policy=address_policy(allow_private=True))
     assert reached and 1.0 <= time.monotonic() - started < 2.0  # it was answering, and was cut off
     listener.close()
+
+
+def test_an_event_not_signed_by_its_task_is_not_posted(aws_env: Settings, receiver: CallbackReceiver) -> None:
+    """A recorder may send on the events queue (it parses media from anyone in its room): a
+    message in another task's name, another app's, or for no task, never reaches a customer."""
+    import app as chalice_app
+
+    queue = wiring.event_queue()
+    other = task_record("T+2.", room_id="3561", user_id="rec", event_key="another-tasks-key")
+    wiring.task_store().admit(other, None, None, 10)
+    forged = [
+        dataclasses.replace(TASK, event_key="a key of the forger's"),  # TASK's event, wrongly signed
+        dataclasses.replace(TASK, event_key=""),  # TASK's event, unsigned
+        dataclasses.replace(other, event_key=TASK.event_key),  # signed, but with another task's key
+        dataclasses.replace(TASK, sdkappid=1400000099),  # TASK's key, posted to another app
+        task_record("no-such-task", event_key="k"),
+    ]
+    for i, task in enumerate(forged):
+        queue.publish(started(f"forged-{i}"), task, 1_700_000_000_000)
+    handled = _sqs_event(aws_env)
+    assert chalice_app.deliver_callbacks(handled, None) == {"batchItemFailures": []}
+    assert receiver.posts == []
+    _delete(aws_env, handled)  # as SQS does with what its Lambda handled
+    queue.publish(started("genuine"), TASK, 1_700_000_000_000)  # the same, signed by its task: posted
+    assert chalice_app.deliver_callbacks(_sqs_event(aws_env), None) == {"batchItemFailures": []}
+    assert [json.loads(body)["EventInfo"]["TaskId"] for _, body in receiver.posts] == [TASK.task_id]

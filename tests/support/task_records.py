@@ -18,6 +18,9 @@ def params(record: dict[str, Any] | None = None, bucket: str = "customer",
                       StorageTarget(1, "us-east-1", bucket, prefix))
 
 
+LIVE_FOR_GOOD = 4_102_444_800_000  # a lease that runs until 2100: the reaper leaves the task alone
+
+
 def task_record(task_id: str = "T", **fields: Any) -> TaskRecord:
     """A stored-looking task; `fields` overrides any TaskRecord field."""
     base = TaskRecord(task_id=task_id, sdkappid=1400000001, room_id="8848", room_id_type=1, user_id="robot",
