@@ -80,26 +80,25 @@ def api_elsewhere() -> Response:
     return Response(body=json.dumps(body), status_code=200, headers=JSON_HEADERS)
 
 
-def _post(body: str) -> dict[str, Any]:
-    message = json.loads(body)
+def _post(message: dict[str, Any]) -> dict[str, Any]:
     if not events.sent_by_its_task(message, wiring.task_store().get(events.task_of(message))):
         # a recorder may send on the queue; never in another task's (or app's) name
         metrics.add_metric(name="EventsRefused", unit=MetricUnit.Count, value=1)
         logger.warning("an event not signed by the task it names was dropped")
         return {"delivered": False}
-    delivered = callbacks.deliver(body, wiring.app_registry(), int(time.time() * 1000))
+    delivered = callbacks.deliver(message, wiring.app_registry(), int(time.time() * 1000))
     if delivered:
         metrics.add_metric(name="CallbacksDelivered", unit=MetricUnit.Count, value=1)
     return {"delivered": delivered}
 
 
 def _deliver_callback(record: SQSRecord) -> None:
-    event = json.loads(record.body).get("Event", {})
-    logger.thread_safe_append_keys(message_id=record.message_id, task_id=event.get("EventInfo", {}).get("TaskId"),
-                                   event_type=event.get("EventType"))
+    message = json.loads(record.body)
+    logger.thread_safe_append_keys(message_id=record.message_id, task_id=events.task_of(message),
+                                   event_type=message.get("Event", {}).get("EventType"))
     try:
         # a message SQS hands out again after it was delivered (its delete got lost) is not posted twice
-        wiring.once().run("callback", record.message_id, lambda: _post(record.body))
+        wiring.once().run("callback", record.message_id, lambda: _post(message))
     except callbacks.CallbackError as exc:
         metrics.add_metric(name="CallbacksFailed", unit=MetricUnit.Count, value=1)
         logger.warning("callback not delivered; retrying later", extra={"reason": str(exc)})

@@ -39,9 +39,8 @@ class Post:
     headers: dict[str, str]
 
 
-def build_post(message_body: str, apps: AppRegistry, now_ms: int) -> Post | None:
+def build_post(message: dict[str, Any], apps: AppRegistry, now_ms: int) -> Post | None:
     """The signed POST for a queued event, or None when its app has no callback URL."""
-    message = json.loads(message_body)
     sdkappid = int(message["SdkAppId"])
     app = apps.get_app(sdkappid)
     if app is None or not app.callback_url:
@@ -79,10 +78,10 @@ def send(post: Post, deadline_s: float = DEADLINE_S, policy: AddressPolicy | Non
         raise CallbackError(f"callback answered HTTP {status}")
 
 
-def deliver(message_body: str, apps: AppRegistry, now_ms: int,
+def deliver(message: dict[str, Any], apps: AppRegistry, now_ms: int,
             sender: Callable[[Post], None] = send) -> bool:
-    """Post one queued event; False when there is nowhere to post it."""
-    post = build_post(message_body, apps, now_ms)
+    """Post one queued event (its message, parsed); False when there is nowhere to post it."""
+    post = build_post(message, apps, now_ms)
     if post is None:
         return False
     sender(post)

@@ -6,6 +6,7 @@ from the task store. A launch returns a handle that `stop` accepts.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -34,6 +35,14 @@ class Launcher(Protocol):
 
 # a recorder starts as its keeper, which runs it with its own task's credentials only
 RECORDER_COMMAND = ("-m", "recorder_container.keeper")
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def die_with_parent() -> None:
+    """In a child process, before exec: SIGKILL it when the process that started it dies (a
+    session of its own no longer shares its parent's fate). The parent must outlive the spawn
+    itself: start children from one long-lived thread."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 # what of the launching process's environment a recorder gets: the settings and the AWS access
@@ -55,8 +64,8 @@ ExitListener = Callable[[str, str, int], None]  # (task id, handle, return code)
 
 class LocalLauncher:
     """Runs a recorder (its keeper, `python -m recorder_container.keeper`) as a child process of
-    the API process. `on_exit`
-    hears of every recorder that ends, as ECS's task-state events tell of Fargate tasks."""
+    the API process. `on_exit` hears of every recorder that ends, as ECS's task-state events
+    tell of Fargate tasks."""
 
     def __init__(self, log_dir: Path, env: dict[str, str] | None = None,
                  python: str = sys.executable, cwd: Path = PROJECT_ROOT, on_exit: ExitListener | None = None) -> None:

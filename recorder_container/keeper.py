@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import json
 import os
 import shlex
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib import aws, recorder_access
-from chalicelib.launcher import recorder_env
+from chalicelib.launcher import die_with_parent, recorder_env
 from chalicelib.observability import get_logger
 from chalicelib.sealing import LocalSealer
 from recorder_container.settings import RecorderSettings, SettingsError
@@ -97,14 +96,10 @@ def _app_of(settings: RecorderSettings) -> int | None:
     return int(item["sdkappid"]["N"]) if item else None
 
 
-def _die_with_keeper() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def _start(env: dict[str, str], uid: int | None) -> subprocess.Popen[bytes]:
     extra: dict[str, Any] = {"user": uid, "group": uid, "extra_groups": []} if uid is not None else {}
     return subprocess.Popen([sys.executable, "-m", "recorder_container"], env=env, stdin=subprocess.DEVNULL,
-                            preexec_fn=_die_with_keeper, **extra)  # noqa: PLW1509 (one thread here)
+                            preexec_fn=die_with_parent, **extra)  # noqa: PLW1509 (one thread here)
 
 
 def _hand_over(directory: Path, settings: RecorderSettings, uid: int) -> None:

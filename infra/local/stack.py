@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import importlib
 import json
 import os
@@ -29,6 +28,7 @@ import boto3
 from chalicelib import recorder_access
 from chalicelib.apps import AppRegistry, dev_app_from_env
 from chalicelib.config import Settings
+from chalicelib.launcher import die_with_parent
 from chalicelib.schema import create_resources
 from infra.local import janus
 from infra.local.pump import EventPump
@@ -38,7 +38,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 VOD_BUCKET = "cloudrec-vod"  # where the VOD stand-in keeps committed media
 
-PR_SET_PDEATHSIG = 1  # prctl(2)
 SERVER_STOP_S = 5  # then SIGKILL: Janus now and then hangs after "Freeing crypto resources..."
 EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 EMULATOR_ACCOUNT = "123456789012"  # moto's
@@ -105,14 +104,6 @@ def _stop_recorders(timeout: float = 20.0) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def _die_with_parent() -> None:
-    """In a server's child process, before exec: kill it when the stack dies without stopping it
-    (SIGKILL; a session of its own no longer shares the stack's fate). SIGKILL, not SIGTERM:
-    Janus now and then hangs in its own shutdown, and nobody would be left to kill it. Only the
-    stack's main thread starts servers, so the parent outlives each spawn."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 class Stack:
     """The processes of the local stack, started in order and stopped in reverse.
 
@@ -132,8 +123,11 @@ class Stack:
     def spawn(self, name: str, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")
+        # a server dies when the stack dies without stopping it; SIGKILL, not SIGTERM: Janus now and
+        # then hangs in its own shutdown, and nobody would be left to kill it. Only the stack's main
+        # thread starts servers, so the parent outlives each spawn.
         proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, preexec_fn=_die_with_parent, **kwargs)
+                                start_new_session=True, preexec_fn=die_with_parent, **kwargs)
         self.procs.append((name, proc, log))
         return proc
 
