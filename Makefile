@@ -5,10 +5,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.deps-stamp
 REQS   := requirements.txt requirements-dev.txt recorder_container/requirements.txt pyproject.toml
 
-.PHONY: deps apt run test unit lint bench-api clean
+.PHONY: deps apt iam run test unit lint bench-api clean
 
 IAM    := tests/support/iam
-deps: apt $(STAMP) $(IAM)/node_modules/.stamp
+deps: apt $(STAMP)
 
 apt:
 	@infra/local/apt-deps.sh
@@ -20,7 +20,9 @@ $(STAMP): $(REQS)
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-# the IAM policy evaluator the recorder-access tests judge policies with (test only)
+# the IAM policy evaluator the recorder-access tests judge policies with (tests only: npm)
+iam: $(IAM)/node_modules/.stamp
+
 $(IAM)/node_modules/.stamp: $(IAM)/package-lock.json
 	npm ci --prefix $(IAM) --no-audit --no-fund --silent
 	@touch $@
@@ -28,10 +30,10 @@ $(IAM)/node_modules/.stamp: $(IAM)/package-lock.json
 run: deps
 	$(PY) -m infra.local.stack
 
-test: deps lint
+test: deps iam lint
 	$(PY) -m pytest
 
-unit: deps
+unit: deps iam
 	$(PY) -m pytest -n 2 tests/unit tests/functional
 
 lint: deps
