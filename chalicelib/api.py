@@ -12,7 +12,6 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -22,12 +21,10 @@ from chalicelib.apps import App, AppRegistry
 from chalicelib.errors import AuthError, CloudrecError, RequestError, to_api_error
 from chalicelib.limits import FailureLimiter, RateLimiter
 from chalicelib.recordings import Recordings
-from chalicelib.replay import READ_ONLY, SignatureLedger
+from chalicelib.replay import SignatureLedger
 from chalicelib.signing import SignedRequest, parse_authorization, verify_tc3
 
 log = logging.getLogger(__name__)
-# a Describe's signature is recorded while it is answered: one write less in its latency
-_LEDGER_WRITES = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ledger")
 
 VERSION = "2019-07-22"
 # Checked before any work (hashing, lookups): a request past these is not one the SDK sends.
@@ -78,16 +75,10 @@ class Api:
     recordings: Recordings
     regions: tuple[str, ...]
     failures: FailureLimiter = field(default_factory=FailureLimiter)
-    ledger: SignatureLedger | None = None  # default: in the limiter's table
 
-    def __post_init__(self) -> None:
-        if self.ledger is None:
-            object.__setattr__(self, "ledger", SignatureLedger(self.limiter.client, self.limiter.table))
-
-    @property
+    @functools.cached_property
     def signatures(self) -> SignatureLedger:
-        assert self.ledger is not None  # set by __post_init__
-        return self.ledger
+        return SignatureLedger(self.limiter)  # in the limiter's table
 
 
 Handler = Callable[[Api, App, Any], dict[str, Any]]
@@ -235,28 +226,11 @@ def _dispatch(api: Api, req: HttpRequest, now: float, out: Outcome) -> dict[str,
     if region not in api.regions:
         raise RequestError(f"The region {region} is not supported.", "UnsupportedRegion")
     signature = parse_authorization(req.headers.get("authorization")).signature
-    claim = functools.partial(api.signatures.claim, signature, action, int(req.headers["x-tc-timestamp"]), now)
-    if action in READ_ONLY:  # recorded beside the answer (a later swap into a Delete must find it), not before
-        recording = _LEDGER_WRITES.submit(claim)
-        try:
-            return _answer(api, req, out, action, owned, now)
-        finally:
-            try:
-                recording.result(timeout=5)
-            except Exception:  # its answer is right either way; only a later swap would go unseen
-                log.warning("a Describe's signature could not be recorded", exc_info=True)
-    first_answer = claim()
-    if first_answer is not None:  # the same Create again: its first answer, not a second task
-        out.learn(task_id=first_answer)
-        return {"TaskId": first_answer}
-    result = _answer(api, req, out, action, owned, now)
-    if action == "CreateCloudRecording":
-        api.signatures.answered(signature, result["TaskId"])
-    return result
+    return _answer(api, req, out, action, owned, now, signature)
 
 
-def _answer(api: Api, req: HttpRequest, out: Outcome, action: str, owned: frozenset[int],
-            now: float) -> dict[str, Any]:
+def _answer(api: Api, req: HttpRequest, out: Outcome, action: str, owned: frozenset[int], now: float,
+            signature: str) -> dict[str, Any]:
     params, strict = _read_params(req)
     model, run = ACTIONS[action]
     scope = validation.parse(models.AppScoped, params, strict)
@@ -267,8 +241,14 @@ def _answer(api: Api, req: HttpRequest, out: Outcome, action: str, owned: frozen
     if scope.SdkAppId not in owned or app is None:
         raise AuthError(f"This SecretId may not act for SdkAppId {scope.SdkAppId}.",
                         "AuthFailure.UnauthorizedOperation")
-    api.limiter.hit(scope.SdkAppId, action, app.qps, now)
+    first_answer = api.signatures.admit(scope.SdkAppId, action, app.qps, signature,
+                                        int(req.headers["x-tc-timestamp"]), now)
+    if first_answer is not None:  # the same Create again: its first answer, not a second task
+        out.learn(task_id=first_answer)
+        return {"TaskId": first_answer}
     result = run(api, app, validation.parse(model, params, strict))
+    if action == "CreateCloudRecording":
+        api.signatures.answered(signature, result["TaskId"])
     if result.get("TaskId") != out.task_id:
         out.learn(task_id=result["TaskId"])
     return result

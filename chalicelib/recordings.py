@@ -30,7 +30,7 @@ from chalicelib.models import (
     check_layout_fits,
 )
 from chalicelib.task_store import AdmissionRaceError, TaskStore, robot_key
-from chalicelib.tasks import ENDED, RUN, TaskParams, TaskRecord
+from chalicelib.tasks import ENDED, RUN, TaskParams, TaskRecord, TaskView
 from chalicelib.usersig import verify_usersig
 
 log = logging.getLogger(__name__)
@@ -121,8 +121,7 @@ def _admit(rec: Recordings, app: App, task: TaskRecord) -> str:
     return task.task_id
 
 
-def _visible_task(rec: Recordings, ref: TaskRef) -> TaskRecord:
-    task = rec.tasks.get(ref.TaskId)
+def _visible(rec: Recordings, ref: TaskRef, task: TaskRecord | TaskView | None) -> None:
     if task is None or task.sdkappid != ref.SdkAppId:
         raise TaskNotFoundError(f"The task {ref.TaskId} does not exist for SdkAppId {ref.SdkAppId}.")
     if task.status == ENDED:
@@ -132,12 +131,18 @@ def _visible_task(rec: Recordings, ref: TaskRef) -> TaskRecord:
             f"The task {ref.TaskId} is past its ResourceExpiredHour window; the API no longer "
             "reaches it (the recording itself goes on until it stops)."
         )
+
+
+def _visible_view(rec: Recordings, ref: TaskRef) -> TaskView:
+    task = rec.tasks.get_view(ref.TaskId)
+    _visible(rec, ref, task)
+    assert task is not None
     return task
 
 
 def describe(rec: Recordings, req: DescribeCloudRecordingRequest) -> dict[str, Any]:
-    task = _visible_task(rec, req)
-    files = [] if task.params.vod is not None else [vars(f) for f in task.storage_files()]
+    task = _visible_view(rec, req)
+    files = [] if task.to_vod else [vars(f) for f in task.storage_files()]
     out: dict[str, Any] = {"TaskId": task.task_id, "Status": task.status, "StorageFileList": files}
     if req.RecorderKey is not None:
         out["RecorderKey"] = req.RecorderKey
@@ -145,7 +150,9 @@ def describe(rec: Recordings, req: DescribeCloudRecordingRequest) -> dict[str, A
 
 
 def modify(rec: Recordings, req: ModifyCloudRecordingRequest) -> dict[str, Any]:
-    task = _visible_task(rec, req)
+    task = rec.tasks.get(req.TaskId)
+    _visible(rec, req, task)
+    assert task is not None
     layout = req.MixLayoutParams
     if layout is not None and task.params.mixed:
         check_layout_fits(layout, task.params.canvas())
@@ -159,7 +166,7 @@ def modify(rec: Recordings, req: ModifyCloudRecordingRequest) -> dict[str, Any]:
 
 
 def delete(rec: Recordings, req: DeleteCloudRecordingRequest) -> dict[str, Any]:
-    task = _visible_task(rec, req)
+    task = _visible_view(rec, req)
     if not rec.tasks.request_stop(task.task_id, leave_code=LeaveCode.API_STOP):
         raise TaskNotFoundError(f"The task {task.task_id} has ended.")
     return {"TaskId": task.task_id}

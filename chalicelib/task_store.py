@@ -28,11 +28,13 @@ from chalicelib.tasks import (
     StorageFile,
     StorageKeys,
     TaskRecord,
+    TaskView,
     decode_layout,
     decode_params,
     decode_subscription,
     encode_model,
     encode_params,
+    stores_to_vod,
 )
 
 _ser = TypeSerializer()
@@ -149,6 +151,19 @@ class TaskStore:
         item = self._db.get_item(TableName=self._tasks, Key={"task_id": {"S": task_id}},
                                  ConsistentRead=True).get("Item")
         return from_item(item, self._sealer) if item else None
+
+    def get_view(self, task_id: str) -> TaskView | None:
+        """What the API shows of a task (TaskView), read as a projection: a fraction of the item,
+        and nothing sealed (no KMS call)."""
+        item = self._db.get_item(TableName=self._tasks, Key={"task_id": {"S": task_id}}, ConsistentRead=True,
+                                 ProjectionExpression="task_id, sdkappid, #status, api_expires_ms, files, params_json",
+                                 ExpressionAttributeNames={"#status": "status"}).get("Item")
+        if not item:
+            return None
+        raw = {k: _plain(_de.deserialize(v)) for k, v in item.items()}
+        return TaskView(raw["task_id"], raw["sdkappid"], raw.get("status", IDLE), raw["api_expires_ms"],
+                        stores_to_vod(raw["params_json"]),
+                        {name: StorageFile(**f) for name, f in raw.get("files", {}).items()})
 
     def robot_slot(self, key: str) -> RobotSlot | None:
         item = self._db.get_item(TableName=self._limits, Key={"pk": {"S": key}},

@@ -206,5 +206,29 @@ class TaskRecord:
         return self.naming().directory
 
     def storage_files(self) -> list[StorageFile]:
-        return sorted(self.files.values(), key=lambda f: (f.BeginTimeStamp, f.FileName))
+        return in_file_order(self.files)
+
+
+def in_file_order(files: dict[str, StorageFile]) -> list[StorageFile]:
+    return sorted(files.values(), key=lambda f: (f.BeginTimeStamp, f.FileName))
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """What Describe and Delete read of a task: no parameters to validate, no sealed keys to open."""
+
+    task_id: str
+    sdkappid: int
+    status: str
+    api_expires_ms: int
+    to_vod: bool  # its files go to VOD (Describe lists none)
+    files: dict[str, StorageFile]
+
+    def storage_files(self) -> list[StorageFile]:
+        return in_file_order(self.files)
+
+
+def stores_to_vod(params_json: str) -> bool:
+    """Whether the task kept as `params_json` (encode_params) stores to VOD."""
+    return "CloudVod" in json.loads(params_json)["StorageParams"]
 

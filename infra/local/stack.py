@@ -181,7 +181,8 @@ def stack_env(base: dict[str, str]) -> dict[str, str]:
 def start(stack: Stack) -> None:
     env = stack.env
     aws_port, api_port = env["CLOUDREC_AWS_PORT"], env["CLOUDREC_API_PORT"]
-    moto = stack.spawn("aws", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", aws_port])
+    moto = stack.spawn("aws", [sys.executable, "-m", "infra.local.aws_emulation", "-H", "127.0.0.1", "-p", aws_port],
+                       cwd=ROOT)
     _wait_http(f"http://127.0.0.1:{aws_port}/moto-api/", moto, "the AWS emulation")
 
     os.environ.update(env)  # this process runs the pump with the same settings as the API

@@ -10,11 +10,12 @@ from urllib.parse import urlencode
 import pytest
 from chalice.test import Client
 
-from chalicelib import replay, wiring
+from chalicelib import limits, replay, wiring
 from chalicelib.apps import App, AppRegistry, RoomBackend
 from chalicelib.models import SubscribeStreamUserIds
 from chalicelib.signing import sign_tc3
 from chalicelib.task_store import ENDED
+from chalicelib.tasks import StorageFile
 from chalicelib.usersig import gen_usersig
 from tests.support.fakes import FakeClock, FakeLauncher
 from tests.support.moto_app import SDKAPPID, SECRET_ID, SECRET_KEY, USERSIG_KEY
@@ -113,6 +114,20 @@ def test_lifecycle(client: Any, launcher: FakeLauncher) -> None:
     for shift, action in ((3, "DescribeCloudRecording"), (4, "DeleteCloudRecording")):
         out = call(client, action, {"SdkAppId": SDKAPPID, "TaskId": task_id}, ts=int(time.time()) + shift)
         assert error(out) == "ResourceNotFound" and "ended" in out["Error"]["Message"]
+
+
+def test_describe_lists_the_files_in_storage_and_none_of_a_vod_task(client: Any, launcher: FakeLauncher) -> None:
+    vod_params = create_params(user="rec_vod")
+    vod_params["StorageParams"] = {"CloudVod": {"TencentVod": {}}}
+    tasks = {name: call(client, "CreateCloudRecording", params)["TaskId"]
+             for name, params in (("storage", create_params()), ("vod", vod_params))}
+    for task_id in tasks.values():
+        wiring.task_store().put_file(task_id, StorageFile(f"{task_id}.m3u8", "alice", "audio_video", 1700000000000))
+    listed = {name: call(client, "DescribeCloudRecording", {"SdkAppId": SDKAPPID, "TaskId": task_id})
+              for name, task_id in tasks.items()}
+    assert [f["FileName"] for f in listed["storage"]["StorageFileList"]] == [f"{tasks['storage']}.m3u8"]
+    assert listed["storage"]["StorageFileList"][0]["UserId"] == "alice"
+    assert listed["vod"]["StorageFileList"] == []
 
 
 def test_task_id_is_opaque_and_unique(client: Any) -> None:
@@ -247,6 +262,53 @@ def test_launch_failure_is_an_internal_error_and_frees_the_slot(client: Any, lau
     assert wiring.task_store().active_count(SDKAPPID) == 0
     launcher.fail = False
     assert "TaskId" in call(client, "CreateCloudRecording", params)  # the retry gets a new, running task
+
+
+def _at(api: Any, action: str, params: dict[str, Any], ts: int, now: float) -> dict[str, Any]:
+    """A request signed at `ts` and received at `now`."""
+    from chalicelib.api import HttpRequest, handle
+
+    body = json.dumps(params).encode()
+    headers = {"host": HOST, "content-type": "application/json", "x-tc-action": action,
+               "x-tc-version": "2019-07-22", "x-tc-timestamp": str(ts), "x-tc-region": "ap-guangzhou",
+               "authorization": sign_tc3(SECRET_ID, SECRET_KEY, "POST", HOST, "application/json", body, ts)}
+    out: dict[str, Any] = handle(api, HttpRequest("POST", headers, [], body), now).body["Response"]
+    return out
+
+
+@pytest.mark.parametrize("crowd", [0, limits.TRACE_SLOTS], ids=["alone", "after-a-full-window"])
+def test_a_describe_signed_on_time_is_not_a_delete_later(registry: AppRegistry, launcher: FakeLauncher,
+                                                         crowd: int) -> None:
+    app = registry.get_app(SDKAPPID)
+    assert app is not None
+    registry.put_app(App(**{**app.__dict__, "qps": 100}), SECRET_ID, SECRET_KEY)
+    api, ts = wiring.api(), int(time.time())
+    task_id = _at(api, "CreateCloudRecording", create_params(), ts, ts + 0.1)["TaskId"]
+    for i in range(crowd):  # other Describes fill the window the next one is counted in
+        _at(api, "DescribeCloudRecording", {"SdkAppId": SDKAPPID, "TaskId": f"other-{i}"}, ts, ts + 0.2)
+    ref = {"SdkAppId": SDKAPPID, "TaskId": task_id}
+    assert _at(api, "DescribeCloudRecording", ref, ts, ts + 0.3)["Status"] == "Idle"
+    # captured and sent as a Delete once the grace is over: refused, and the task keeps running
+    assert error(_at(api, "DeleteCloudRecording", ref, ts, ts + replay.SWAP_GRACE_S + 1.5)) == "RequestLimitExceeded"
+    task = wiring.task_store().get(task_id)
+    assert task is not None and task.desired == "run"
+    # the SDK's own Describe-then-Delete of one second passes
+    ts2 = ts + 10
+    assert _at(api, "DescribeCloudRecording", ref, ts2, ts2 + 0.2)["Status"] == "Idle"
+    assert _at(api, "DeleteCloudRecording", ref, ts2, ts2 + 0.9)["TaskId"] == task_id
+
+
+def test_a_describe_refused_for_its_rate_is_not_a_delete_later(registry: AppRegistry,
+                                                               launcher: FakeLauncher) -> None:
+    api, ts = wiring.api(), int(time.time())
+    task_id = _at(api, "CreateCloudRecording", create_params(), ts, ts + 0.1)["TaskId"]
+    for i in range(20):  # the app's 20 Describes of this second
+        _at(api, "DescribeCloudRecording", {"SdkAppId": SDKAPPID, "TaskId": f"other-{i}"}, ts, ts + 0.2)
+    ref = {"SdkAppId": SDKAPPID, "TaskId": task_id}
+    assert error(_at(api, "DescribeCloudRecording", ref, ts, ts + 0.3)) == "RequestLimitExceeded"
+    assert error(_at(api, "DeleteCloudRecording", ref, ts, ts + replay.SWAP_GRACE_S + 1.5)) == "RequestLimitExceeded"
+    task = wiring.task_store().get(task_id)
+    assert task is not None and task.desired == "run"
 
 
 def test_resource_expired_hour(registry: AppRegistry, launcher: FakeLauncher) -> None:
@@ -390,7 +452,8 @@ def test_replayed_or_swapped_signatures_are_refused(client: Any, launcher: FakeL
     assert _raw(client, "DescribeCloudRecording", ref, ts=captured)["Status"] == "Idle"
     # a captured Describe is not a Delete, and the task keeps running
     assert error(_raw(client, "DeleteCloudRecording", ref, ts=captured)) == "RequestLimitExceeded"
-    assert _raw(client, "DescribeCloudRecording", ref, ts=captured)["Status"] == "Idle"
+    assert wiring.task_store().get(task_id).desired == "run"  # type: ignore[union-attr]
+    assert _raw(client, "DescribeCloudRecording", ref, ts=captured)["Status"] == "Idle"  # it was a Describe
     # the SDK's own Describe-then-Delete within one second is byte-identical: it passes, once
     assert _raw(client, "DescribeCloudRecording", ref, ts=ts)["Status"] == "Idle"
     assert _raw(client, "DeleteCloudRecording", ref, ts=ts)["TaskId"] == task_id

@@ -45,6 +45,9 @@ def test_storage_keys_are_sealed_in_the_table_and_read_back(aws_env: Settings, k
                       sealer=LocalSealer(os.urandom(32)))
     with pytest.raises(SealError):
         other.get(task.task_id)
+    # what Describe and Delete read of it needs no key at all (in AWS: no KMS call per request)
+    view = other.get_view(task.task_id)
+    assert view is not None and (view.task_id, view.status, view.to_vod) == (task.task_id, task.status, False)
 
 
 def test_tasks_stored_before_sealing_still_read(aws_env: Settings) -> None:

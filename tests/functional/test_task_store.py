@@ -75,6 +75,10 @@ def test_status_control_and_files(store: TaskStore) -> None:
     task = store.get("a")
     assert task is not None and task.status == IN_PROGRESS and task.config_version == 1
     assert [f.FileName for f in task.storage_files()] == ["f.m3u8"]
+    view = store.get_view("a")  # what Describe reads: the same, from a projection of the item
+    assert view is not None and (view.sdkappid, view.status, view.api_expires_ms) == (1, IN_PROGRESS, NOW + 10**7)
+    assert view.storage_files() == task.storage_files() and not view.to_vod
+    assert store.get_view("nope") is None
     assert store.request_stop("a", LeaveCode.API_STOP)
     assert not store.update_config("a", None, MixLayoutParams(MixLayoutMode=1))  # a stopping task takes no changes
     assert not store.mark_recording("a")

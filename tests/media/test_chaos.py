@@ -192,7 +192,7 @@ def test_ten_seconds_without_the_aws_emulation_lose_nothing(stack: LocalStack, s
     """DynamoDB, SQS and the internal bucket (the stack's moto server) freeze for 10 s while a
     task records: the recorder records on (no failover), its events arrive late but all of them,
     and the recording has no hole."""
-    aws = next(pid for pid in processes_of(stack.run_dir) if b"moto.server" in Path(f"/proc/{pid}/cmdline").read_bytes())
+    aws = next(pid for pid in processes_of(stack.run_dir) if b"aws_emulation" in Path(f"/proc/{pid}/cmdline").read_bytes())
 
     async def scenario() -> str:
         p = await join(stack, "7003", "xia", BLUE, 550, create=True)
