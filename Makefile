@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.deps-stamp
-REQS   := requirements.txt requirements-dev.txt recorder_container/requirements.txt pyproject.toml
+REQS   := requirements-functions.txt requirements-dev.txt recorder_container/requirements.txt pyproject.toml
 
-.PHONY: deps apt iam run test unit lint bench-api clean
+.PHONY: deps apt iam run test unit lint bench-api package clean
 
 IAM    := tests/support/iam
 deps: apt $(STAMP)
@@ -43,5 +43,13 @@ lint: deps
 bench-api: deps
 	$(PY) bench/api.py
 
+# the deployment: Chalice's template merged with infra/aws/resources.json, the functions' zip
+# and their layers (built for the Lambda runtime), all in build/package/
+package: deps
+	rm -rf build/package
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage prod \
+		--merge-template infra/aws/resources.json build/package
+	$(PY) -m infra.aws.layers build/package
+
 clean:
-	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .run build .pytest_cache .mypy_cache .ruff_cache

@@ -4,8 +4,9 @@
 It adds what the app needs besides its functions: the DynamoDB tables (from
 chalicelib.schema, the same definitions the local stack creates), the events FIFO queue and
 its dead-letter queue, the internal bucket, the recorder's ECS cluster and Fargate task
-definition, and a custom domain mapped at the root (the SDK always posts to `/`). It also
-points the functions at those resources and turns on partial batch responses.
+definition, a custom domain mapped at the root (the SDK always posts to `/`), and the layers
+with the functions' dependencies (infra/aws/layers.py). It also sets the functions' runtime,
+points them at those resources and turns on partial batch responses.
 
 `python infra/aws/template.py` rewrites resources.json; a test checks it is current.
 """
@@ -25,6 +26,7 @@ from chalicelib.schema import (
     events_dlq_name,
     tables,
 )
+from infra.aws import layers
 
 OUT = Path(__file__).with_name("resources.json")
 FUNCTIONS = ("APIHandler", "DeliverCallbacks", "ReapRecorders", "MakeOutputs", "RecorderStopped", "DeliverBackups",
@@ -199,8 +201,14 @@ def build(s: Settings) -> dict[str, Any]:
         "CLOUDREC_ECS_PUBLIC_IP": {"Ref": "RecorderPublicIp"},
         "CLOUDREC_KMS_KEY_ID": {"Ref": "StorageKeysAlias"},
     }
-    for name in FUNCTIONS:
-        resources[name] = {"Properties": {"Environment": {"Variables": env}}}
+    for name in FUNCTIONS:  # every function on the runtime its layers are built for (infra/aws/layers.py)
+        resources[name] = {"Properties": {"Runtime": layers.RUNTIME, "Architectures": [layers.ARCHITECTURE],
+                                          "Layers": [{"Ref": "FunctionsLayer"}], "Environment": {"Variables": env}}}
+    for layer, (zip_name, requirements) in layers.LAYERS.items():
+        resources[layer] = {"Type": "AWS::Serverless::LayerVersion", "Properties": {
+            "Description": f"cloudrec: {requirements} for {layers.RUNTIME}", "ContentUri": f"./{zip_name}",
+            "CompatibleRuntimes": [layers.RUNTIME], "CompatibleArchitectures": [layers.ARCHITECTURE],
+            "RetentionPolicy": "Delete"}}
     # Chalice names the queue by its ARN; the GetAtt in the environment orders the queue first
     resources["DeliverCallbacks"]["Properties"]["Events"] = {
         "DeliverCallbacksSqsEventSource": {"Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"]}}}
@@ -208,9 +216,9 @@ def build(s: Settings) -> dict[str, Any]:
     resources["RecorderStopped"]["Properties"]["Events"] = {"RecorderStoppedEvent": {"Properties": {"Pattern": {
         "detail": {"clusterArn": [{"Fn::GetAtt": ["RecorderCluster", "Arn"]}]}}}}}
     # the output jobs: triggered by their markers in the internal bucket (app.S3_TRIGGERS), PyAV from a
-    # layer (requirements-media.txt) so the other functions stay small, room for one 2 GB part in /tmp
+    # layer of its own so the other functions stay small, room for one 2 GB part in /tmp
     resources["MakeOutputs"]["Properties"].update({
-        "Layers": [{"Ref": "MediaLayerArn"}],
+        "Layers": [{"Ref": "FunctionsLayer"}, {"Ref": "MediaLayer"}],
         "EphemeralStorage": {"Size": 10240},
         # two retries, then the event to the dead-letter queue (admin failed-outputs); the overdue
         # sweep reports the job as failed meanwhile
@@ -232,7 +240,6 @@ def build(s: Settings) -> dict[str, Any]:
             "RecorderCpu": {"Type": "String", "Default": "1024"},
             "RecorderMemory": {"Type": "String", "Default": "2048"},
             "ApiDomainName": {"Type": "String", "Description": "e.g. trtc.example.com (the SDK endpoint)"},
-            "MediaLayerArn": {"Type": "String", "Description": "Lambda layer with requirements-media.txt (PyAV)"},
             "VodEndpoint": {"Type": "String", "Default": "https://vod.tencentcloudapi.com",
                             "Description": "Tencent VOD API 3.0 endpoint for CloudVod tasks"},
             "ApiCertificateArn": {"Type": "String", "Description": "ACM certificate for ApiDomainName, same region"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from chalicelib.config import Settings
 from chalicelib.errors import ServiceError
 from chalicelib.launcher import EcsLauncher
 from chalicelib.schema import CALLBACK_FUNCTION_TIMEOUT_S
-from infra.aws import template
+from infra.aws import layers, template
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,6 +54,16 @@ def test_chalice_package_with_merge_template_lints_clean(tmp_path: Path) -> None
     assert stopped["Environment"]["Variables"]["CLOUDREC_TASKS_TABLE"] == {"Ref": "TasksTable"}
     outputs = sam["Resources"]["MakeOutputs"]["Properties"]
     assert outputs["Timeout"] == 900 and outputs["Events"]["OutputMarker"]["Type"] == "S3"
+    # one runtime for every function and the layers built for it; PyAV only where it is used
+    functions = {name: r["Properties"] for name, r in sam["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+    assert set(functions) == set(template.FUNCTIONS)
+    assert {f["Runtime"] for f in functions.values()} == {layers.RUNTIME}
+    assert {name for name, f in functions.items() if {"Ref": "MediaLayer"} in f["Layers"]} == {"MakeOutputs"}
+    assert all({"Ref": "FunctionsLayer"} in f["Layers"] for f in functions.values())
+    for name, (zip_name, _) in layers.LAYERS.items():
+        layer = sam["Resources"][name]["Properties"]
+        assert layer["CompatibleRuntimes"] == [layers.RUNTIME] and layer["ContentUri"] == f"./{zip_name}"
+    assert "pydantic" not in {p.name.split("-")[0] for p in (tmp_path / "out").glob("*")}  # nothing vendored
     assert outputs["Events"]["OutputMarker"]["Properties"]["Bucket"] == {"Ref": "InternalBucket"}
     lint = subprocess.run([str(bin_dir / "cfn-lint"), str(tmp_path / "out" / "sam.json")], capture_output=True,
                           text=True, timeout=300)
@@ -85,3 +96,22 @@ def test_ecs_launcher_runs_a_fargate_task(aws_env: Settings) -> None:
     assert exit is not None and (exit.task_id, exit.handle) == ("T+1.", arn)
     with pytest.raises(ServiceError):
         EcsLauncher(ecs, Settings.from_env({"CLOUDREC_ECS_CLUSTER": "missing"})).launch("T", 0)
+
+
+def test_layers_resolve_for_the_lambda_runtime(tmp_path: Path) -> None:
+    """Every pinned dependency of the functions and of the output function's media layer has a
+    wheel for the Lambda runtime's Python and platform (not this machine's)."""
+    report = tmp_path / "report.json"
+    subprocess.run(layers.pip_for_runtime("--dry-run", "--quiet", "--report", str(report), "--target",
+                                          str(tmp_path / "python"), *(a for _, req in layers.LAYERS.values()
+                                                                      for a in ("-r", str(ROOT / req)))),
+                   check=True, timeout=600, capture_output=True)
+    resolved = {re.sub(r"[-_.]+", "-", i["metadata"]["name"]).lower(): i for i in json.loads(report.read_text())["install"]}
+    pinned = (ROOT / "requirements-media.txt").read_text().split("av==")[1].split()[0]
+    assert resolved["av"]["metadata"]["version"] == pinned
+    wheel = resolved["av"]["download_info"]["url"].rsplit("/", 1)[1]  # e.g. cp311-abi3: runs on 3.11 and later
+    assert (f"cp{layers.PYTHON_VERSION.replace('.', '')}" in wheel or "-abi3-" in wheel) and wheel.endswith("x86_64.whl")
+    for name in ("pydantic-core", "cryptography", "av"):  # the compiled ones
+        wheel = resolved[name]["download_info"]["url"].rsplit("/", 1)[1]
+        needs = [(int(a), int(b)) for a, b in re.findall(r"manylinux_(\d+)_(\d+)_x86_64", wheel)] or [(2, 17)]
+        assert min(needs) <= layers.GLIBC, f"{wheel} needs a newer glibc than Amazon Linux 2023's"
