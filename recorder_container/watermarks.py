@@ -3,9 +3,11 @@ rendered once (the clock once a second) to overlays the canvas blends."""
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import av
 import numpy as np
@@ -17,6 +19,7 @@ from recorder_container.compositor import Overlay, hex_rgb, overlay_from_rgba
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 MAX_IMAGE_SIDE = 4096  # px: twice the largest canvas side (1920), 64 MB at most as RGBA
+FONT_FILES = (Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),)  # Debian's fonts-noto-cjk
 
 
 @dataclass
@@ -64,12 +67,21 @@ def image_overlay(rgba: np.ndarray, left: int, top: int, width: int, height: int
     return Placed(overlay_from_rgba(scaled), even(left), even(top))
 
 
+@functools.lru_cache(maxsize=16)
+def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """A font with Chinese, Japanese and Korean as well as Latin, where one is installed (the
+    image and `make deps` install fonts-noto-cjk); else Pillow's own, whose glyphs are Latin only."""
+    for path in FONT_FILES:
+        if path.exists():
+            return ImageFont.truetype(str(path), size)
+    return ImageFont.load_default(size=size)
+
+
 def text_image(text: str, width: int, height: int, size: int, color: str, background: str | None) -> np.ndarray:
     w, h = _even_box(width, height)
     fill = (*hex_rgb(background), 255) if background else (0, 0, 0, 0)
     image = Image.new("RGBA", (w, h), fill)
-    font = ImageFont.load_default(size=size)
-    ImageDraw.Draw(image).text((0, 0), text, font=font, fill=(*hex_rgb(color), 255))
+    ImageDraw.Draw(image).text((0, 0), text, font=font(size), fill=(*hex_rgb(color), 255))
     return np.asarray(image)
 
 

@@ -8,10 +8,11 @@ import struct
 import time
 import zlib
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from recorder_container.watermarks import ImageError, decode_rgba
+from recorder_container.watermarks import ImageError, decode_rgba, text_image
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -65,3 +66,16 @@ def test_only_png_and_jpeg_are_decoded() -> None:
     Image.new("RGB", (8, 6), (0, 200, 0)).save(out, "JPEG")
     rgba = decode_rgba(out.getvalue())
     assert rgba.shape == (6, 8, 4) and (rgba[..., 3] == 255).all()
+
+
+@pytest.mark.parametrize("text", ["正在录制", "녹화 중", "録画中です"], ids=["chinese", "korean", "japanese"])
+def test_cjk_text_watermarks_render_as_glyphs_not_boxes(text: str) -> None:
+    def drawn(chars: str) -> np.ndarray:
+        return text_image(chars, 64, 64, 48, "0xFFFFFF", None)[..., 3]
+
+    missing = drawn("\U0010fffd")  # no font has it: what a font draws for a glyph it lacks
+    glyphs = [drawn(ch) for ch in text if ch != " "]
+    for ch, glyph in zip(text.replace(" ", ""), glyphs, strict=True):
+        assert glyph.any(), f"{ch} drew nothing"
+        assert not np.array_equal(glyph, missing), f"{ch} drew the missing-glyph box"
+    assert len({g.tobytes() for g in glyphs}) == len(set(text.replace(" ", "")))  # each its own shape
