@@ -27,13 +27,13 @@ from bench.single_stream import (
     rss_mb,
     sample_cpu,
 )
+from chalicelib import config
 from chalicelib.layouts import Participant, grid
-from recorder_container.settings import MIX_PRESET, MIX_PRESET_ENV
 
 CANVASES = ((1280, 720, 1_500_000), (1920, 1080, 3_000_000))
 COUNTS = (2, 4, 9)
 
-PRESET = os.environ.get(MIX_PRESET_ENV, MIX_PRESET)  # the recorder's, as the stack will start it
+PRESET = config.CLOUDREC_MIX_PRESET.get(os.environ)  # the recorder's, as the stack will start it
 
 
 def ffmpeg_command(clips: list[Path], width: int, height: int, bitrate: int, out: Path, seconds: float) -> list[str]:

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from chalicelib import config
 from tests.support import netns
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -230,7 +231,7 @@ def namespace_main(script: str, run: Callable[[float], Awaitable[None]], default
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--seconds", type=float, default=default_seconds)
     args = parser.parse_args()
-    if not os.environ.get("CLOUDREC_IN_NETNS"):
+    if not config.CLOUDREC_IN_NETNS.get(os.environ):
         return netns.run_inside("cloudrec-b", [sys.executable, script, "--seconds", str(args.seconds)], ROOT)
     asyncio.run(run(args.seconds))
     return 0

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from chalicelib import aws, dead_letters, failed_outputs, wiring
 from chalicelib.apps import App, RoomBackend, SharedJanusError
+from chalicelib.config import ConfigError
 from chalicelib.schema import events_dlq_name
 from chalicelib.usersig import DEFAULT_EXPIRE_S, gen_usersig
 
@@ -68,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        aws.settings()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if args.command == "dead-letters":
         return _dead_letters(args.redeliver)
     if args.command == "failed-outputs":

@@ -17,6 +17,8 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
+from chalicelib import config
+
 _de = TypeDeserializer()
 CACHE_S = 5.0
 # Unknown SecretIds are cached too (as None), so a caller cycling through made-up ones must not
@@ -200,24 +202,25 @@ def _app_from(raw: dict[str, Any]) -> App:
 
 
 def dev_app_from_env(env: Mapping[str, str]) -> tuple[App, str, str]:
-    """The development app of the local stack, from CLOUDREC_* (defaults in DESIGN.md)."""
-    janus_url = env.get("CLOUDREC_JANUS_URL") or (
-        f"http://127.0.0.1:{env.get('CLOUDREC_JANUS_HTTP_PORT', '8088')}/janus"
+    """The development app of the local stack, from CLOUDREC_* (chalicelib/config.py); ConfigError
+    for a bad value."""
+    janus_url = config.CLOUDREC_JANUS_URL.get(env) or (
+        f"http://127.0.0.1:{config.CLOUDREC_JANUS_HTTP_PORT.get(env)}/janus"
     )
     app = App(
-        sdkappid=int(env.get("CLOUDREC_SDKAPPID", "1400000001")),
-        usersig_key=env.get("CLOUDREC_USERSIG_KEY", "local-dev-usersig-key"),
+        sdkappid=config.CLOUDREC_SDKAPPID.get(env),
+        usersig_key=config.CLOUDREC_USERSIG_KEY.get(env),
         room=RoomBackend(
             janus_url=janus_url,
-            api_secret=env.get("CLOUDREC_JANUS_API_SECRET", ""),
-            string_ids=env.get("CLOUDREC_JANUS_STRING_IDS", "1") not in ("0", "false", "no"),
-            room_pin=env.get("CLOUDREC_JANUS_ROOM_PIN", ""),
-            room_secret=env.get("CLOUDREC_JANUS_ROOM_SECRET", ""),
-            ice_servers=tuple(json.loads(env.get("CLOUDREC_ICE_SERVERS", "[]"))),
+            api_secret=config.CLOUDREC_JANUS_API_SECRET.get(env),
+            string_ids=config.CLOUDREC_JANUS_STRING_IDS.get(env),
+            room_pin=config.CLOUDREC_JANUS_ROOM_PIN.get(env),
+            room_secret=config.CLOUDREC_JANUS_ROOM_SECRET.get(env),
+            ice_servers=config.CLOUDREC_ICE_SERVERS.get(env),
         ),
-        callback_url=env.get("CLOUDREC_CALLBACK_URL", ""),
-        callback_key=env.get("CLOUDREC_CALLBACK_KEY", ""),
-        qps=int(env.get("CLOUDREC_QPS", "20")),
-        max_concurrent=int(env.get("CLOUDREC_MAX_CONCURRENT", "100")),
+        callback_url=config.CLOUDREC_CALLBACK_URL.get(env) or "",
+        callback_key=config.CLOUDREC_CALLBACK_KEY.get(env),
+        qps=config.CLOUDREC_QPS.get(env),
+        max_concurrent=config.CLOUDREC_MAX_CONCURRENT.get(env),
     )
-    return app, env.get("CLOUDREC_SECRET_ID", "AKIDLOCALDEV"), env.get("CLOUDREC_SECRET_KEY", "local-dev-secret")
+    return app, config.CLOUDREC_SECRET_ID.get(env), config.CLOUDREC_SECRET_KEY.get(env)

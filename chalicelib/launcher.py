@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from chalicelib import config
 from chalicelib.config import PROJECT_ROOT, Settings
 from chalicelib.errors import ServiceError
 from chalicelib.naming import file_safe
@@ -24,7 +25,7 @@ from chalicelib.naming import file_safe
 log = logging.getLogger(__name__)
 
 # what a recorder is told about its task (recorder_container/settings.py reads them)
-TASK_ID_ENV, HA_INDEX_ENV = "CLOUDREC_TASK_ID", "CLOUDREC_HA_INDEX"
+TASK_ID_ENV, HA_INDEX_ENV = config.CLOUDREC_TASK_ID.name, config.CLOUDREC_HA_INDEX.name
 
 
 class Launcher(Protocol):
@@ -49,7 +50,8 @@ def die_with_parent() -> None:
 # it needs, the few variables a Python process runs on, and none of the API's secrets
 _RECORDER_ENV_PREFIXES = ("CLOUDREC_", "AWS_", "LC_", "PYTHON")
 _RECORDER_ENV_NAMES = {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "VIRTUAL_ENV", "SSL_CERT_FILE", "SSL_CERT_DIR"}
-_API_SECRETS = {"CLOUDREC_SECRET_ID", "CLOUDREC_SECRET_KEY", "CLOUDREC_USERSIG_KEY", "CLOUDREC_CALLBACK_KEY"}
+_API_SECRETS = {var.name for var in (config.CLOUDREC_SECRET_ID, config.CLOUDREC_SECRET_KEY, config.CLOUDREC_USERSIG_KEY,
+                                     config.CLOUDREC_CALLBACK_KEY)}
 
 
 def recorder_env(parent: Mapping[str, str]) -> dict[str, str]:

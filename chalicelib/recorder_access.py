@@ -23,12 +23,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib import config
 from chalicelib.apps import RECORDER_VIEW
 from chalicelib.config import Settings
 from chalicelib.sealing import CONTEXT_KEY
 from chalicelib.storage import BACKUP_PREFIX
 
-ROLE_ENV = "CLOUDREC_RECORDER_ROLE_ARN"  # the scoped recorder role the keeper assumes
+ROLE_ENV = config.CLOUDREC_RECORDER_ROLE_ARN.name  # the scoped recorder role the keeper assumes
 SESSION_S = 3600  # the longest a chained role session may last; the keeper renews well before
 MARKERS = "finished/"  # chalicelib/output_jobs.MARKER_PREFIX (a test keeps them equal)
 _TASK_ITEM = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chalicelib import aws, recorder_access
+from chalicelib import aws, config, recorder_access
 from chalicelib.launcher import die_with_parent, recorder_env
 from chalicelib.observability import get_logger
 from chalicelib.sealing import LocalSealer
@@ -36,7 +36,7 @@ from recorder_container.settings import RecorderSettings, SettingsError
 log = get_logger("cloudrec-keeper")
 RENEW_BEFORE_S = 1800.0  # renewed with half an hour left; the SDK re-reads the file with 15 minutes left
 RETRY_S = 60.0
-USER_ENV = "CLOUDREC_RECORDER_USER"  # the uid the recorder runs as, when the keeper may switch (root)
+USER_ENV = config.CLOUDREC_RECORDER_USER.name  # the uid the recorder runs as, when the keeper may switch (root)
 # what the recorder must not inherit: every other way to AWS credentials
 _OTHER_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
                       "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
@@ -73,8 +73,8 @@ class Keeper:
         s = self._settings.service
         if s.seal_key:  # the stack's key opens every task's keys; the recorder gets its task's only
             sealer = LocalSealer(base64.b64decode(s.seal_key), s.seal_key_task).for_task(self._settings.task_id)
-            env["CLOUDREC_SEAL_KEY"] = sealer.key()
-            env["CLOUDREC_SEAL_KEY_TASK"] = self._settings.task_id
+            env[config.CLOUDREC_SEAL_KEY.name] = sealer.key()
+            env[config.CLOUDREC_SEAL_KEY_TASK.name] = self._settings.task_id
         return env
 
     def due_in(self) -> float:
@@ -119,7 +119,7 @@ def keep(settings: RecorderSettings) -> int:
     if sdkappid is None:
         log.error("no such task")
         return 2
-    uid = int(os.environ[USER_ENV]) if os.environ.get(USER_ENV) else None
+    uid = settings.recorder_user
     with tempfile.TemporaryDirectory(prefix="cloudrec-credentials-") as name:
         keeper = Keeper(settings, sdkappid, Path(name))
         keeper.renew()

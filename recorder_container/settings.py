@@ -2,13 +2,9 @@
 passed down: which task (and HA index, and shard of a big task) it records, its timing, and
 the deployment settings it shares with the Lambda side (`chalicelib.config.Settings`).
 
-  CLOUDREC_TASK_ID, CLOUDREC_HA_INDEX   which task, as which recorder (set by the launcher)
-  CLOUDREC_SHARD                        0: the task's recorder; 1…: a shard process of a big task
-  CLOUDREC_SEGMENT_S                    HLS segment length (12 s, as TRTC)
-  CLOUDREC_DRAIN_S                      how long a stopping recorder keeps uploading (120 s)
-  CLOUDREC_STREAMS_PER_PROCESS          streams one process records before the next shard (16)
-  CLOUDREC_MAX_PROCESSES                processes a task spreads over at most (4)
-  CLOUDREC_MIX_PRESET                   the x264 preset of mixed recordings (veryfast)
+Its variables (CLOUDREC_TASK_ID, CLOUDREC_HA_INDEX, CLOUDREC_SHARD, CLOUDREC_SEGMENT_S,
+CLOUDREC_DRAIN_S, CLOUDREC_STREAMS_PER_PROCESS, CLOUDREC_MAX_PROCESSES, CLOUDREC_MIX_PRESET,
+CLOUDREC_RECORDER_USER) are declared with the others in chalicelib/config.py.
 """
 
 from __future__ import annotations
@@ -18,19 +14,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from chalicelib.config import Settings
+from chalicelib import config
+from chalicelib.config import ConfigError, Settings
 from chalicelib.launcher import HA_INDEX_ENV as HA_INDEX
 from chalicelib.launcher import TASK_ID_ENV as TASK_ID
 from chalicelib.naming import file_safe
 
-SHARD = "CLOUDREC_SHARD"
-SEGMENT_S = 12.0
-DRAIN_S = 120.0
-MIX_PRESET_ENV, MIX_PRESET = "CLOUDREC_MIX_PRESET", "veryfast"
+SHARD = config.CLOUDREC_SHARD.name
+SEGMENT_S = config.CLOUDREC_SEGMENT_S.get({})
+DRAIN_S = config.CLOUDREC_DRAIN_S.get({})
+MIX_PRESET_ENV, MIX_PRESET = config.CLOUDREC_MIX_PRESET.name, config.CLOUDREC_MIX_PRESET.get({})
 
 
 class SettingsError(ValueError):
-    """The recorder's environment does not say what to record."""
+    """The recorder's environment does not say what to record, or says it wrongly."""
 
 
 @dataclass(frozen=True)
@@ -43,31 +40,33 @@ class RecorderSettings:
     shard: int = 0
     segment_s: float = SEGMENT_S
     drain_s: float = DRAIN_S
-    streams_per_process: int = 16
-    max_processes: int = 4
+    streams_per_process: int = config.CLOUDREC_STREAMS_PER_PROCESS.get({})
+    max_processes: int = config.CLOUDREC_MAX_PROCESSES.get({})
     mix_preset: str = MIX_PRESET
     poll_s: float = 1.0  # the control loop's pass (tests make it shorter)
+    recorder_user: int | None = None  # the uid the keeper runs the recorder as (None: its own)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RecorderSettings:
-        e = dict(os.environ if env is None else env)
-        task_id = e.get(TASK_ID, "")
-        if not task_id:
-            raise SettingsError(f"{TASK_ID} is not set")
+        e = os.environ if env is None else env
         try:
+            task_id = config.CLOUDREC_TASK_ID.get(e)
+            if not task_id:
+                raise SettingsError(f"{TASK_ID} is not set")
             return cls(
                 task_id=task_id,
                 service=Settings.from_env(e),
-                ha_index=int(e.get(HA_INDEX, "0")),
-                shard=int(e.get(SHARD, "0")),
-                segment_s=float(e.get("CLOUDREC_SEGMENT_S", str(SEGMENT_S))),
-                drain_s=float(e.get("CLOUDREC_DRAIN_S", str(DRAIN_S))),
-                streams_per_process=int(e.get("CLOUDREC_STREAMS_PER_PROCESS", "16")),
-                max_processes=int(e.get("CLOUDREC_MAX_PROCESSES", "4")),
-                mix_preset=e.get(MIX_PRESET_ENV, MIX_PRESET),
+                ha_index=config.CLOUDREC_HA_INDEX.get(e),
+                shard=config.CLOUDREC_SHARD.get(e),
+                segment_s=config.CLOUDREC_SEGMENT_S.get(e),
+                drain_s=config.CLOUDREC_DRAIN_S.get(e),
+                streams_per_process=config.CLOUDREC_STREAMS_PER_PROCESS.get(e),
+                max_processes=config.CLOUDREC_MAX_PROCESSES.get(e),
+                mix_preset=config.CLOUDREC_MIX_PRESET.get(e),
+                recorder_user=config.CLOUDREC_RECORDER_USER.get(e),
             )
-        except ValueError as exc:
-            raise SettingsError(f"a recorder setting is not a number: {exc}") from None
+        except ConfigError as exc:
+            raise SettingsError(str(exc)) from None
 
     def env_of_shard(self, shard: int) -> dict[str, str]:
         """What a shard process of this task is told (on top of this process's environment)."""

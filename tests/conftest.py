@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
-from chalicelib import aws, wiring
+from chalicelib import aws, config, wiring
 from chalicelib.apps import App, AppRegistry, RoomBackend
 from chalicelib.config import Settings
 from chalicelib.schema import create_resources
@@ -58,4 +58,4 @@ def receiver(registry: AppRegistry) -> Iterator[CallbackReceiver]:
 
 # tests/media move WebRTC media: they run only inside a network namespace, started by
 # tests/e2e/test_media_in_netns.py (which sets CLOUDREC_IN_NETNS).
-collect_ignore = [] if os.environ.get("CLOUDREC_IN_NETNS") else ["media"]
+collect_ignore = [] if config.CLOUDREC_IN_NETNS.get(os.environ) else ["media"]

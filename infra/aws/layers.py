@@ -44,7 +44,7 @@ def build(out_dir: Path) -> list[Path]:
     built = []
     for zip_name, requirements in LAYERS.values():
         with tempfile.TemporaryDirectory() as work:
-            target = Path(work) / "python"  # what Lambda puts on sys.path from a layer: /opt/python
+            target = Path(work) / "python"  # a layer's python/ is importable on Lambda (as /opt/python)
             subprocess.run(pip_for_runtime("--quiet", "--target", str(target), "-r", str(ROOT / requirements)),
                            check=True)
             archive = shutil.make_archive(str(out_dir / zip_name.removesuffix(".zip")), "zip", work, "python")

@@ -12,6 +12,8 @@ from typing import Any
 from chalice.cli.factory import CLIFactory
 from chalice.local import ChaliceRequestHandler, LocalDevServer
 
+from chalicelib.config import ConfigError
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -34,7 +36,11 @@ def main() -> int:
     args = parser.parse_args()
     factory = CLIFactory(project_dir=str(ROOT))
     config = factory.create_config_obj(chalice_stage_name=args.stage)
-    app = factory.load_chalice_app(environment_variables=config.environment_variables)
+    try:  # app.py reads its settings as it is imported
+        app = factory.load_chalice_app(environment_variables=config.environment_variables)
+    except ConfigError as exc:
+        print(f"the API could not start: {exc}", file=sys.stderr)
+        return 2
     server = LocalDevServer(app, config, args.host, args.port, handler_cls=RedactingRequestHandler)
     server.serve_forever()
     return 0

@@ -4,9 +4,11 @@ WebSocket transports on 127.0.0.1, nothing else) and how to start it."""
 from __future__ import annotations
 
 import glob
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from chalicelib import config
 
 WANTED = {"plugins": {"libjanus_videoroom.so"},
           "transports": {"libjanus_http.so", "libjanus_websockets.so"},
@@ -22,17 +24,20 @@ class JanusConfig:
     ip: str = ""  # address Janus puts in its SDP
     api_secret: str = ""
     lib_dir: str = ""
+    binary: str = "janus"
 
     @classmethod
-    def from_env(cls, env: dict[str, str]) -> JanusConfig:
+    def from_env(cls, env: Mapping[str, str]) -> JanusConfig:
+        """The Janus the local stack starts, from CLOUDREC_JANUS_* (chalicelib/config.py)."""
         return cls(
-            http_port=int(env.get("CLOUDREC_JANUS_HTTP_PORT", "8088")),
-            ws_port=int(env.get("CLOUDREC_JANUS_WS_PORT", "8188")),
-            rtp_ports=env.get("CLOUDREC_JANUS_RTP_PORTS", "20000-20999"),
-            interface=env.get("CLOUDREC_JANUS_INTERFACE", ""),
-            ip=env.get("CLOUDREC_JANUS_IP", ""),
-            api_secret=env.get("CLOUDREC_JANUS_API_SECRET", ""),
-            lib_dir=env.get("CLOUDREC_JANUS_LIB", ""),
+            http_port=config.CLOUDREC_JANUS_HTTP_PORT.get(env),
+            ws_port=config.CLOUDREC_JANUS_WS_PORT.get(env),
+            rtp_ports=config.CLOUDREC_JANUS_RTP_PORTS.get(env),
+            interface=config.CLOUDREC_JANUS_INTERFACE.get(env),
+            ip=config.CLOUDREC_JANUS_IP.get(env) or "",
+            api_secret=config.CLOUDREC_JANUS_API_SECRET.get(env),
+            lib_dir=config.CLOUDREC_JANUS_LIB.get(env),
+            binary=config.CLOUDREC_JANUS_BIN.get(env),
         )
 
 
@@ -95,6 +100,6 @@ def render(cfg: JanusConfig, conf_dir: Path) -> Path:
     return conf_dir / "janus.jcfg"
 
 
-def command(conf_dir: Path) -> list[str]:
+def command(cfg: JanusConfig, conf_dir: Path) -> list[str]:
     # janus reads janus.jcfg from the configs folder
-    return [os.environ.get("CLOUDREC_JANUS_BIN", "janus"), "-F", str(conf_dir), "-o"]
+    return [cfg.binary, "-F", str(conf_dir), "-o"]

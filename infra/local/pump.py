@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from chalicelib import failed_outputs, recorder_exits
+from chalicelib import config, failed_outputs, recorder_exits
 from chalicelib.schema import PLATFORM_EVENTS_QUEUE, S3_EVENTS_QUEUE
 
 log = logging.getLogger("cloudrec.pump")
@@ -61,6 +61,9 @@ class EventPump:
         self._failed_queue = failed_queue  # S3-triggered handlers' on-failure destination
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # read where the pump is made, so a bad value fails the stack's start, not a pump thread
+        self._retry_s = int(config.CLOUDREC_LOCAL_RETRY_S.get(os.environ))
+        self._schedule_s = config.CLOUDREC_LOCAL_SCHEDULE_S.get(os.environ)
 
     def _handler(self, handler_string: str) -> Any:
         return getattr(self._module, handler_string.split(".", 1)[1])
@@ -141,7 +144,6 @@ class EventPump:
         does with asynchronous invocations, a failed one is tried twice more (after
         CLOUDREC_LOCAL_RETRY_S), then handed to the on-failure destination, if there is one."""
         url = self._sqs.get_queue_url(QueueName=S3_EVENTS_QUEUE)["QueueUrl"]
-        retry_s = int(float(os.environ.get("CLOUDREC_LOCAL_RETRY_S", "10")))
         while not self._stop.is_set():
             for msg in self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
                                                  AttributeNames=["ApproximateReceiveCount"]).get("Messages", []):
@@ -159,7 +161,7 @@ class EventPump:
                     if self._failed_queue is None or attempts < ASYNC_ATTEMPTS:
                         log.exception("an S3 handler failed: the notification will be retried")
                         self._sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"],
-                                                            VisibilityTimeout=retry_s)
+                                                            VisibilityTimeout=self._retry_s)
                         continue
                     log.exception("an S3 handler failed %d times: to its on-failure destination", attempts)
                     failed_url = self._sqs.get_queue_url(QueueName=self._failed_queue)["QueueUrl"]
@@ -185,8 +187,7 @@ class EventPump:
 
     def _run_schedule(self, name: str, handler: Any) -> None:
         # scheduled handlers run more often than in AWS (every minute), to keep demos brisk
-        every_s = float(os.environ.get("CLOUDREC_LOCAL_SCHEDULE_S", "15"))
-        while not self._stop.wait(every_s):
+        while not self._stop.wait(self._schedule_s):
             started = time.monotonic()
             handler({  # the shape of an EventBridge scheduled event
                 "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",

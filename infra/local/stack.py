@@ -4,28 +4,32 @@ Starts the AWS emulation (moto server: DynamoDB, S3, SQS) with cloudrec's tables
 and bucket, seeds the development app, starts Janus (unless CLOUDREC_JANUS_URL names one),
 serves app.py with `chalice local` (which launches recorders as child processes), and
 runs the event pump that feeds S3/SQS events and schedules to the app's handlers.
-Ctrl-C (or SIGTERM) stops all of it.
+Ctrl-C (or SIGTERM) stops all of it. Before it starts anything, it checks every CLOUDREC_*
+value (chalicelib/config.py) and that every port it will listen on is free.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import importlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import boto3
 
-from chalicelib import recorder_access
+from chalicelib import config
 from chalicelib.apps import AppRegistry, dev_app_from_env
 from chalicelib.config import Settings
 from chalicelib.launcher import die_with_parent
@@ -114,7 +118,7 @@ class Stack:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
-        self.run_dir = Path(env["CLOUDREC_RUN_DIR"])
+        self.run_dir = config.CLOUDREC_RUN_DIR.get(env)
         self.log_dir = self.run_dir / "logs"
         self.procs: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
         self.pump: EventPump | None = None
@@ -153,34 +157,102 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float) -> None:
             proc.wait()
 
 
+def _set_default(env: dict[str, str], var: config.Var[Any], value: str | None = None) -> None:
+    """`value` (the declared default if None) where `env` leaves `var` unset or empty."""
+    if not env.get(var.name):
+        env[var.name] = var.default if value is None else value
+
+
 def stack_env(base: dict[str, str]) -> dict[str, str]:
+    """The environment of the stack and everything it starts: `base` with the local defaults.
+    ConfigError, before anything starts, for a value in `base` that is not what it must be."""
+    config.check(base)  # what the user set, before anything is derived from it
     env = dict(base)
     for key, value in EMULATOR_CREDENTIALS.items():
         env.setdefault(key, value)
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    env.setdefault("CLOUDREC_API_PORT", "8000")
-    env.setdefault("CLOUDREC_AWS_PORT", "5000")
-    env.setdefault("CLOUDREC_RUN_DIR", str(ROOT / ".run"))
-    env.setdefault("CLOUDREC_LAUNCHER", "local")
-    env.setdefault("CLOUDREC_ALLOW_PRIVATE_URLS", "1")  # images for layouts may be served locally
+    for var in (config.CLOUDREC_API_PORT, config.CLOUDREC_AWS_PORT, config.CLOUDREC_RUN_DIR, config.CLOUDREC_LAUNCHER):
+        _set_default(env, var)
+    _set_default(env, config.CLOUDREC_ALLOW_PRIVATE_URLS, "1")  # images for layouts may be served locally
     # the stack's own key seals the storage keys in the task store (moto keeps nothing past a stop)
-    env.setdefault("CLOUDREC_SEAL_KEY", base64.b64encode(os.urandom(32)).decode())
-    env["CLOUDREC_AWS_ENDPOINT"] = f"http://127.0.0.1:{env['CLOUDREC_AWS_PORT']}"
+    _set_default(env, config.CLOUDREC_SEAL_KEY, base64.b64encode(os.urandom(32)).decode())
+    env[config.CLOUDREC_AWS_ENDPOINT.name] = f"http://127.0.0.1:{env[config.CLOUDREC_AWS_PORT.name]}"
     # recorders run with credentials for their own task only, from this role (recorder_access.py)
-    env.setdefault(recorder_access.ROLE_ENV, f"arn:aws:iam::{EMULATOR_ACCOUNT}:role/{RECORDER_ROLE}")
-    env.setdefault("CLOUDREC_STORAGE_ENDPOINT", env["CLOUDREC_AWS_ENDPOINT"])
-    if not env.get("CLOUDREC_VOD_ENDPOINT"):  # VOD tasks commit to the local stand-in
-        env.setdefault("CLOUDREC_VOD_PORT", "8090")
-        env["CLOUDREC_VOD_ENDPOINT"] = f"http://127.0.0.1:{env['CLOUDREC_VOD_PORT']}"
+    _set_default(env, config.CLOUDREC_RECORDER_ROLE_ARN, f"arn:aws:iam::{EMULATOR_ACCOUNT}:role/{RECORDER_ROLE}")
+    _set_default(env, config.CLOUDREC_STORAGE_ENDPOINT, env[config.CLOUDREC_AWS_ENDPOINT.name])
+    if not env.get(config.CLOUDREC_VOD_ENDPOINT.name):  # VOD tasks commit to the local stand-in
+        _set_default(env, config.CLOUDREC_VOD_PORT)
+        env[config.CLOUDREC_VOD_ENDPOINT.name] = f"http://127.0.0.1:{env[config.CLOUDREC_VOD_PORT.name]}"
     env.setdefault("PYTHONUNBUFFERED", "1")
     for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         env.pop(proxy, None)  # everything here is on 127.0.0.1
     return env
 
 
+class PortTakenError(RuntimeError):
+    """A port the stack would listen on is not free; the message says which variable moves it."""
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A TCP port on 127.0.0.1 that a server of the stack listens on, and the variable that sets it."""
+
+    what: str
+    var: config.Var[int]
+    port: int
+
+
+def listeners(env: dict[str, str]) -> list[Listener]:
+    """Every port the stack will listen on, as `env` (stack_env's) sets them. Janus's admin API is
+    off; its RTP ports (UDP, taken as media comes) are not checked."""
+    servers = [("the AWS emulation", config.CLOUDREC_AWS_PORT), ("the API", config.CLOUDREC_API_PORT)]
+    if not env.get(config.CLOUDREC_JANUS_URL.name):
+        servers += [("Janus's HTTP API", config.CLOUDREC_JANUS_HTTP_PORT),
+                    ("Janus's WebSocket API", config.CLOUDREC_JANUS_WS_PORT)]
+    if env.get(config.CLOUDREC_VOD_PORT.name):
+        servers.append(("the VOD stand-in", config.CLOUDREC_VOD_PORT))
+    return [Listener(what, var, var.get(env)) for what, var in servers]
+
+
+def _bind_error(port: int) -> OSError | None:
+    """Why a server could not listen on 127.0.0.1:`port` now (None: it could)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # as the servers do: a port whose last connections linger in TIME_WAIT is free to them
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
+        except OSError as exc:
+            return exc
+    return None
+
+
+def check_ports(env: dict[str, str]) -> None:
+    """Raise PortTakenError naming each port the stack needs that is taken (or set twice) and the
+    variable to change, before any server starts."""
+    problems = []
+    by_port: dict[int, Listener] = {}
+    for listener in listeners(env):
+        name = listener.var.name
+        first = by_port.setdefault(listener.port, listener)
+        if first is not listener:
+            problems.append(f"port {listener.port} is set for both {first.what} ({first.var.name}) and "
+                            f"{listener.what} ({name}): set one of them to another port")
+            continue
+        error = _bind_error(listener.port)
+        if error is None:
+            continue
+        taken = "is taken" if error.errno == errno.EADDRINUSE else f"cannot be used ({error.strerror})"
+        problems.append(f"port {listener.port} {taken} ({listener.what}, {name}): set {name} to a free port")
+    if problems:
+        raise PortTakenError("; ".join(problems))
+
+
 def start(stack: Stack) -> None:
+    """Start every server of the stack, in order; first, PortTakenError if a port it needs is not free."""
     env = stack.env
-    aws_port, api_port = env["CLOUDREC_AWS_PORT"], env["CLOUDREC_API_PORT"]
+    check_ports(env)
+    aws_port, api_port = env[config.CLOUDREC_AWS_PORT.name], env[config.CLOUDREC_API_PORT.name]
     moto = stack.spawn("aws", [sys.executable, "-m", "infra.local.aws_emulation", "-H", "127.0.0.1", "-p", aws_port],
                        cwd=ROOT)
     _wait_http(f"http://127.0.0.1:{aws_port}/moto-api/", moto, "the AWS emulation")
@@ -196,21 +268,21 @@ def start(stack: Stack) -> None:
     app, secret_id, secret_key = dev_app_from_env(env)
     AppRegistry(clients["dynamodb"], settings.apps_table).put_app(app, secret_id, secret_key)
 
-    if not env.get("CLOUDREC_JANUS_URL"):
+    if not env.get(config.CLOUDREC_JANUS_URL.name):
         cfg = janus.JanusConfig.from_env(env)
         conf_dir = stack.run_dir / "janus"
         janus.render(cfg, conf_dir)
-        proc = stack.spawn("janus", janus.command(conf_dir))
+        proc = stack.spawn("janus", janus.command(cfg, conf_dir))
         _wait_http(f"http://127.0.0.1:{cfg.http_port}/janus/info", proc, "Janus")
 
     api = stack.spawn("api", [sys.executable, str(ROOT / "infra/local/api_server.py"), "--host", "127.0.0.1",
                               "--port", api_port], cwd=ROOT)
     _wait_http(f"http://127.0.0.1:{api_port}/", api, "the API")
 
-    if env.get("CLOUDREC_VOD_PORT"):
+    if env.get(config.CLOUDREC_VOD_PORT.name):
         if VOD_BUCKET not in {b["Name"] for b in clients["s3"].list_buckets().get("Buckets", [])}:
             clients["s3"].create_bucket(Bucket=VOD_BUCKET)
-        stack.vod = VodServer(int(env["CLOUDREC_VOD_PORT"]), clients["s3"], VOD_BUCKET, {secret_id: secret_key})
+        stack.vod = VodServer(config.CLOUDREC_VOD_PORT.get(env), clients["s3"], VOD_BUCKET, {secret_id: secret_key})
         stack.vod.start()
 
     stack.pump = EventPump(importlib.import_module("app"), clients["sqs"], settings.aws_region, settings.outputs_dlq)
@@ -220,17 +292,18 @@ def start(stack: Stack) -> None:
 def banner(env: dict[str, str]) -> str:
     app, secret_id, secret_key = dev_app_from_env(env)
     janus_url = app.room.janus_url
-    janus_ws_port = env.get("CLOUDREC_JANUS_WS_PORT", "8188")
+    own_janus = env.get(config.CLOUDREC_JANUS_URL.name)
+    api_port, run_dir = env[config.CLOUDREC_API_PORT.name], env[config.CLOUDREC_RUN_DIR.name]
     return "\n".join([
         "cloudrec local stack is up (Ctrl-C stops everything)",
-        f"  API (TRTC API 3.0)   http://127.0.0.1:{env['CLOUDREC_API_PORT']}/   endpoint for the SDK: "
-        f"127.0.0.1:{env['CLOUDREC_API_PORT']} (protocol http)",
-        f"  AWS emulation        {env['CLOUDREC_AWS_ENDPOINT']}   (moto: DynamoDB, S3, SQS)",
-        f"  Janus                {janus_url}" + ("" if env.get("CLOUDREC_JANUS_URL") else
-                                                 f"   WebSocket ws://127.0.0.1:{janus_ws_port}"),
-        f"  VOD (API 3.0)        {env['CLOUDREC_VOD_ENDPOINT']}"
-        + ("   local stand-in, media in bucket " + VOD_BUCKET if env.get("CLOUDREC_VOD_PORT") else ""),
-        f"  logs                 {env['CLOUDREC_RUN_DIR']}/logs/ (recorders in {env['CLOUDREC_RUN_DIR']}/recorders/)",
+        f"  API (TRTC API 3.0)   http://127.0.0.1:{api_port}/   endpoint for the SDK: "
+        f"127.0.0.1:{api_port} (protocol http)",
+        f"  AWS emulation        {env[config.CLOUDREC_AWS_ENDPOINT.name]}   (moto: DynamoDB, S3, SQS)",
+        f"  Janus                {janus_url}" + ("" if own_janus else
+                                                 f"   WebSocket ws://127.0.0.1:{config.CLOUDREC_JANUS_WS_PORT.get(env)}"),
+        f"  VOD (API 3.0)        {env[config.CLOUDREC_VOD_ENDPOINT.name]}"
+        + ("   local stand-in, media in bucket " + VOD_BUCKET if env.get(config.CLOUDREC_VOD_PORT.name) else ""),
+        f"  logs                 {run_dir}/logs/ (recorders in {run_dir}/recorders/)",
         "development app:",
         f"  SdkAppId {app.sdkappid}   SecretId {secret_id}   SecretKey {secret_key}",
         f"  UserSig key {app.usersig_key}   (python -m chalicelib.admin usersig --user-id ROBOT)",
@@ -239,7 +312,14 @@ def banner(env: dict[str, str]) -> str:
 
 
 def main() -> int:
-    stack = Stack(stack_env(dict(os.environ)))
+    try:
+        stack = Stack(stack_env(dict(os.environ)))
+    except config.ConfigError as exc:
+        print(f"the local stack could not start: {exc}", file=sys.stderr)
+        return 1
+    for name in config.unknown(stack.env):
+        print(f"warning: {name} is not a cloudrec variable (README: Configuration); it changes nothing",
+              file=sys.stderr)
     # A plain flag: the handler runs on the main thread between bytecodes, and setting a
     # threading.Event there deadlocks when it interrupts that thread inside Event.wait (the
     # Event's lock is not reentrant) — the stack then ignored Ctrl-C and SIGTERM for good.

@@ -29,6 +29,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib import config
 from chalicelib.errors import CloudrecError, RequestError, to_api_error
 from chalicelib.signing import SignedRequest, verify_tc3
 from infra.local.vod_records import MediaRecord, UploadSession, apply_params, int_param, now_iso
@@ -299,9 +300,14 @@ def main() -> int:
                         help="a key pair the stand-in accepts (repeatable)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s vod %(levelname)s %(message)s")
-    endpoint = os.environ.get("CLOUDREC_AWS_ENDPOINT") or None
+    try:
+        endpoint = config.CLOUDREC_AWS_ENDPOINT.get(os.environ)
+    except config.ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if endpoint is None:
-        print("CLOUDREC_AWS_ENDPOINT is not set: the stand-in needs the AWS emulation's S3.", file=sys.stderr)
+        print(f"{config.CLOUDREC_AWS_ENDPOINT.name} is not set: the stand-in needs the AWS emulation's S3.",
+              file=sys.stderr)
         return 2
     pairs = [c.split(":", 1) for c in args.credential if ":" in c]
     if not pairs:

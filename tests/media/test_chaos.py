@@ -19,6 +19,7 @@ import av
 import boto3
 import pytest
 
+from chalicelib import config
 from chalicelib.naming import b64_name
 from tests.support.media import BUCKET, SEGMENT_S, media_env
 from tests.support.media_checks import Recording, utc17_ms
@@ -66,7 +67,7 @@ def _s3(storage: subprocess.Popen[bytes]) -> Any:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, storage: subprocess.Popen[bytes]) -> Iterator[LocalStack]:
-    assert os.environ.get("CLOUDREC_IN_NETNS"), "tests/media run inside a network namespace only"
+    assert config.CLOUDREC_IN_NETNS.get(os.environ), "tests/media run inside a network namespace only"
     env = {**media_env(), **PRODUCTION_TIMING, "CLOUDREC_JANUS_RTP_PORTS": "30100-30199",
            "CLOUDREC_STORAGE_ENDPOINT": storage.url}  # type: ignore[attr-defined]
     with running_stack(tmp_path_factory.mktemp("chaos-stack"), **env) as local:
