@@ -5,9 +5,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.deps-stamp
 REQS   := requirements-functions.txt requirements-dev.txt recorder_container/requirements.txt pyproject.toml
 
-.PHONY: deps apt iam run test unit lint bench-api package clean
+.PHONY: deps apt iam node-sdk run test unit lint bench-api package clean
 
 IAM    := tests/support/iam
+NODE_SDK := tests/support/node_sdk
 deps: apt $(STAMP)
 
 apt:
@@ -27,13 +28,20 @@ $(IAM)/node_modules/.stamp: $(IAM)/package-lock.json
 	npm ci --prefix $(IAM) --no-audit --no-fund --silent
 	@touch $@
 
+# the official Node.js SDK the e2e tests call the API with (tests only: npm)
+node-sdk: $(NODE_SDK)/node_modules/.stamp
+
+$(NODE_SDK)/node_modules/.stamp: $(NODE_SDK)/package-lock.json
+	npm ci --prefix $(NODE_SDK) --no-audit --no-fund --silent
+	@touch $@
+
 run: deps
 	$(PY) -m infra.local.stack
 
-test: deps iam lint
+test: deps iam node-sdk lint
 	$(PY) -m pytest
 
-unit: deps iam
+unit: deps iam node-sdk
 	$(PY) -m pytest -n 2 tests/unit tests/functional
 
 lint: deps

@@ -17,17 +17,33 @@ from datetime import UTC, datetime
 from chalicelib.errors import AuthError, RequestError
 
 ALGORITHM = "TC3-HMAC-SHA256"
-SERVICE = "trtc"
+SERVICE = "trtc"  # what the Python SDK and tccli put in the credential scope
 MAX_CLOCK_SKEW_S = 300
 MAX_AUTHORIZATION = 1024  # the SDK's is ~200 characters
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
+# What the official clients sign (read from their sources), and so what verification accepts:
+# - service in the credential scope: the Python SDK and tccli say "trtc"; the Node.js and Java
+#   SDKs take endpoint.split(".")[0]: "127" for 127.0.0.1:8000, "recording" for
+#   recording.example.com:8000, "cloudrec:8000" for a one-label host. Any label passes; the
+#   signature must verify with exactly the label in the scope (it is in the string to sign and
+#   in the key). A label is a DNS label with an optional :port: junk is InvalidAuthorization.
+# - host: the Python SDK, tccli and the Java SDK sign the Host header they send (the endpoint
+#   with its port). The Node.js SDK sends Host with the port but signs the URL's hostname
+#   without it. So the host is tried as received and, when it ends in :port, without the port.
+# - content-type: the value sent ("application/json" from Python and Node.js, "application/json;
+#   charset=utf-8" from Java, "application/x-www-form-urlencoded" for GET), taken as received.
+# - GET query: the edge re-encodes the parsed query as Python's urlencode does. The Java
+#   (URLEncoder) and Node.js (querystring) encoders agree with it except for a few characters
+#   (space, * ~ ! ' ( )): their GET requests verify when no value holds one. POST is their default.
+_SERVICE_LABEL = r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}(?::[0-9]{1,5})?"
+_PORT = re.compile(r":[0-9]{1,5}$")
 # SecretIds are short ASCII (Tencent's: AKID + 32); bounding them keeps junk out of the
 # credential lookup and its cache
 _AUTH_RE = re.compile(
     r"^TC3-HMAC-SHA256\s+Credential=(?P<secret_id>[A-Za-z0-9_-]{1,128})/(?P<date>\d{4}-\d{2}-\d{2})/"
-    r"(?P<service>[^/,\s]+)/tc3_request\s*,\s*SignedHeaders=(?P<signed>[^,\s]+)\s*,\s*"
+    rf"(?P<service>{_SERVICE_LABEL})/tc3_request\s*,\s*SignedHeaders=(?P<signed>[^,\s]+)\s*,\s*"
     r"Signature=(?P<signature>[0-9a-fA-F]{64})\s*$"
 )
 
@@ -82,17 +98,25 @@ def parse_authorization(value: str | None) -> Authorization:
     return Authorization(m["secret_id"], m["date"], m["service"], signed, m["signature"].lower())
 
 
-def canonical_request(req: SignedRequest, signed_headers: tuple[str, ...], lower_values: bool) -> str:
-    lines = []
-    for name in signed_headers:
-        value = req.headers.get(name, "").strip()
-        lines.append(f"{name}:{value.lower() if lower_values else value}\n")
+def _payload_hash(req: SignedRequest) -> str:
+    """The last line of the canonical request: SHA-256 of the body, of "" for GET, or of
+    UNSIGNED-PAYLOAD when the client says so."""
     if req.headers.get("x-tc-content-sha256", "") == UNSIGNED_PAYLOAD:
         payload = UNSIGNED_PAYLOAD.encode()
     elif req.method == "GET":
         payload = b""
     else:
         payload = req.body
+    return hashlib.sha256(payload).hexdigest()
+
+
+def canonical_request(req: SignedRequest, signed_headers: tuple[str, ...], lower_values: bool,
+                      host: str | None = None, hashed_payload: str | None = None) -> str:
+    """The TC3 canonical request; `host` replaces the received Host value (see the rules above)."""
+    lines = []
+    for name in signed_headers:
+        value = host if name == "host" and host is not None else req.headers.get(name, "").strip()
+        lines.append(f"{name}:{value.lower() if lower_values else value}\n")
     return "\n".join(
         [
             req.method,
@@ -100,29 +124,54 @@ def canonical_request(req: SignedRequest, signed_headers: tuple[str, ...], lower
             req.canonical_query,
             "".join(lines),
             ";".join(signed_headers),
-            hashlib.sha256(payload).hexdigest(),
+            _payload_hash(req) if hashed_payload is None else hashed_payload,
         ]
     )
 
 
-def signature(secret_key: str, timestamp: str, date: str, service: str, canonical: str) -> str:
+def _signing_key(secret_key: str, date: str, service: str) -> bytes:
+    k_date = _hmac(("TC3" + secret_key).encode("utf-8"), date)
+    return _hmac(_hmac(k_date, service), "tc3_request")
+
+
+def _sign(key: bytes, timestamp: str, date: str, service: str, canonical: str) -> str:
     scope = f"{date}/{service}/tc3_request"
     string_to_sign = "\n".join(
         [ALGORITHM, timestamp, scope, hashlib.sha256(canonical.encode("utf-8")).hexdigest()]
     )
-    k_date = _hmac(("TC3" + secret_key).encode("utf-8"), date)
-    k_service = _hmac(k_date, service)
-    k_signing = _hmac(k_service, "tc3_request")
-    return hmac.new(k_signing, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def signature(secret_key: str, timestamp: str, date: str, service: str, canonical: str) -> str:
+    return _sign(_signing_key(secret_key, date, service), timestamp, date, service, canonical)
+
+
+def signed_hosts(received: str) -> tuple[str, ...]:
+    """The hosts a client may have signed for this Host header: as received, and without its
+    port (the Node.js SDK signs the URL's hostname but sends host:port)."""
+    received = received.strip()
+    bare = _PORT.sub("", received)
+    return (received,) if bare == received else (received, bare)
+
+
+def _canonical_candidates(req: SignedRequest, signed_headers: tuple[str, ...]) -> list[str]:
+    """At most four canonical requests: two hosts, header values lower-cased or verbatim."""
+    hashed = _payload_hash(req)  # once: the body may be 1 MB
+    candidates: dict[str, None] = {}  # ordered, without repeats (most values have no capitals)
+    for host in signed_hosts(req.headers.get("host", "")):
+        for lower_values in (True, False):
+            candidates[canonical_request(req, signed_headers, lower_values, host, hashed)] = None
+    return list(candidates)
 
 
 def verify_tc3(req: SignedRequest, lookup_secret_key: Callable[[str], str | None], now: float,
-               service: str = SERVICE) -> str:
-    """Verify a TC3-HMAC-SHA256 request signed for `service` (the credential scope) and return its SecretId.
+               service: str | None = None) -> str:
+    """Verify a TC3-HMAC-SHA256 request and return its SecretId.
 
     `lookup_secret_key(secret_id)` returns the key or None for an unknown SecretId.
-    Header values are compared lower-cased (as TC3 canonicalises them) and, for
-    clients that sign them verbatim, as received.
+    `service` pins the credential scope's service; None accepts the label the client signed
+    with (see the rules above). Header values are compared lower-cased (as TC3 canonicalises
+    them) and, for clients that sign them verbatim, as received.
     """
     auth = parse_authorization(req.headers.get("authorization"))
     raw_ts = req.headers.get("x-tc-timestamp", "")
@@ -148,12 +197,11 @@ def verify_tc3(req: SignedRequest, lookup_secret_key: Callable[[str], str | None
         "The provided credentials could not be validated. Please check your signature is correct.",
         "AuthFailure.SignatureFailure",
     )
-    if auth.service != service or auth.date != utc_date(timestamp):
+    if (service is not None and auth.service != service) or auth.date != utc_date(timestamp):
         raise failure
-    for lower_values in (True, False):
-        canonical = canonical_request(req, auth.signed_headers, lower_values)
-        expected = signature(secret_key, raw_ts, auth.date, auth.service, canonical)
-        if hmac.compare_digest(expected, auth.signature):
+    key = _signing_key(secret_key, auth.date, auth.service)
+    for canonical in _canonical_candidates(req, auth.signed_headers):
+        if hmac.compare_digest(_sign(key, raw_ts, auth.date, auth.service, canonical), auth.signature):
             return auth.secret_id
     raise failure
 

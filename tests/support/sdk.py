@@ -18,19 +18,25 @@ STORAGE_KEYS = ("AKSTORAGEE2E", "storage-secret-e2e")
 ISSUED_USERSIGS: list[str] = []  # every UserSig the tests sent, for the log check
 
 
-def create_request(user: str, room: str = "9001", sdkappid: int = SDKAPPID, key: str = USERSIG_KEY,
-                   **record: Any) -> models.CreateCloudRecordingRequest:
-    req = models.CreateCloudRecordingRequest()
+def create_params(user: str, room: str = "9001", sdkappid: int = SDKAPPID, key: str = USERSIG_KEY,
+                  **record: Any) -> dict[str, Any]:
+    """CreateCloudRecording's parameters as JSON, with a fresh UserSig for the robot `user`."""
     usersig = gen_usersig(sdkappid, key, user, int(time.time()))
     ISSUED_USERSIGS.append(usersig)
-    req.from_json_string(json.dumps({
+    return {
         "SdkAppId": sdkappid, "RoomId": room, "RoomIdType": 1, "UserId": user,
         "UserSig": usersig,
         "RecordParams": {"RecordMode": 1, "MaxIdleTime": 300, **record},
         "StorageParams": {"CloudStorage": {"Vendor": 1, "Region": "us-east-1", "Bucket": "customer-bucket",
                                            "AccessKey": STORAGE_KEYS[0], "SecretKey": STORAGE_KEYS[1],
                                            "FileNamePrefix": ["rec"]}},
-    }))
+    }
+
+
+def create_request(user: str, room: str = "9001", sdkappid: int = SDKAPPID, key: str = USERSIG_KEY,
+                   **record: Any) -> models.CreateCloudRecordingRequest:
+    req = models.CreateCloudRecordingRequest()
+    req.from_json_string(json.dumps(create_params(user, room, sdkappid, key, **record)))
     return req
 
 
