@@ -47,6 +47,7 @@ unit: deps iam node-sdk
 lint: deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint recorder_container/Dockerfile
 
 bench-api: deps
 	$(PY) bench/api.py

@@ -61,6 +61,8 @@ def _table_arns() -> list[Any]:
     return arns
 
 
+# the recorder image's writable places (recorder_container/Dockerfile sets CLOUDREC_RUN_DIR to "work")
+WRITABLE = {"work": "/var/lib/cloudrec", "tmp": "/tmp"}
 _SCOPED_ROLE_NAME = "cloudrec-recorder-scoped-${AWS::Region}"
 _SCOPED_ROLE_ARN = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/" + _SCOPED_ROLE_NAME
 
@@ -104,7 +106,6 @@ def _recorder(s: Settings) -> dict[str, Any]:
         {"Name": "CLOUDREC_INTERNAL_BUCKET", "Value": {"Ref": "InternalBucket"}},
         {"Name": "CLOUDREC_KMS_KEY_ID", "Value": {"Ref": "StorageKeysAlias"}},
         {"Name": "CLOUDREC_RECORDER_ROLE_ARN", "Value": {"Fn::GetAtt": ["RecorderScopedRole", "Arn"]}},
-        {"Name": "CLOUDREC_RUN_DIR", "Value": "/tmp/cloudrec"},
         {"Name": "AWS_DEFAULT_REGION", "Value": {"Ref": "AWS::Region"}},
     ]
     return {
@@ -132,12 +133,18 @@ def _recorder(s: Settings) -> dict[str, Any]:
             "Memory": {"Ref": "RecorderMemory"},
             "TaskRoleArn": {"Fn::GetAtt": ["RecorderTaskRole", "Arn"]},
             "ExecutionRoleArn": {"Fn::GetAtt": ["RecorderExecutionRole", "Arn"]},
+            "Volumes": [{"Name": name} for name in WRITABLE],
             "ContainerDefinitions": [{
                 "Name": s.ecs_container,
                 "Image": {"Ref": "RecorderImage"},
                 "Essential": True,
                 "StopTimeout": 60,
                 "Environment": environment,
+                # the code cannot change; the recorder writes only where the image says (its work
+                # dir, CLOUDREC_RUN_DIR) and in /tmp, both on the task's own ephemeral storage
+                "ReadonlyRootFilesystem": True,
+                "MountPoints": [{"SourceVolume": name, "ContainerPath": path, "ReadOnly": False}
+                                for name, path in WRITABLE.items()],
                 "LogConfiguration": {"LogDriver": "awslogs", "Options": {
                     "awslogs-group": {"Ref": "RecorderLogGroup"},
                     "awslogs-region": {"Ref": "AWS::Region"},

@@ -98,6 +98,22 @@ def test_ecs_launcher_runs_a_fargate_task(aws_env: Settings) -> None:
         EcsLauncher(ecs, Settings.from_env({"CLOUDREC_ECS_CLUSTER": "missing"})).launch("T", 0)
 
 
+def test_the_recorder_writes_only_where_the_image_says() -> None:
+    """Read-only code: the task definition mounts the root file system read-only and gives the
+    recorder two places of the task's own storage, its work dir (set by the image) and /tmp."""
+    resources = template.build(Settings.from_env({}))["Resources"]
+    task = resources["RecorderTaskDefinition"]["Properties"]
+    container = task["ContainerDefinitions"][0]
+    assert container["ReadonlyRootFilesystem"] is True
+    mounts = {m["ContainerPath"]: m["SourceVolume"] for m in container["MountPoints"] if not m["ReadOnly"]}
+    assert {v["Name"] for v in task["Volumes"]} == set(mounts.values())
+    image_env = dict(re.findall(r"(CLOUDREC_\w+|PYTHON\w+)=(\S+)", (ROOT / "recorder_container/Dockerfile").read_text()))
+    assert image_env["CLOUDREC_RUN_DIR"] in mounts and "/tmp" in mounts
+    assert image_env["PYTHONDONTWRITEBYTECODE"] == "1"  # nothing written beside the code
+    # the work dir is the image's: the task definition does not move it somewhere unwritable
+    assert "CLOUDREC_RUN_DIR" not in {e["Name"] for e in container["Environment"]}
+
+
 def test_layers_resolve_for_the_lambda_runtime(tmp_path: Path) -> None:
     """Every pinned dependency of the functions and of the output function's media layer has a
     wheel for the Lambda runtime's Python and platform (not this machine's)."""
