@@ -4,9 +4,12 @@ output-job function runs) against `ffmpeg -c copy` on the same HLS of about 1 GB
 The HLS is a recording as the recorder writes it (H.264 + AAC in 6-s TS segments, 90 kHz
 timestamps, TRTC playlist tags), made by re-stamping one encoded segment many times, so
 building 1 GB takes seconds. Both sides read local files: the engines are compared, not S3.
-Each side runs in its own process; RSS is that process's peak.
+Each side runs in its own process; RSS is that process's peak. Every MP4 is written with its
+index first ("faststart": a second pass over the file at close), so the floor is ffmpeg both
+without it (plain `-c copy`) and with it; --moov-last also times cloudrec's remux writing the
+index last (the layout before faststart), to show what the second pass costs.
 
-    .venv/bin/python bench/remux.py [--size-mb 1024] [--bitrate 2000000] [--fps 30]
+    .venv/bin/python bench/remux.py [--size-mb 1024] [--bitrate 2000000] [--fps 30] [--moov-last]
 """
 
 from __future__ import annotations
@@ -23,20 +26,21 @@ import av
 from bench.hls_copies import measure, repeat
 from chalicelib.playlist import Segment, parse, render
 from tests.support.hls_recording import Written, write_stream
+from tests.support.mp4_boxes import index_first
 
 SEGMENT_S = 6
 T0 = 1_760_000_000_000
 OURS = """
-import time
 from pathlib import Path
-from chalicelib import mp4_parts, playlist
-from chalicelib.remux import Source, remux_part
+from chalicelib import mp4_parts, playlist, remux
 
 directory = Path({directory!r})
 listed = playlist.parse((directory / "rec.m3u8").read_text())
 (part,) = mp4_parts.plan(listed, [])
-source = Source(listed, frozenset({{"audio", "video"}}), lambda name: (directory / name).read_bytes())
-result = remux_part([source], part, Path({out!r}))
+source = remux.Source(listed, frozenset({{"audio", "video"}}), lambda name: (directory / name).read_bytes())
+if not {faststart!r}:
+    remux.MUXER_OPTIONS = {{}}  # the muxer's default layout: the index after the media
+result = remux.remux_part([source], part, Path({out!r}))
 print(result.packets)
 """
 
@@ -58,6 +62,24 @@ def _first(seed: Written) -> Segment:
     return Segment(segment.name, segment.start_ms, segment.duration_ms, segment.size)
 
 
+def _ffmpeg(hls: Path, out: Path, faststart: bool) -> list[str]:
+    return ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(hls / "rec.m3u8"), "-c", "copy",
+            *(["-movflags", "+faststart"] if faststart else []), "-f", "mp4", str(out)]
+
+
+def _ours(hls: Path, out: Path, faststart: bool) -> list[str]:
+    return [sys.executable, "-c", OURS.format(directory=str(hls), out=str(out), faststart=faststart)]
+
+
+def _describe(path: Path) -> str:
+    """Size, layout and video of an MP4 the bench made (checked once per side)."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        frames, seconds = v.frames, float(v.duration * v.time_base)
+    layout = "index first" if index_first(path) else "index last"
+    return f"{path.stat().st_size / 1e6:.0f} MB, {layout}, video {frames} frames, {seconds:.0f} s"
+
+
 def main() -> int:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--size-mb", type=int, default=1024)
@@ -65,6 +87,8 @@ def main() -> int:
     args.add_argument("--fps", type=int, default=30)
     args.add_argument("--rounds", type=int, default=3)
     args.add_argument("--dir", default="/dev/shm", help="work directory (tmpfs: no disk writeback in the figures)")
+    args.add_argument("--moov-last", action="store_true",
+                      help="also time cloudrec's remux with the index after the media (before faststart)")
     opts = args.parse_args()
     with tempfile.TemporaryDirectory(dir=opts.dir) as tmp:
         work = Path(tmp)
@@ -76,25 +100,31 @@ def main() -> int:
         print(f"HLS: {total / 1e6:.0f} MB in {segments} segments of {SEGMENT_S} s "
               f"({segments * SEGMENT_S / 60:.0f} min of 1280x720@{opts.fps} at {opts.bitrate / 1e6:.1f} Mb/s + AAC), "
               f"built in {time.perf_counter() - started:.0f} s")
-        ffmpeg = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(hls / "rec.m3u8"),
-                  "-c", "copy", "-f", "mp4", str(work / "ffmpeg.mp4")]
-        ours = [sys.executable, "-c", OURS.format(directory=str(hls), out=str(work / "ours.mp4"))]
-        results: dict[str, list[tuple[float, float, float]]] = {"ffmpeg -c copy": [], "cloudrec remux": []}
-        for _ in range(opts.rounds):  # alternate, so the page cache favours neither
-            results["ffmpeg -c copy"].append(measure(ffmpeg))
-            results["cloudrec remux"].append(measure(ours))
-        print(f"{'':16} {'wall s':>7} {'CPU s':>7} {'MB/s':>7} {'peak RSS MB':>12}")
+        sides = {"ffmpeg -c copy": _ffmpeg(hls, work / "out.mp4", faststart=False),
+                 "ffmpeg +faststart": _ffmpeg(hls, work / "out.mp4", faststart=True),
+                 "cloudrec remux": _ours(hls, work / "out.mp4", faststart=True)}
+        if opts.moov_last:
+            sides["cloudrec moov last"] = _ours(hls, work / "out.mp4", faststart=False)
+        results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in sides}
+        made: dict[str, str] = {}
+        for _ in range(opts.rounds):  # alternate, so the page cache favours none
+            for name, argv in sides.items():
+                results[name].append(measure(argv))
+                made.setdefault(name, _describe(work / "out.mp4"))
+                (work / "out.mp4").unlink()
+        print(f"{'':18} {'wall s':>7} {'CPU s':>7} {'MB/s':>7} {'peak RSS MB':>12}")
         best: dict[str, float] = {}
         for name, runs in results.items():
             wall, cpu, rss = min(runs)
             best[name] = total / 1e6 / wall
-            print(f"{name:16} {wall:7.1f} {cpu:7.1f} {best[name]:7.0f} {rss:12.0f}")
-        for name in ("ffmpeg.mp4", "ours.mp4"):
-            with av.open(str(work / name)) as c:
-                v = c.streams.video[0]
-                print(f"  {name}: {(work / name).stat().st_size / 1e6:.0f} MB, video {v.frames} frames, "
-                      f"{float(v.duration * v.time_base):.0f} s")
-        print(f"cloudrec / ffmpeg throughput: {best['cloudrec remux'] / best['ffmpeg -c copy']:.2f}x")
+            print(f"{name:18} {wall:7.1f} {cpu:7.1f} {best[name]:7.0f} {rss:12.0f}")
+        for name, description in made.items():
+            print(f"  {name}: {description}")
+        ours = best["cloudrec remux"]
+        print(f"cloudrec / ffmpeg -c copy throughput: {ours / best['ffmpeg -c copy']:.2f}x, "
+              f"/ ffmpeg +faststart: {ours / best['ffmpeg +faststart']:.2f}x")
+        if opts.moov_last:
+            print(f"cloudrec faststart / moov last throughput: {ours / best['cloudrec moov last']:.2f}x")
     return 0
 
 

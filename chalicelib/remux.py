@@ -1,5 +1,6 @@
 """HLS → MP4 / M4A without re-encoding: the packets of a recording's TS segments, read back
-one segment at a time, placed on one wall clock and written into an MP4 part.
+one segment at a time, placed on one wall clock and written into an MP4 part, its index
+first (open_mp4: the merge tool's outputs are opened there too).
 
 A user's separate audio and video playlists are aligned by their segments' wall-clock
 starts (spec §7 FILE-ATTR / UTC17), so A/V stay in sync however late one of them began.
@@ -32,6 +33,8 @@ LOOK_AHEAD_MS = 120_000
 PREFETCH = 4
 READ_BUFFER = 1 << 16  # small: after a damaged segment, reading resumes near it
 ANCHOR_SLACK_MS = 1000  # a segment ending this little before a part may still hold its first packets
+# mp4/ipod muxer options of every MP4 and M4A cloudrec writes: the index (moov) before the media (mdat)
+MUXER_OPTIONS = {"movflags": "+faststart"}
 
 
 class SourceError(Exception):
@@ -62,14 +65,12 @@ _Item = tuple[float, int, int, int, str, Any]
 
 def remux_part(sources: Sequence[Source], part: Part, out: Path, container_format: str = "mp4") -> PartResult | None:
     """Write the packets of `part` into `out`; None when the part holds no packet at all."""
-    import av
-
     streams = [_packets(src, part, n) for n, src in enumerate(sources)]
     merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
     ahead = _look_ahead(merged, frozenset().union(*(src.kinds for src in sources)))
     if not ahead:
         return None
-    output = av.open(str(out), "w", format=container_format)
+    output = open_mp4(out, container_format)
     mapped: dict[str, Any] = {}
     for item in sorted(ahead, key=lambda i: i[4] != "video"):  # video first, as players expect
         if item[4] not in mapped:
@@ -96,6 +97,16 @@ def remux_part(sources: Sequence[Source], part: Part, out: Path, container_forma
         output.close()
     end = max(wall + _duration_ms(packet) for wall, packet in last.values())
     return PartResult(out, int(start), int(round(end)), count, frozenset(mapped))
+
+
+def open_mp4(path: Path, container_format: str = "mp4") -> Any:
+    """A PyAV output container for an MP4 ("ipod": M4A) that starts playing before it has fully
+    arrived: its index goes before its media ("faststart"). libavformat moves the index there at
+    close, re-reading the file through its path (a second pass over it, in place): so a path on a
+    seekable file system, never a Python stream, and the file is uploaded only once closed."""
+    import av
+
+    return av.open(str(path), "w", format=container_format, container_options=MUXER_OPTIONS)
 
 
 def _look_ahead(merged: Iterator[_Item], kinds: frozenset[str]) -> list[_Item]:

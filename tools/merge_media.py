@@ -27,6 +27,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from chalicelib import naming
+from chalicelib.remux import open_mp4
 from tools.merge_audio import audio_format, encoded_audio, remuxed_audio
 from tools.merge_clips import Warn, probe_size, timed, timeline
 from tools.merge_plan import Output
@@ -72,7 +73,7 @@ def write(output: Output, folder: Path, size: tuple[int, int], fps: int, black_g
     final = folder / output.name
     partial = folder / f".{output.name}.partial"
     audio_only = not output.video
-    container = av.open(str(partial), "w", format="ipod" if audio_only else "mp4")
+    container = open_mp4(partial, "ipod" if audio_only else "mp4")  # index first, like the output function's
     sources: list[Iterator[tuple[float, int, Any]]] = []
     try:
         if output.video:

@@ -13,6 +13,7 @@ import pytest
 
 from chalicelib.naming import TaskNaming, b64_name, utc17
 from tests.support.hls_recording import write_stream
+from tests.support.mp4_boxes import box_types, index_first
 from tools import merge
 
 T0 = 1_760_000_000_000
@@ -169,6 +170,27 @@ def test_size_fps_and_black_gaps(folder: Path, tmp_path: Path) -> None:
     with av.open(str(path)) as c:  # -b: inside the 20 s gap the picture is black, not the last frame
         lumas = {round(float(f.pts * f.time_base)): f.to_ndarray(format="gray").mean() for f in c.decode(video=0)}
     assert lumas[30] < 20 and lumas[5] > 30
+
+
+def test_outputs_have_their_index_first(tmp_path: Path) -> None:
+    """moov before mdat in the MP4 and the M4A the tool writes: they start playing before the whole
+    file has arrived. And they decode: every frame, the full duration."""
+    source = tmp_path / "source"
+    _write(source, "alice", "video", T0, 2)
+    _write(source, "alice", "audio", T0, 2)
+    _write(source, "bob", "audio", T0, 2)
+    code, outputs = _run(source, tmp_path / "out")
+    (mp4,) = [p for name, p in outputs.items() if name.startswith(b64_name("alice")) and name.endswith("_av.mp4")]
+    (m4a,) = [p for name, p in outputs.items() if name.startswith(b64_name("bob")) and name.endswith(".m4a")]
+    assert code == 0 and len(outputs) == 2
+    for path in (mp4, m4a):
+        assert index_first(path), box_types(path)
+    alice, bob = _info(mp4), _info(m4a)
+    assert alice["video"]["frames"] == 30 and abs(alice["video"]["duration"] - 2) < 0.1
+    assert abs(alice["audio"]["duration"] - 2) < 0.1
+    assert "video" not in bob and abs(bob["audio"]["duration"] - 2) < 0.1
+    with av.open(str(mp4)) as c:
+        assert sum(len(p.decode()) for p in c.demux(video=0)) == 30
 
 
 def test_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

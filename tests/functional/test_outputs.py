@@ -16,6 +16,7 @@ from chalicelib.config import Settings
 from chalicelib.naming import TaskNaming
 from chalicelib.tasks import StorageFile
 from tests.support.hls_recording import Written, write_stream
+from tests.support.mp4_boxes import box_types, index_first
 from tests.support.output_tasks import BUCKET, T0, TASK_ID, run_output_jobs, s3_event, stored_task
 from tests.support.queued import queued_events
 from tests.support.task_records import params, task_record
@@ -147,6 +148,38 @@ def test_aac_output_is_audio_only_and_skips_silent_streams(customer: Settings, t
     assert "video" not in got and got["audio"]["codec"] == "aac" and abs(got["audio"]["duration"] - 18) < 0.2
     assert directory + audio.playlist.name not in _keys(directory)  # format 4: that user's HLS went away
     assert directory + screen.playlist.name in _keys(directory)  # the silent screen share had no AAC job: kept
+
+
+@pytest.mark.parametrize(("output_format", "split", "extension"), [(3, False, "mp4"), (3, True, "mp4"),
+                                                                   (4, False, "m4a")],
+                         ids=["mp4", "mp4-split", "m4a"])
+def test_outputs_have_their_index_first(customer: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        output_format: int, split: bool, extension: str) -> None:
+    """moov before mdat in every file, each part of a split one too: a browser starts playing before
+    the whole file has arrived. The files decode as before: every frame, the full duration."""
+    files, video, _, directory = _single_user(tmp_path, seconds=3, audio_delay_ms=0, segment_s=1)
+    if split:  # the 2 GB rule, at a size a test can reach
+        monkeypatch.setenv("CLOUDREC_MP4_SPLIT_BYTES", str(sum(p.stat().st_size for p in video.segments) // 2))
+        wiring.reset()
+    run_output_jobs(stored_task({"RecordMode": 1, "OutputFormat": output_format}, files))
+    made = [k for k in _keys(directory) if k.endswith("." + extension)]
+    assert (len(made) >= 2) if split else (len(made) == 1)
+    kinds = {"audio"} if extension == "m4a" else {"audio", "video"}
+    frames = {kind: 0 for kind in kinds}
+    seconds = 0.0
+    for key in made:
+        got = _probe(tmp_path, key)
+        path = tmp_path / Path(key).name
+        assert index_first(path), box_types(path)
+        assert set(got) & {"audio", "video"} == kinds
+        seconds += got["video" if "video" in kinds else "audio"]["duration"]
+        with av.open(str(path)) as c:
+            for packet in c.demux():
+                frames[packet.stream.type] += len(packet.decode())
+    assert abs(seconds - 3) < 0.1
+    if "video" in kinds:
+        assert frames["video"] == len(video.packets) == 45  # every frame
+    assert frames["audio"] >= 3 * 48000 // 1024 - 2  # the encoder's priming aside
 
 
 def test_mixed_recording_and_prefix(customer: Settings, tmp_path: Path) -> None:
