@@ -29,6 +29,7 @@ from chalicelib.storage import Bucket
 from chalicelib.subscription import Publisher, Selected, select
 from chalicelib.task_store import TaskStore
 from chalicelib.tasks import TaskRecord
+from recorder_container import health
 from recorder_container.background import Background
 from recorder_container.control import Control, Seen, Step
 from recorder_container.hls_stream import RecordingContext
@@ -185,6 +186,7 @@ class Recorder:
         """Heartbeat while the last uploads drain, so the task is not taken for dead."""
         while True:
             await asyncio.sleep(self.settings.service.heartbeat_s)
+            health.beat(self.settings.work_dir)
             try:
                 if await self._read_task(True, lease_ms) is None:
                     return
@@ -225,6 +227,7 @@ class Recorder:
         try:
             while True:
                 now = self.clock()
+                health.beat(self.settings.work_dir)
                 try:
                     current = await self._read_task(control.heartbeat_due(now), lease_ms)
                     reachable = True

@@ -63,6 +63,7 @@ def _table_arns() -> list[Any]:
 
 # the recorder image's writable places (recorder_container/Dockerfile sets CLOUDREC_RUN_DIR to "work")
 WRITABLE = {"work": "/var/lib/cloudrec", "tmp": "/tmp"}
+HEALTH_COMMAND = ["CMD", "python", "-m", "recorder_container.health"]
 _SCOPED_ROLE_NAME = "cloudrec-recorder-scoped-${AWS::Region}"
 _SCOPED_ROLE_ARN = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/" + _SCOPED_ROLE_NAME
 
@@ -143,6 +144,9 @@ def _recorder(s: Settings) -> dict[str, Any]:
                 # the code cannot change; the recorder writes only where the image says (its work
                 # dir, CLOUDREC_RUN_DIR) and in /tmp, both on the task's own ephemeral storage
                 "ReadonlyRootFilesystem": True,
+                # the image's HEALTHCHECK (ECS runs only its own): the recorder's control loop turns
+                "HealthCheck": {"Command": HEALTH_COMMAND, "Interval": 30, "Timeout": 10, "Retries": 3,
+                                "StartPeriod": 60},
                 "MountPoints": [{"SourceVolume": name, "ContainerPath": path, "ReadOnly": False}
                                 for name, path in WRITABLE.items()],
                 "LogConfiguration": {"LogDriver": "awslogs", "Options": {

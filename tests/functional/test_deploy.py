@@ -112,6 +112,9 @@ def test_the_recorder_writes_only_where_the_image_says() -> None:
     assert image_env["PYTHONDONTWRITEBYTECODE"] == "1"  # nothing written beside the code
     # the work dir is the image's: the task definition does not move it somewhere unwritable
     assert "CLOUDREC_RUN_DIR" not in {e["Name"] for e in container["Environment"]}
+    # ECS runs the task definition's health check, the same as the image's HEALTHCHECK
+    dockerfile = (ROOT / "recorder_container/Dockerfile").read_text()
+    assert json.dumps(container["HealthCheck"]["Command"][1:]) in dockerfile.replace("\\\n", "")
 
 
 def test_layers_resolve_for_the_lambda_runtime(tmp_path: Path) -> None:

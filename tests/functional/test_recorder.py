@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -22,6 +25,7 @@ from chalicelib.naming import parse as parse_name
 from chalicelib.naming import playlist_name, segment_name
 from chalicelib.playlist import Segment, parse, render
 from chalicelib.tasks import ENDED, IN_PROGRESS, StorageFile, TaskRecord
+from recorder_container import health
 from recorder_container.recorder import Recorder
 from recorder_container.settings import RecorderSettings
 from tests.support.fake_room import FakeRoom
@@ -123,6 +127,31 @@ def test_a_publisher_comes_is_recorded_modified_goes_and_delete_ends_the_task(cu
     video = playlist(playlists[1])
     assert 2.5 <= sum(s.duration_ms for s in video.segments) / 1000 <= 3.5  # every second that was sent
     assert (video.segments[0].width, video.segments[0].height) == (320, 180)
+
+
+def test_the_health_check_follows_the_control_loop(customer: Settings) -> None:
+    """Healthy while the recorder's loop turns; a loop that stopped turning STALE_S ago is not."""
+    task, room = admitted("rec+health."), FakeRoom()
+    env = {**os.environ, "CLOUDREC_TASK_ID": task.task_id, "CLOUDREC_RUN_DIR": str(customer.run_dir)}
+
+    def health_check() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "recorder_container.health"], env=env, capture_output=True,
+                              text=True, timeout=30)
+
+    assert health_check().returncode == 1  # not started
+    settings = RecorderSettings(task.task_id, customer, segment_s=1.0, drain_s=10, poll_s=0.05)
+
+    async def scenario() -> None:
+        running = asyncio.create_task(recorder(customer, task, room).run())
+        await until(lambda: room.joined, "the robot in the room")
+        result = await asyncio.to_thread(health_check)
+        assert result.returncode == 0, result.stderr
+        later = time.time() + health.STALE_S + 1  # as if the loop had hung since
+        assert "last turned" in (health.check(settings.work_dir, later) or "")
+        wiring.task_store().request_stop(task.task_id, LeaveCode.API_STOP)
+        await asyncio.wait_for(running, 30)
+
+    run(scenario)
 
 
 def test_idle_time_counts_only_without_anchors(customer: Settings) -> None:
