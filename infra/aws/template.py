@@ -26,7 +26,7 @@ from chalicelib.schema import (
     events_dlq_name,
     tables,
 )
-from infra.aws import layers
+from infra.aws import layers, operations
 
 OUT = Path(__file__).with_name("resources.json")
 FUNCTIONS = ("APIHandler", "DeliverCallbacks", "ReapRecorders", "MakeOutputs", "RecorderStopped", "DeliverBackups",
@@ -112,7 +112,8 @@ def _recorder(s: Settings) -> dict[str, Any]:
     return {
         "RecorderCluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": s.ecs_cluster}},
         "RecorderLogGroup": {"Type": "AWS::Logs::LogGroup",
-                             "Properties": {"LogGroupName": "/cloudrec/recorder", "RetentionInDays": 30}},
+                             "Properties": {"LogGroupName": "/cloudrec/recorder",
+                                            "RetentionInDays": {"Ref": "LogRetentionDays"}}},
         "RecorderTaskRole": {"Type": "AWS::IAM::Role", "Properties": {
             "RoleName": {"Fn::Sub": "cloudrec-recorder-task-${AWS::Region}"},
             "AssumeRolePolicyDocument": assume,
@@ -239,8 +240,13 @@ def build(s: Settings) -> dict[str, Any]:
             "Bucket": {"Ref": "InternalBucket"}, "Events": "s3:ObjectCreated:*",
             "Filter": {"S3Key": {"Rules": [{"Name": "prefix", "Value": MARKER_PREFIX}]}}}}},
     })
+    resources.update(operations.resources(FUNCTIONS, {"EventsDeadLetterQueue": "Events that could not be posted",
+                                                      "OutputsDeadLetterQueue": "Output jobs that failed"}))
+    resources["RestAPI"] = {"Properties": operations.api_throttling()}
     return {
+        "Conditions": operations.conditions(),
         "Parameters": {
+            **operations.parameters(),
             "RecorderImage": {"Type": "String",
                               "Description": "The recorder image (recorder_container/Dockerfile) in ECR"},
             "RecorderSubnets": {"Type": "List<AWS::EC2::Subnet::Id>",

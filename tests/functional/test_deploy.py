@@ -64,6 +64,25 @@ def test_chalice_package_with_merge_template_lints_clean(tmp_path: Path) -> None
         layer = sam["Resources"][name]["Properties"]
         assert layer["CompatibleRuntimes"] == [layers.RUNTIME] and layer["ContentUri"] == f"./{zip_name}"
     assert "pydantic" not in {p.name.split("-")[0] for p in (tmp_path / "out").glob("*")}  # nothing vendored
+    # operations: every log group keeps logs for LogRetentionDays, every function and dead-letter
+    # queue has an alarm, the API stage has a throttle
+    res = sam["Resources"]
+    groups = [r["Properties"] for r in res.values() if r["Type"] == "AWS::Logs::LogGroup"]
+    assert {g["LogGroupName"]["Fn::Sub"] for g in groups if isinstance(g["LogGroupName"], dict)} == {
+        f"/aws/lambda/${{{name}}}" for name in functions}
+    assert all(g["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups)
+    alarms = [r["Properties"] for r in res.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert all(a["AlarmActions"] == [{"Ref": "AlarmTopic"}] for a in alarms)
+    watched = {json.dumps(d["Value"]) for a in alarms for d in a["Dimensions"]}
+    assert {json.dumps({"Ref": name}) for name in functions} <= watched
+    assert {json.dumps({"Fn::GetAtt": [q, "QueueName"]}) for q in ("EventsDeadLetterQueue", "OutputsDeadLetterQueue")
+            } <= watched
+    code = "".join(p.read_text() for p in (ROOT / "chalicelib").glob("*.py")) + (ROOT / "app.py").read_text()
+    for alarm in alarms:  # an alarm on one of the app's own metrics watches a metric the app sends
+        if alarm["Namespace"] == "cloudrec":
+            assert f'add_metric(name="{alarm["MetricName"]}"' in code, alarm["MetricName"]
+    throttle = res["RestAPI"]["Properties"]["MethodSettings"][0]
+    assert throttle["ThrottlingRateLimit"] == {"Ref": "ApiRateLimit"} and throttle["HttpMethod"] == "*"
     assert outputs["Events"]["OutputMarker"]["Properties"]["Bucket"] == {"Ref": "InternalBucket"}
     lint = subprocess.run([str(bin_dir / "cfn-lint"), str(tmp_path / "out" / "sam.json")], capture_output=True,
                           text=True, timeout=300)
