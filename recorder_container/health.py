@@ -10,26 +10,31 @@ import sys
 import time
 from pathlib import Path
 
+from chalicelib.naming import file_safe
 from recorder_container.settings import RecorderSettings, SettingsError
 
-ALIVE_FILE = "alive"
 STALE_S = 30.0  # six heartbeats; a turn of the loop takes a poll interval
 
 
-def beat(work_dir: Path) -> None:
+def alive_file(settings: RecorderSettings) -> Path:
+    """What the task's recorder touches on every turn of its loop: beside its work dir, never in
+    it (what is there is media still to be stored)."""
+    return settings.service.run_dir / "alive" / file_safe(settings.task_id)
+
+
+def beat(alive: Path) -> None:
     """The control loop turned (cheap: one utime once the file exists)."""
-    alive = work_dir / ALIVE_FILE
     try:
         alive.touch()
     except FileNotFoundError:
-        work_dir.mkdir(parents=True, exist_ok=True)
+        alive.parent.mkdir(parents=True, exist_ok=True)
         alive.touch()
 
 
-def check(work_dir: Path, now: float) -> str | None:
+def check(alive: Path, now: float) -> str | None:
     """None when healthy; else what is wrong."""
     try:
-        stale = now - (work_dir / ALIVE_FILE).stat().st_mtime
+        stale = now - alive.stat().st_mtime
     except FileNotFoundError:
         return "the recorder's control loop has not turned yet"
     if stale > STALE_S:
@@ -43,7 +48,7 @@ def main() -> int:
     except SettingsError as exc:
         print(f"health: {exc}", file=sys.stderr)
         return 1
-    problem = check(settings.work_dir, time.time())
+    problem = check(alive_file(settings), time.time())
     if problem:
         print(problem, file=sys.stderr)
         return 1

@@ -83,6 +83,7 @@ class Recorder:
         self._plan: dict[str, int] = {}  # user → the shard that records them
         self._lease_keeper: asyncio.Task[None] | None = None
         self._started = self._refused = False  # 301 Status 0 / Status 1 sent
+        self._alive = health.alive_file(self.settings)  # touched on every turn: the health check reads it
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -186,7 +187,7 @@ class Recorder:
         """Heartbeat while the last uploads drain, so the task is not taken for dead."""
         while True:
             await asyncio.sleep(self.settings.service.heartbeat_s)
-            health.beat(self.settings.work_dir)
+            health.beat(self._alive)
             try:
                 if await self._read_task(True, lease_ms) is None:
                     return
@@ -227,7 +228,7 @@ class Recorder:
         try:
             while True:
                 now = self.clock()
-                health.beat(self.settings.work_dir)
+                health.beat(self._alive)
                 try:
                     current = await self._read_task(control.heartbeat_due(now), lease_ms)
                     reachable = True

@@ -147,7 +147,7 @@ def test_the_health_check_follows_the_control_loop(customer: Settings) -> None:
         result = await asyncio.to_thread(health_check)
         assert result.returncode == 0, result.stderr
         later = time.time() + health.STALE_S + 1  # as if the loop had hung since
-        assert "last turned" in (health.check(settings.work_dir, later) or "")
+        assert "last turned" in (health.check(health.alive_file(settings), later) or "")
         wiring.task_store().request_stop(task.task_id, LeaveCode.API_STOP)
         await asyncio.wait_for(running, 30)
 
