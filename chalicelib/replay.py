@@ -15,9 +15,10 @@ looks for it in the windows of the seconds it could have come in.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -90,16 +91,17 @@ class SignatureLedger:
         try:
             self._limiter.hit(sdkappid, action, limit, now)
         finally:
-            self._settle(recording)
+            self._settle(functools.partial(recording.result, timeout=5))
         return None
 
     def _record_read(self, sdkappid: int, signature: str, timestamp: int, now: float) -> None:
-        self._settle(_WRITES.submit(self.claim, sdkappid, signature, DESCRIBE, timestamp, now))
+        self._settle(functools.partial(self.claim, sdkappid, signature, DESCRIBE, timestamp, now))
 
     @staticmethod
-    def _settle(recording: Any) -> None:
+    def _settle(record: Callable[[], object]) -> None:
+        """Wait for a Describe's record (`claim`, or its future's result)."""
         try:
-            recording.result(timeout=5)
+            record()
         except AuthError:  # the signature of a Modify or Delete, past the grace
             raise
         except Exception:  # its answer is right either way; only a later swap would go unseen
@@ -132,7 +134,8 @@ class SignatureLedger:
         else:
             if now - timestamp <= SWAP_GRACE_S:
                 return None  # its first use; or the same client's next request of the same second
-            if not before.get("actions") and not self._described_on_time(sdkappid, signature, timestamp, action):
+            if not before.get("actions") and (action in READ_ONLY or
+                                              not self._described_on_time(sdkappid, signature, timestamp)):
                 return None
             raise AuthError("This signature was already used for another action; send the request again "
                             "in a second (every request needs its own signature).", SWAP_CODE)
@@ -153,10 +156,8 @@ class SignatureLedger:
             UpdateExpression="SET task_id = :t", ExpressionAttributeValues={":t": {"S": task_id}},
         )
 
-    def _described_on_time(self, sdkappid: int, signature: str, timestamp: int, action: str) -> bool:
+    def _described_on_time(self, sdkappid: int, signature: str, timestamp: int) -> bool:
         """Whether a Describe signed on time used this signature (`on_time`: its trace is in the
         rate window of a second within SWAP_GRACE_S of the timestamp)."""
-        if action in READ_ONLY:
-            return False
         seconds = range(timestamp - SWAP_GRACE_S, timestamp + SWAP_GRACE_S + 1)
         return signature[:TRACE_CHARS] in self._limiter.traces(sdkappid, DESCRIBE, seconds)

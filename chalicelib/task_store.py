@@ -85,9 +85,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _plain_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item as plain Python values (numbers as int)."""
+    return {k: _plain(_de.deserialize(v)) for k, v in item.items()}
+
+
+def _files(raw: dict[str, Any]) -> dict[str, StorageFile]:
+    return {name: StorageFile(**f) for name, f in raw.get("files", {}).items()}
+
+
 def from_item(item: dict[str, Any], sealer: Sealer = _PLAIN) -> TaskRecord:
     """A task from its DynamoDB item (the inverse of to_item)."""
-    raw = {k: _plain(_de.deserialize(v)) for k, v in item.items()}
+    raw = _plain_item(item)
     names = {f.name for f in fields(TaskRecord)} - _ENCODED
     data = {k: v for k, v in raw.items() if k in names}
     params, keys = decode_params(raw["params_json"])
@@ -101,7 +110,7 @@ def from_item(item: dict[str, Any], sealer: Sealer = _PLAIN) -> TaskRecord:
     return TaskRecord(**data, params=params, storage_keys=keys, event_key=event_key,
                       subscription=decode_subscription(raw.get("subscribe_json", "")),
                       layout=decode_layout(raw.get("layout_json", "")),
-                      files={name: StorageFile(**f) for name, f in raw.get("files", {}).items()})
+                      files=_files(raw))
 
 
 def to_item(task: TaskRecord, sealer: Sealer = _PLAIN) -> dict[str, Any]:
@@ -160,17 +169,17 @@ class TaskStore:
                                  ExpressionAttributeNames={"#status": "status"}).get("Item")
         if not item:
             return None
-        raw = {k: _plain(_de.deserialize(v)) for k, v in item.items()}
+        raw = _plain_item(item)
         return TaskView(raw["task_id"], raw["sdkappid"], raw.get("status", IDLE), raw["api_expires_ms"],
                         stores_to_vod(raw["params_json"]),
-                        {name: StorageFile(**f) for name, f in raw.get("files", {}).items()})
+                        _files(raw))
 
     def robot_slot(self, key: str) -> RobotSlot | None:
         item = self._db.get_item(TableName=self._limits, Key={"pk": {"S": key}},
                                  ConsistentRead=True).get("Item")
         if not item:
             return None
-        raw = {k: _plain(_de.deserialize(v)) for k, v in item.items()}
+        raw = _plain_item(item)
         return RobotSlot(key, raw["task_id"], raw["params_hash"], raw["created_ms"])
 
     def active_count(self, sdkappid: int) -> int:
