@@ -64,6 +64,12 @@ def _table_arns() -> list[Any]:
 # the recorder image's writable places (recorder_container/Dockerfile sets CLOUDREC_RUN_DIR to "work")
 WRITABLE = {"work": "/var/lib/cloudrec", "tmp": "/tmp"}
 HEALTH_COMMAND = ["CMD", "python", "-m", "recorder_container.health"]
+# The keeper starts as root only to hand the recorder its files and its user: these capabilities
+# and no others (the recorder itself, which parses everyone's media, runs as nobody with none).
+KEEPER_CAPABILITIES = ("CHOWN", "SETUID", "SETGID", "KILL")
+# Docker's default set, less the keeper's (Fargate can drop any capability but add only SYS_PTRACE)
+DROPPED_CAPABILITIES = ("AUDIT_WRITE", "DAC_OVERRIDE", "FOWNER", "FSETID", "MKNOD", "NET_BIND_SERVICE", "NET_RAW",
+                        "SETFCAP", "SETPCAP", "SYS_CHROOT")
 _SCOPED_ROLE_NAME = "cloudrec-recorder-scoped-${AWS::Region}"
 _SCOPED_ROLE_ARN = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/" + _SCOPED_ROLE_NAME
 
@@ -145,6 +151,7 @@ def _recorder(s: Settings) -> dict[str, Any]:
                 # the code cannot change; the recorder writes only where the image says (its work
                 # dir, CLOUDREC_RUN_DIR) and in /tmp, both on the task's own ephemeral storage
                 "ReadonlyRootFilesystem": True,
+                "LinuxParameters": {"Capabilities": {"Drop": list(DROPPED_CAPABILITIES)}},
                 # the image's HEALTHCHECK (ECS runs only its own): the recorder's control loop turns
                 "HealthCheck": {"Command": HEALTH_COMMAND, "Interval": 30, "Timeout": 10, "Retries": 3,
                                 "StartPeriod": 60},
