@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.deps-stamp
-REQS   := requirements-functions.txt requirements-dev.txt recorder_container/requirements.txt pyproject.toml
+REQS   := requirements.lock pyproject.toml
 
 .PHONY: deps apt iam node-sdk run test unit lint bench-api package clean
 
@@ -14,12 +14,30 @@ deps: apt $(STAMP)
 apt:
 	@infra/local/apt-deps.sh
 
-# pip runs only when a requirements file changed since the last install (no network otherwise)
+# pip runs only when the lock changed since the last install (no network otherwise); the lock pins
+# every dependency of requirements-dev.txt, each with the hashes of its files (make lock)
 $(STAMP): $(REQS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
+
+# the locks, installed with --require-hashes: requirements.lock (make deps, from requirements-dev.txt),
+# recorder_container/requirements.lock (the recorder image) and requirements-{functions,media}.lock
+# (the Lambda layers: Python 3.12, glibc 2.34, wheels only; infra/aws/layers.py). After changing a
+# pin in a requirements file, `make lock` pins what that needs anew and keeps every other pin (the
+# other locks take the dev lock's versions: what ships is what the tests ran); `make lock
+# UPGRADE=--upgrade` takes the newest of everything. uv runs from a throwaway venv.
+LOCK := uv pip compile --quiet --generate-hashes --custom-compile-command "make lock" $(UPGRADE)
+.PHONY: lock
+lock:
+	@tool=$$(mktemp -d) && trap 'rm -rf "$$tool"' EXIT && $(PYTHON) -m venv "$$tool" && \
+	"$$tool/bin/pip" install -q --disable-pip-version-check uv==0.13.9 && PATH="$$tool/bin:$$PATH" && \
+	$(LOCK) --universal --python-version 3.11 -o requirements.lock requirements-dev.txt && \
+	$(LOCK) --universal --python-version 3.11 -c requirements.lock \
+		-o recorder_container/requirements.lock recorder_container/requirements.txt && \
+	for layer in functions media; do $(LOCK) --python-version 3.12 --python-platform x86_64-manylinux_2_34 \
+		--only-binary :all: -c requirements.lock -o requirements-$$layer.lock requirements-$$layer.txt || exit; done
 
 # the IAM policy evaluator the recorder-access tests judge policies with (tests only: npm)
 iam: $(IAM)/node_modules/.stamp
