@@ -85,6 +85,7 @@ def _write(path: Path, text: str) -> None:
     """Replace `path` at once (the recorder may read it at any moment)."""
     tmp = path.with_suffix(".new")
     tmp.write_text(text)
+    tmp.chmod(0o644)  # for the recorder too, whatever the umask: the directory keeps others out
     os.replace(tmp, path)
 
 
@@ -103,11 +104,15 @@ def _start(env: dict[str, str], uid: int | None) -> subprocess.Popen[bytes]:
 
 
 def _hand_over(directory: Path, settings: RecorderSettings, uid: int) -> None:
-    """What the recorder (another user) needs to read and write becomes its own."""
+    """The recorder (another user, its group its uid) gets its work dir and may read its
+    credentials. These stay the keeper's, to renew and remove: root here has no CAP_DAC_OVERRIDE,
+    so a directory it gave away would be closed to it (handing over the files in it failed, and
+    renewing and removing them would have)."""
     work = settings.service.run_dir
     work.mkdir(parents=True, exist_ok=True)
-    for path in (directory, work, *directory.iterdir()):
-        os.chown(path, uid, uid)
+    os.chown(work, uid, uid)
+    os.chown(directory, -1, uid)
+    directory.chmod(0o750)  # the keeper writes, the recorder's group reads, nobody else enters
 
 
 def keep(settings: RecorderSettings) -> int:
