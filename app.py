@@ -164,10 +164,12 @@ def reap_recorders(event: Any) -> dict[str, int]:
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="deliver_backups")
 def deliver_backups(event: Any) -> dict[str, int]:
     """Move the files ended tasks left in the backup storage on to their customers' storage."""
-    moved = backup.deliver(wiring.task_store(), wiring.internal_bucket(), wiring.event_queue(), aws.settings(),
-                           time.time())
-    metrics.add_metric(name="BackupFilesDelivered", unit=MetricUnit.Count, value=moved)
-    return {"moved": moved}
+    done = backup.deliver(wiring.task_store(), wiring.internal_bucket(), wiring.event_queue(), aws.settings(),
+                          time.time())
+    metrics.add_metric(name="BackupFilesDelivered", unit=MetricUnit.Count, value=done.moved)
+    # a file that waits long: the customer's storage has refused it that long (alarm: BackupAgeAlarm)
+    metrics.add_metric(name="OldestBackupAge", unit=MetricUnit.Seconds, value=round(done.oldest_s))
+    return {"moved": done.moved}
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="sweep_outputs")

@@ -144,25 +144,33 @@ def redeliver(backup: Backup, customer: Bucket, waiting: Iterable[str], limit: i
     return done
 
 
-def deliver(tasks: TaskStore, internal: Bucket, queue: EventQueue, settings: Settings, now_s: float) -> int:
-    """Move the backups of ended tasks to their customers' storage; how many files moved.
-    A task whose recorder still runs is its recorder's business."""
-    moved = 0
+@dataclass(frozen=True)
+class Delivery:
+    moved: int  # files moved on to the customers' storage
+    oldest_s: float  # how long the oldest file of an ended task has waited (0: none waits)
+
+
+def deliver(tasks: TaskStore, internal: Bucket, queue: EventQueue, settings: Settings, now_s: float) -> Delivery:
+    """Move the backups of ended tasks to their customers' storage. A task whose recorder still
+    runs is its recorder's business."""
+    moved, oldest_at = 0, now_s
     for task_id in internal.prefixes(BACKUP_PREFIX):
         try:
-            moved += _deliver_task(tasks, internal, queue, settings, task_id, now_s)
+            count, waiting_since = _deliver_task(tasks, internal, queue, settings, task_id, now_s)
+            moved, oldest_at = moved + count, min(oldest_at, waiting_since)
         except Exception:  # the next run tries again; the other tasks must not wait for this one
             log.exception("a task's backup could not be delivered", extra={"task_id": task_id})
-    return moved
+    return Delivery(moved, now_s - oldest_at)
 
 
 def _deliver_task(tasks: TaskStore, internal: Bucket, queue: EventQueue, settings: Settings, task_id: str,
-                  now_s: float) -> int:
+                  now_s: float) -> tuple[int, float]:
+    """How many files moved, and since when the oldest one left waits (`now_s`: none)."""
     backup = Backup(internal, task_id)
     waiting = backup.listing()
     task = tasks.get(task_id)
     if task is not None and task.status != ENDED:
-        return 0
+        return 0, now_s
     expired = [key for key, at in waiting.items() if now_s - at > settings.backup_keep_s]
     done = Pass()
     if task is not None:
@@ -183,4 +191,5 @@ def _deliver_task(tasks: TaskStore, internal: Bucket, queue: EventQueue, setting
             queue.publish(events.upload_stop(UploadStatus.LEFT_FILES_STORED), task, now_ms)
         post_record.request(task, tasks, internal)
         log.info("backup delivered", extra={"task_id": task_id, "files": len(done.moved)})
-    return len(done.moved)
+    left = [at for key, at in waiting.items() if key not in done.moved and key not in expired]
+    return len(done.moved), min(left, default=now_s)

@@ -144,7 +144,8 @@ class EcsLauncher:
                     ],
                 }]},
             )
-        except Exception as exc:  # botocore errors of any kind
+        except Exception as exc:  # botocore errors of any kind: the operator needs ECS's words
+            log.warning("RunTask failed: %s", exc, extra={"task_id": task_id})
             raise ServiceError("The recorder could not be started.") from exc
         tasks = out.get("tasks") or []
         if not tasks:

@@ -1,7 +1,8 @@
 """What running the deployment takes besides the app: log retention on every log group, API
 throttling, and alarms (to an SNS topic, mailed where an address is given) on what needs an
 operator — dead letters, function errors, recorders replaced over and over, outputs overdue,
-callbacks that keep failing, events a recorder was not allowed to send.
+files waiting in backup too long, callbacks that keep failing, events a recorder was not
+allowed to send.
 
 `resources()` and `parameters()` are merged into the template by infra/aws/template.py.
 """
@@ -24,10 +25,12 @@ def parameters() -> dict[str, Any]:
         "ApiRateLimit": {"Type": "Number", "Default": 500, "MinValue": 1,
                          "Description": "Requests per second the API takes in all, before the apps' own limits"},
         "ApiBurstLimit": {"Type": "Number", "Default": 1000, "MinValue": 1},
+        "BackupAgeAlarmSeconds": {"Type": "Number", "Default": 3600, "MinValue": 300,
+                                  "Description": "Alarm when an ended task's file has waited this long in backup"},
     }
 
 
-def _alarm(description: str, metric: dict[str, Any], threshold: float, periods: int = 1,
+def _alarm(description: str, metric: dict[str, Any], threshold: float | dict[str, str], periods: int = 1,
            statistic: str = "Sum") -> dict[str, Any]:
     return {"Type": "AWS::CloudWatch::Alarm", "Properties": {
         "AlarmDescription": description, **metric, "Statistic": statistic, "Period": FIVE_MINUTES,
@@ -52,6 +55,9 @@ def resources(functions: tuple[str, ...], queues: dict[str, str]) -> dict[str, A
                                       _app_metric("OverdueOutputs"), 1),
         "CallbacksFailedAlarm": _alarm("Callbacks keep failing: a customer's receiver is down or refuses them",
                                        _app_metric("CallbacksFailed"), 20),
+        "BackupAgeAlarm": _alarm(
+            "A recording's file has waited in backup for BackupAgeAlarmSeconds: a customer's storage refuses it",
+            _app_metric("OldestBackupAge"), {"Ref": "BackupAgeAlarmSeconds"}, statistic="Maximum"),
         "EventsRefusedAlarm": _alarm("An event not signed by its task reached the queue: a recorder misbehaves",
                                      _app_metric("EventsRefused"), 1),
     }

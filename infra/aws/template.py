@@ -26,7 +26,7 @@ from chalicelib.schema import (
     events_dlq_name,
     tables,
 )
-from infra.aws import layers, operations
+from infra.aws import access, layers, operations
 
 OUT = Path(__file__).with_name("resources.json")
 FUNCTIONS = ("APIHandler", "DeliverCallbacks", "ReapRecorders", "MakeOutputs", "RecorderStopped", "DeliverBackups",
@@ -34,12 +34,18 @@ FUNCTIONS = ("APIHandler", "DeliverCallbacks", "ReapRecorders", "MakeOutputs", "
 API_STAGE = "api"
 
 
+def stack_named(default: str) -> dict[str, Any]:
+    """A resource's name in a deployment: the local name with the stack's in place of `cloudrec`
+    (a stack called cloudrec names its resources as the local stack does; two stacks coexist)."""
+    return {"Fn::Sub": "${AWS::StackName}" + default.removeprefix("cloudrec")}
+
+
 def _table_resources(s: Settings) -> dict[str, Any]:
     logical = {s.tasks_table: "TasksTable", s.apps_table: "AppsTable", s.limits_table: "LimitsTable",
                s.idempotency_table: "IdempotencyTable"}
     out: dict[str, Any] = {}
     for spec in tables(s):
-        props: dict[str, Any] = {k: v for k, v in spec.items()}
+        props: dict[str, Any] = {**spec, "TableName": stack_named(spec["TableName"])}
         props["PointInTimeRecoverySpecification"] = {"PointInTimeRecoveryEnabled": True}
         props["SSESpecification"] = {"SSEEnabled": True}
         if spec["TableName"] == s.limits_table:
@@ -70,8 +76,6 @@ KEEPER_CAPABILITIES = ("CHOWN", "SETUID", "SETGID", "KILL")
 # Docker's default set, less the keeper's (Fargate can drop any capability but add only SYS_PTRACE)
 DROPPED_CAPABILITIES = ("AUDIT_WRITE", "DAC_OVERRIDE", "FOWNER", "FSETID", "MKNOD", "NET_BIND_SERVICE", "NET_RAW",
                         "SETFCAP", "SETPCAP", "SYS_CHROOT")
-_SCOPED_ROLE_NAME = "cloudrec-recorder-scoped-${AWS::Region}"
-_SCOPED_ROLE_ARN = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/" + _SCOPED_ROLE_NAME
 
 
 def _recorder(s: Settings) -> dict[str, Any]:
@@ -87,8 +91,7 @@ def _recorder(s: Settings) -> dict[str, Any]:
              "Resource": {"Fn::GetAtt": ["EventsQueue", "Arn"]}},
             {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": {"Fn::GetAtt": ["StorageKeysKey", "Arn"]}},
             {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:ListBucket"],
-             "Resource": [{"Fn::GetAtt": ["InternalBucket", "Arn"]},
-                          {"Fn::Sub": "${InternalBucket.Arn}/*"}]},
+             "Resource": [access.INTERNAL_BUCKET_ARN, access.INTERNAL_OBJECTS_ARN]},
         ],
     }
     # the container's own role (the keeper's): read which app a task is for, assume the scoped role
@@ -96,8 +99,8 @@ def _recorder(s: Settings) -> dict[str, Any]:
         "Version": "2012-10-17",
         "Statement": [
             {"Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": {"Fn::GetAtt": ["TasksTable", "Arn"]}},
-            # by name: the scoped role's trust names this role, so this one is made first
-            {"Effect": "Allow", "Action": ["sts:AssumeRole"], "Resource": {"Fn::Sub": _SCOPED_ROLE_ARN}},
+            {"Effect": "Allow", "Action": ["sts:AssumeRole"],
+             "Resource": {"Fn::GetAtt": ["RecorderScopedRole", "Arn"]}},
         ],
     }
     assume = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
@@ -110,31 +113,32 @@ def _recorder(s: Settings) -> dict[str, Any]:
         {"Name": "CLOUDREC_APPS_TABLE", "Value": {"Ref": "AppsTable"}},
         {"Name": "CLOUDREC_LIMITS_TABLE", "Value": {"Ref": "LimitsTable"}},
         {"Name": "CLOUDREC_EVENTS_QUEUE", "Value": {"Fn::GetAtt": ["EventsQueue", "QueueName"]}},
-        {"Name": "CLOUDREC_INTERNAL_BUCKET", "Value": {"Ref": "InternalBucket"}},
+        {"Name": "CLOUDREC_INTERNAL_BUCKET", "Value": access.INTERNAL_BUCKET_NAME},
         {"Name": "CLOUDREC_KMS_KEY_ID", "Value": {"Ref": "StorageKeysAlias"}},
         {"Name": "CLOUDREC_RECORDER_ROLE_ARN", "Value": {"Fn::GetAtt": ["RecorderScopedRole", "Arn"]}},
         {"Name": "AWS_DEFAULT_REGION", "Value": {"Ref": "AWS::Region"}},
     ]
     return {
-        "RecorderCluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": s.ecs_cluster}},
+        "RecorderCluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": stack_named(s.ecs_cluster)}},
         "RecorderLogGroup": {"Type": "AWS::Logs::LogGroup",
-                             "Properties": {"LogGroupName": "/cloudrec/recorder",
+                             "Properties": {"LogGroupName": {"Fn::Sub": "/cloudrec/${AWS::StackName}/recorder"},
                                             "RetentionInDays": {"Ref": "LogRetentionDays"}}},
-        "RecorderTaskRole": {"Type": "AWS::IAM::Role", "Properties": {
-            "RoleName": {"Fn::Sub": "cloudrec-recorder-task-${AWS::Region}"},
-            "AssumeRolePolicyDocument": assume,
-            "Policies": [{"PolicyName": "cloudrec-recorder-keeper", "PolicyDocument": keeper_policy}]}},
+        # roles are named by CloudFormation (the stack's name and a suffix)
+        "RecorderTaskRole": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": assume}},
+        # apart from its role: the scoped role's trust names the task role, this policy the scoped role
+        "RecorderKeeperPolicy": {"Type": "AWS::IAM::Policy", "Properties": {
+            "PolicyName": "cloudrec-recorder-keeper", "PolicyDocument": keeper_policy,
+            "Roles": [{"Ref": "RecorderTaskRole"}]}},
         "RecorderScopedRole": {"Type": "AWS::IAM::Role", "Properties": {
-            "RoleName": {"Fn::Sub": _SCOPED_ROLE_NAME},
             "AssumeRolePolicyDocument": assume_scoped,
             "Policies": [{"PolicyName": "cloudrec-recorder", "PolicyDocument": scoped_policy}]}},
         "RecorderExecutionRole": {"Type": "AWS::IAM::Role", "Properties": {
-            "RoleName": {"Fn::Sub": "cloudrec-recorder-exec-${AWS::Region}"},
             "AssumeRolePolicyDocument": assume,
             "ManagedPolicyArns": [
                 {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"}]}},
-        "RecorderTaskDefinition": {"Type": "AWS::ECS::TaskDefinition", "Properties": {
-            "Family": s.ecs_task_definition,
+        "RecorderTaskDefinition": {"Type": "AWS::ECS::TaskDefinition", "DependsOn": ["RecorderKeeperPolicy"],
+                                   "Properties": {
+            "Family": stack_named(s.ecs_task_definition),
             "RequiresCompatibilities": ["FARGATE"],
             "NetworkMode": "awsvpc",
             "Cpu": {"Ref": "RecorderCpu"},
@@ -171,7 +175,7 @@ def build(s: Settings) -> dict[str, Any]:
     resources: dict[str, Any] = {
         **_table_resources(s),
         "EventsDeadLetterQueue": {"Type": "AWS::SQS::Queue", "Properties": {
-            "QueueName": events_dlq_name(s), "FifoQueue": True, "MessageRetentionPeriod": 1209600}},
+            "QueueName": stack_named(events_dlq_name(s)), "FifoQueue": True, "MessageRetentionPeriod": 1209600}},
         # seals the customers' storage keys in the tasks table (chalicelib/sealing.py)
         "StorageKeysKey": {"Type": "AWS::KMS::Key", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
                            "Properties": {
@@ -179,18 +183,19 @@ def build(s: Settings) -> dict[str, Any]:
             "KeyPolicy": {"Version": "2012-10-17", "Statement": [{
                 "Sid": "TheAccountGrantsThroughIam", "Effect": "Allow", "Action": "kms:*", "Resource": "*",
                 "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}}]}}},
-        # the functions' policy (.chalice/policy-prod.json) names the key by this alias
+        # the functions and recorders name the key by this alias (CLOUDREC_KMS_KEY_ID)
         "StorageKeysAlias": {"Type": "AWS::KMS::Alias", "Properties": {
-            "AliasName": "alias/cloudrec-storage-keys", "TargetKeyId": {"Ref": "StorageKeysKey"}}},
+            "AliasName": {"Fn::Sub": "alias/${AWS::StackName}-storage-keys"},
+            "TargetKeyId": {"Ref": "StorageKeysKey"}}},
         "OutputsDeadLetterQueue": {"Type": "AWS::SQS::Queue", "Properties": {
-            "QueueName": s.outputs_dlq, "MessageRetentionPeriod": 1209600}},
+            "QueueName": stack_named(s.outputs_dlq), "MessageRetentionPeriod": 1209600}},
         "EventsQueue": {"Type": "AWS::SQS::Queue", "Properties": {
-            "QueueName": s.events_queue, "FifoQueue": True, "VisibilityTimeout": EVENTS_VISIBILITY_S,
+            "QueueName": stack_named(s.events_queue), "FifoQueue": True, "VisibilityTimeout": EVENTS_VISIBILITY_S,
             "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]},
                               "maxReceiveCount": EVENTS_MAX_RECEIVES}}},
         "InternalBucket": {"Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
                            "Properties": {
-            "BucketName": {"Fn::Sub": "cloudrec-internal-${AWS::AccountId}-${AWS::Region}"},
+            "BucketName": access.INTERNAL_BUCKET_NAME,
             "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
                                                "IgnorePublicAcls": True, "RestrictPublicBuckets": True}}},
         **_recorder(s),
@@ -211,7 +216,7 @@ def build(s: Settings) -> dict[str, Any]:
         "CLOUDREC_IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"},
         "CLOUDREC_EVENTS_QUEUE": {"Fn::GetAtt": ["EventsQueue", "QueueName"]},
         "CLOUDREC_OUTPUTS_DLQ": {"Fn::GetAtt": ["OutputsDeadLetterQueue", "QueueName"]},
-        "CLOUDREC_INTERNAL_BUCKET": {"Ref": "InternalBucket"},
+        "CLOUDREC_INTERNAL_BUCKET": access.INTERNAL_BUCKET_NAME,
         "CLOUDREC_VOD_ENDPOINT": {"Ref": "VodEndpoint"},
         "CLOUDREC_ECS_CLUSTER": {"Ref": "RecorderCluster"},
         "CLOUDREC_ECS_TASK_DEFINITION": {"Ref": "RecorderTaskDefinition"},
@@ -228,9 +233,13 @@ def build(s: Settings) -> dict[str, Any]:
             "Description": f"cloudrec: {requirements} for {layers.RUNTIME}", "ContentUri": f"./{zip_name}",
             "CompatibleRuntimes": [layers.RUNTIME], "CompatibleArchitectures": [layers.ARCHITECTURE],
             "RetentionPolicy": "Delete"}}
-    # Chalice names the queue by its ARN; the GetAtt in the environment orders the queue first
+    # Chalice names the queue's ARN with the local name (a Sub the merge can only rewrite, not
+    # replace); the GetAtt in the environment orders the queue first
+    queue_arn = "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${AWS::StackName}" + \
+        s.events_queue.removeprefix("cloudrec")
     resources["DeliverCallbacks"]["Properties"]["Events"] = {
-        "DeliverCallbacksSqsEventSource": {"Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"]}}}
+        "DeliverCallbacksSqsEventSource": {"Properties": {"Queue": {"Fn::Sub": queue_arn},
+                                                          "FunctionResponseTypes": ["ReportBatchItemFailures"]}}}
     # a recorder's stopped Fargate task is replaced at once; only this cluster's tasks concern it
     resources["RecorderStopped"]["Properties"]["Events"] = {"RecorderStoppedEvent": {"Properties": {"Pattern": {
         "detail": {"clusterArn": [{"Fn::GetAtt": ["RecorderCluster", "Arn"]}]}}}}}
@@ -247,9 +256,11 @@ def build(s: Settings) -> dict[str, Any]:
             "Bucket": {"Ref": "InternalBucket"}, "Events": "s3:ObjectCreated:*",
             "Filter": {"S3Key": {"Rules": [{"Name": "prefix", "Value": MARKER_PREFIX}]}}}}},
     })
+    resources.update(access.roles())
     resources.update(operations.resources(FUNCTIONS, {"EventsDeadLetterQueue": "Events that could not be posted",
                                                       "OutputsDeadLetterQueue": "Output jobs that failed"}))
-    resources["RestAPI"] = {"Properties": operations.api_throttling()}
+    # named after the stack (else after the app: two stacks' APIs would look alike)
+    resources["RestAPI"] = {"Properties": {"Name": {"Ref": "AWS::StackName"}, **operations.api_throttling()}}
     return {
         "Conditions": operations.conditions(),
         "Parameters": {
@@ -273,8 +284,15 @@ def build(s: Settings) -> dict[str, Any]:
             "ApiDomainTarget": {"Description": "Point ApiDomainName (CNAME/alias) here",
                                 "Value": {"Fn::GetAtt": ["ApiDomain", "RegionalDomainName"]}},
             "RecorderCluster": {"Value": {"Ref": "RecorderCluster"}},
+            # what the admin CLI needs to find this stack's resources (python -m infra.aws.deploy env)
+            **{_output_name(var): {"Description": var, "Value": value} for var, value in env.items()
+               if var != "CLOUDREC_LAUNCHER"},
         },
     }
+
+
+def _output_name(variable: str) -> str:
+    return "".join(word.title() for word in variable.lower().split("_"))
 
 
 def render() -> str:

@@ -37,7 +37,7 @@ class LambdaContext:
         return 900_000
 
 
-def _sqs_record(msg: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+def sqs_record(msg: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
     return {
         "messageId": msg["MessageId"],
         "receiptHandle": msg["ReceiptHandle"],
@@ -127,7 +127,7 @@ class EventPump:
             ).get("Messages", [])
             if not msgs:
                 continue
-            event = {"Records": [_sqs_record(m, arn, self._region) for m in msgs]}
+            event = {"Records": [sqs_record(m, arn, self._region) for m in msgs]}
             try:
                 result = handler(event, LambdaContext(queue)) or {}
             except Exception:

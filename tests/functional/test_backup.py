@@ -32,9 +32,25 @@ def keep(task: TaskRecord) -> list[str]:
     return keys
 
 
-def deliver(settings: Settings, now_s: float | None = None) -> int:
+def delivery(settings: Settings, now_s: float | None = None) -> backup.Delivery:
     return backup.deliver(wiring.task_store(), wiring.internal_bucket(), wiring.event_queue(), settings,
                           time.time() if now_s is None else now_s)
+
+
+def deliver(settings: Settings, now_s: float | None = None) -> int:
+    return delivery(settings, now_s).moved
+
+
+def test_how_long_an_ended_task_s_files_have_waited_is_told(aws_env: Settings) -> None:
+    """The age of the oldest file left in backup (the metric the backup-age alarm watches)."""
+    task = ended_task("bk+age.")
+    keep(task)
+    assert delivery(aws_env, time.time() + 900).oldest_s == 0  # a running task's files are its recorder's
+    wiring.task_store().finish(task.task_id, int(time.time() * 1000), leave_code=LeaveCode.API_STOP)
+    assert 890 <= delivery(aws_env, time.time() + 900).oldest_s <= 910  # the customer's bucket is missing
+    aws.client("s3").create_bucket(Bucket=BUCKET)
+    done = delivery(aws_env, time.time() + 900)
+    assert (done.moved, done.oldest_s) == (3, 0)
 
 
 def test_an_ended_task_s_backup_reaches_the_customer_then_305_status_2_and_its_outputs(aws_env: Settings) -> None:

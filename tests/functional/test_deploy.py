@@ -69,7 +69,23 @@ def test_chalice_package_with_merge_template_lints_clean(tmp_path: Path) -> None
     res = sam["Resources"]
     groups = [r["Properties"] for r in res.values() if r["Type"] == "AWS::Logs::LogGroup"]
     assert {g["LogGroupName"]["Fn::Sub"] for g in groups if isinstance(g["LogGroupName"], dict)} == {
-        f"/aws/lambda/${{{name}}}" for name in functions}
+        f"/aws/lambda/${{{name}}}" for name in functions} | {"/cloudrec/${AWS::StackName}/recorder"}
+    # least privilege: each function has its own role and policy; no data action on `*`; RunTask
+    # only on the recorder's task definition, PassRole only on the recorder's two roles
+    for name, function in functions.items():
+        role = res[function["Role"]["Fn::GetAtt"][0]]["Properties"]
+        assert [p["PolicyName"] for p in role["Policies"]] == [f"cloudrec-{name}"]
+        for statement in role["Policies"][0]["PolicyDocument"]["Statement"]:
+            targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            assert "*" not in targets and all(t != "*" for t in targets), (name, statement)
+            if "ecs:RunTask" in statement["Action"]:
+                assert targets == [{"Ref": "RecorderTaskDefinition"}] and statement["Action"] == ["ecs:RunTask"]
+            if "iam:PassRole" in statement["Action"]:
+                assert targets == [{"Fn::GetAtt": ["RecorderTaskRole", "Arn"]},
+                                   {"Fn::GetAtt": ["RecorderExecutionRole", "Arn"]}]
+    launching = {name for name, f in functions.items() if "ecs:RunTask" in json.dumps(
+        res[f["Role"]["Fn::GetAtt"][0]]["Properties"]["Policies"])}
+    assert launching == {"APIHandler", "ReapRecorders", "RecorderStopped"}
     assert all(g["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups)
     alarms = [r["Properties"] for r in res.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
     assert all(a["AlarmActions"] == [{"Ref": "AlarmTopic"}] for a in alarms)

@@ -253,9 +253,9 @@ def test_a_storage_outage_loses_nothing_and_every_file_is_announced(customer: Se
     kept = wiring.internal_bucket().listing(f"backup/{task.task_id}/")
     assert len(kept) >= 4 and sum(k.endswith(".m3u8") for k, _ in kept) == 2
 
-    assert backup.deliver(store, wiring.internal_bucket(), wiring.event_queue(), customer, time.time()) == 0
+    assert backup.deliver(store, wiring.internal_bucket(), wiring.event_queue(), customer, time.time()).moved == 0
     aws.client("s3").create_bucket(Bucket=BUCKET)  # back
-    assert backup.deliver(store, wiring.internal_bucket(), wiring.event_queue(), customer, time.time()) == len(kept)
+    assert backup.deliver(store, wiring.internal_bucket(), wiring.event_queue(), customer, time.time()).moved == len(kept)
     assert wiring.internal_bucket().listing(f"backup/{task.task_id}/") == []
     for key in stored(".m3u8"):
         pl = playlist(key)

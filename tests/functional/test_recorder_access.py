@@ -25,13 +25,13 @@ from chalicelib.config import Settings
 from chalicelib.recordings import new_task_id
 from chalicelib.sealing import LocalSealer, SealError
 from chalicelib.storage import BACKUP_PREFIX
-from infra.aws import template
+from infra.aws import access, template
 from recorder_container.keeper import Keeper
 from recorder_container.settings import RecorderSettings
+from tests.support import iam_simulate
 from tests.support.callback_receiver import CallbackReceiver
 from tests.support.moto_app import SDKAPPID
 
-IAM = Path(__file__).resolve().parents[1] / "support" / "iam"
 ACCOUNT, REGION = "123456789012", "eu-west-1"
 TASK, OTHER_TASK = "k2V0+aGVyZS1pcy1hLXRhc2staWQtb2YtNDQtY2hhcnM.", "b3RoZXItdGFzay1pZC1vZi1mb3J0eS1mb3VyLWNoYXI."
 APP, OTHER_APP = 1400000001, 1400000002
@@ -56,7 +56,11 @@ def _resolve(node: Any) -> Any:
         if "Fn::GetAtt" in node:
             return _arn(node["Fn::GetAtt"][0])
         if "Fn::Sub" in node:
-            text = str(node["Fn::Sub"])
+            sub = node["Fn::Sub"]
+            text, names = (sub[0], sub[1]) if isinstance(sub, list) else (sub, {})
+            for name, value in names.items():  # the bucket goes by its name (a Ref would be a cycle)
+                assert value == access.INTERNAL_BUCKET_NAME, value
+                text = text.replace(f"${{{name}}}", SETTINGS.internal_bucket)
             for name in ("TasksTable", "AppsTable", "LimitsTable", "InternalBucket"):
                 text = text.replace(f"${{{name}.Arn}}", _arn(name))
             for name, value in (("Partition", "aws"), ("AccountId", ACCOUNT), ("Region", REGION)):
@@ -129,19 +133,8 @@ NEVER = [
 
 
 def simulate(requests: list[tuple[str, str, dict[str, Any]]], session: dict[str, Any] | None) -> list[str]:
-    sims = [{
-        "identityPolicies": [{"name": "recorder", "policy": role_policy()}],
-        **({"sessionPolicy": session} if session is not None else {}),
-        "serviceControlPolicies": [], "resourceControlPolicies": [],
-        **({"resourcePolicy": key_policy()} if action.startswith("kms:") else {}),
-        "request": {"action": action, "principal": f"arn:aws:sts::{ACCOUNT}:assumed-role/recorder/rec-x",
-                    "resource": {"resource": resource, "accountId": ACCOUNT}, "contextVariables": context},
-    } for action, resource, context in requests]
-    out = subprocess.run(["node", str(IAM / "simulate.js")], input=json.dumps(sims), capture_output=True, text=True,
-                         timeout=60, check=True)
-    results = out.stdout.split()
-    assert len(results) == len(requests) and not [r for r in results if r.startswith("error")], out.stdout
-    return results
+    return iam_simulate.simulate([role_policy()], requests, f"arn:aws:sts::{ACCOUNT}:assumed-role/recorder/rec-x",
+                                 session=session, key_policy=key_policy())
 
 
 def test_a_recorder_may_do_all_its_task_needs_and_nothing_for_another() -> None:
