@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.deps-stamp
 REQS   := requirements.lock pyproject.toml
 
-.PHONY: deps apt iam node-sdk run test unit lint bench-api package clean
+.PHONY: deps apt iam node-sdk run test unit lint bench-api package image deploy clean
 
 IAM    := tests/support/iam
 NODE_SDK := tests/support/node_sdk
@@ -77,6 +77,18 @@ package: deps
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage prod \
 		--merge-template infra/aws/resources.json build/package
 	$(PY) -m infra.aws.layers build/package
+
+# the recorder image, pushed to ECR when REGISTRY is given (<account>.dkr.ecr.<region>.amazonaws.com);
+# says so and stops when Docker is not there (infra/aws/image.py)
+image: deps
+	$(PY) -m infra.aws.image $(if $(REGISTRY),--registry $(REGISTRY))
+
+# create or update the stack STACK from build/package; PARAMS="Key=Value ..." are the template's
+# parameters (README: Deploy to AWS); uses the AWS credentials and region of the environment
+deploy:
+	@test -n "$(STACK)" || { echo "make deploy: STACK=<name> is needed"; exit 2; }
+	$(MAKE) --no-print-directory package
+	$(PY) -m infra.aws.deploy up --stack $(STACK) $(foreach p,$(PARAMS),--param $(p))
 
 clean:
 	rm -rf .run build .pytest_cache .mypy_cache .ruff_cache

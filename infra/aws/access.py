@@ -4,7 +4,7 @@ Chalice makes one role per function (`<Function>Role`, ApiHandlerRole for the AP
 template replaces each role's policies with the ones below. No data action names `*`: tables,
 queues, the bucket and the key are named by the stack's own resources; `ecs:RunTask` names the
 recorder's task definition and `iam:PassRole` only the recorder's two roles. The deploy
-rehearsal (tests/functional/test_deploy_rehearsal.py) records every call the functions make
+rehearsal (tests/e2e/test_deploy_rehearsal.py) records every call the functions make
 against a deployed stack and judges each one against the role CloudFormation created.
 """
 

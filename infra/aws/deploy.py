@@ -107,10 +107,22 @@ def deploy(cfn: Any, s3: Any, bucket: str, template: dict[str, Any], stack: str,
         key = f"templates/{stack}/{hashlib.sha256(body.encode()).hexdigest()}.json"
         s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
         source = {"TemplateURL": f"https://{bucket}.s3.amazonaws.com/{key}"}
-    params = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()]
-    if _stack_status(cfn, stack) is None:
+    params: list[dict[str, Any]] = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()]
+    declared = template.get("Parameters", {})
+    if unknown := sorted(set(parameters) - set(declared)):
+        raise DeployError(f"no such parameter: {', '.join(unknown)} (README: Deploy to AWS)")
+    status = _stack_status(cfn, stack)
+    if status is None:
+        if missing := [k for k, v in declared.items() if "Default" not in v and k not in parameters]:
+            raise DeployError("a new stack needs " + "; ".join(
+                f"{k}= ({declared[k].get('Description', declared[k]['Type'])})" for k in missing))
         cfn.create_stack(StackName=stack, Parameters=params, Capabilities=CAPABILITIES, **source)
-    else:
+    else:  # what is not given keeps the value it has (given again: the AWS emulation's
+        # UsePreviousValue fails on a parameter that took its default; none of ours is NoEcho)
+        previous = {p["ParameterKey"]: p["ParameterValue"]
+                    for p in cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Parameters", [])}
+        params += [{"ParameterKey": k, "ParameterValue": previous[k]} for k in declared
+                   if k not in parameters and k in previous]
         try:
             cfn.update_stack(StackName=stack, Parameters=params, Capabilities=CAPABILITIES, **source)
         except cfn.exceptions.ClientError as exc:
@@ -174,8 +186,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"{args.stack}: {status}")
     for output in cfn.describe_stacks(StackName=args.stack)["Stacks"][0].get("Outputs", []):
-        if output["OutputKey"] in ("ApiDomainTarget", "EndpointURL"):
-            print(f"  {output['OutputKey']}: {output['OutputValue']}")
+        if output["OutputKey"] == "ApiDomainTarget":
+            print(f"Point your API domain (ApiDomainName) at {output['OutputValue']}.")
+    print(f"Then register an app (its Janus and callback settings) with the stack's settings:\n"
+          f"  eval \"$(python -m infra.aws.deploy env --stack {args.stack})\"\n"
+          f"  python -m chalicelib.admin add-app --sdkappid <id> --secret-id <SecretId> "
+          f"--janus-url https://janus.example.com/janus --callback-url https://example.com/trtc/callback")
     return 0
 
 

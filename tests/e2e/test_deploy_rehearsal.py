@@ -200,6 +200,40 @@ def test_the_templates_lint_clean_with_the_serverless_rules(stacks: dict[str, An
     assert set(findings) <= set(ACCEPTED_RULES), lint.stdout
 
 
+def test_make_deploy_says_what_a_new_stack_needs_and_updates_keep_what_is_not_given(
+        emulation: Emulation, stacks: dict[str, Any]) -> None:
+    s3, cfn = emulation.client("s3"), emulation.client("cloudformation")
+    bucket = deploy.artifacts_bucket(s3, emulation.client("sts"), REGION)
+    rehearsed, _ = rehearsal.rehearsable(stacks["translated"])
+    with pytest.raises(deploy.DeployError) as refused:
+        deploy.deploy(cfn, s3, bucket, rehearsed, "cloudrec-new", {"RecorderImage": "r:1"}, timeout_s=60)
+    assert "RecorderSubnets=" in str(refused.value) and "ApiCertificateArn=" in str(refused.value)
+    assert "RecorderImage=" not in str(refused.value)
+    with pytest.raises(deploy.DeployError, match="no such parameter: JanusUrl"):
+        deploy.deploy(cfn, s3, bucket, rehearsed, STACKS[0], {"JanusUrl": "x"}, timeout_s=60)
+    with pytest.raises(deploy.DeployError, match="stack name"):
+        deploy.deploy(cfn, s3, bucket, rehearsed, "1-not-a-name", {}, timeout_s=60)
+    # a second deploy changes what it is given and keeps the rest: shown on a small template,
+    # as moto fails to update functions that have layers
+    small = {"Parameters": {"Required": {"Type": "String"}, "Days": {"Type": "Number", "Default": 30},
+                            "Name": {"Type": "String", "Default": "a"}},
+             "Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {
+                 "MessageRetentionPeriod": {"Fn::Sub": "${Days}00"}}}}}
+    deploy.deploy(cfn, s3, bucket, small, "cloudrec-small", {"Required": "x", "Days": "14"}, timeout_s=60)
+    assert deploy.deploy(cfn, s3, bucket, small, "cloudrec-small", {"Name": "b"}, timeout_s=60) == "UPDATE_COMPLETE"
+    params = {p["ParameterKey"]: p["ParameterValue"]
+              for p in cfn.describe_stacks(StackName="cloudrec-small")["Stacks"][0]["Parameters"]}
+    assert params == {"Required": "x", "Days": "14", "Name": "b"}
+
+
+def test_make_image_says_when_docker_is_not_there(tmp_path: Path) -> None:
+    (tmp_path / "python").symlink_to(sys.executable)
+    done = subprocess.run([sys.executable, "-m", "infra.aws.image"], cwd=ROOT, capture_output=True, text=True,
+                          env={"PATH": str(tmp_path)}, timeout=60)
+    assert done.returncode == 2
+    assert "the docker command is not installed" in done.stderr and "docker build -f recorder_container" in done.stderr
+
+
 def _run_function(emulation: Emulation, config: dict[str, Any], event: dict[str, Any], logical: str) -> Any:
     """Invoke a deployed function as Lambda does: its handler, its environment only, its own key."""
     env = {**config["Environment"]["Variables"], **_local(emulation, logical)}
