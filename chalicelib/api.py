@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
 
 from chalicelib import models, recordings, validation
 from chalicelib.apps import App, AppRegistry
@@ -22,7 +21,7 @@ from chalicelib.errors import AuthError, CloudrecError, RequestError, to_api_err
 from chalicelib.limits import FailureLimiter, RateLimiter
 from chalicelib.recordings import Recordings
 from chalicelib.replay import SignatureLedger
-from chalicelib.signing import SignedRequest, parse_authorization, verify_tc3
+from chalicelib.signing import SignedRequest, parse_authorization, query_encodings, verify_tc3
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +153,8 @@ def _check_size(req: HttpRequest) -> None:
 
 def _authenticate(api: Api, req: HttpRequest, now: float) -> frozenset[int]:
     api.failures.check(req.source, now)
-    query = urlencode(req.query) if req.method == "GET" else ""
-    signed = SignedRequest(req.method, req.headers, query, req.body)
+    queries = query_encodings(req.query) if req.method == "GET" else ("",)
+    signed = SignedRequest(req.method, req.headers, queries[0], req.body, other_queries=queries[1:])
     try:
         secret_id = verify_tc3(signed, _secret_lookup(api), now)
     except CloudrecError:

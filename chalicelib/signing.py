@@ -7,6 +7,7 @@ sign with `sign_tc3`, the callback sender signs bodies with `callback_sign`.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import re
@@ -34,9 +35,12 @@ UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 #   without it. So the host is tried as received and, when it ends in :port, without the port.
 # - content-type: the value sent ("application/json" from Python and Node.js, "application/json;
 #   charset=utf-8" from Java, "application/x-www-form-urlencoded" for GET), taken as received.
-# - GET query: the edge re-encodes the parsed query as Python's urlencode does. The Java
-#   (URLEncoder) and Node.js (querystring) encoders agree with it except for a few characters
-#   (space, * ~ ! ' ( )): their GET requests verify when no value holds one. POST is their default.
+# - GET query: each client signs its query as it encodes it, and the edge (API Gateway, Chalice)
+#   hands on only the parsed pairs. They are encoded again the ways the clients encode
+#   (`query_encodings`), and the signature must verify with one of them: Python's urlencode
+#   (space "+", "~" kept), Java's URLEncoder (space "+", "*" kept, "~" escaped), Node.js's
+#   querystring (space "%20", "!~*'()" kept), and Node.js's after `new URL` escapes "'". The
+#   pairs, and so what the signature covers, are the same in each.
 _SERVICE_LABEL = r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}(?::[0-9]{1,5})?"
 _PORT = re.compile(r":[0-9]{1,5}$")
 # SecretIds are short ASCII (Tencent's: AKID + 32); bounding them keeps junk out of the
@@ -56,6 +60,7 @@ class SignedRequest:
     headers: Mapping[str, str]  # lower-cased names
     canonical_query: str  # "" for POST
     body: bytes
+    other_queries: tuple[str, ...] = ()  # the same query as other clients encode it (GET)
 
 
 @dataclass(frozen=True)
@@ -154,13 +159,34 @@ def signed_hosts(received: str) -> tuple[str, ...]:
     return (received,) if bare == received else (received, bare)
 
 
+# characters each client's query encoder leaves as they are (besides ASCII letters and digits)
+_KEPT = {"python": "_.-~", "java": "_.-*", "node": "_.-!~*'()", "node-url": "_.-!~*()"}
+_SPACE = {"python": "+", "java": "+", "node": "%20", "node-url": "%20"}
+
+
+def _escape(text: str, kept: str, space: str) -> str:
+    return "".join(ch if ch.isascii() and (ch.isalnum() or ch in kept) else space if ch == " "
+                   else "".join(f"%{b:02X}" for b in ch.encode("utf-8")) for ch in text)
+
+
+def query_encodings(pairs: list[tuple[str, str]]) -> tuple[str, ...]:
+    """A parsed GET query encoded as each official client encodes it (see the rules above),
+    Python's first, without repeats (a plain query reads the same in all)."""
+    encoded = {"&".join(f"{_escape(k, _KEPT[c], _SPACE[c])}={_escape(v, _KEPT[c], _SPACE[c])}" for k, v in pairs): None
+               for c in _KEPT}
+    return tuple(encoded)
+
+
 def _canonical_candidates(req: SignedRequest, signed_headers: tuple[str, ...]) -> list[str]:
-    """At most four canonical requests: two hosts, header values lower-cased or verbatim."""
+    """The canonical requests a client may have signed: two hosts, header values lower-cased or
+    verbatim, and for a GET the query as each client encodes it."""
     hashed = _payload_hash(req)  # once: the body may be 1 MB
     candidates: dict[str, None] = {}  # ordered, without repeats (most values have no capitals)
-    for host in signed_hosts(req.headers.get("host", "")):
-        for lower_values in (True, False):
-            candidates[canonical_request(req, signed_headers, lower_values, host, hashed)] = None
+    for query in (req.canonical_query, *req.other_queries):
+        variant = req if query == req.canonical_query else dataclasses.replace(req, canonical_query=query)
+        for host in signed_hosts(req.headers.get("host", "")):
+            for lower_values in (True, False):
+                candidates[canonical_request(variant, signed_headers, lower_values, host, hashed)] = None
     return list(candidates)
 
 

@@ -17,7 +17,7 @@ import pytest
 from tencentcloud.common.sign import Sign
 
 from chalicelib.errors import AuthError
-from chalicelib.signing import SignedRequest, signed_hosts, utc_date, verify_tc3
+from chalicelib.signing import SignedRequest, query_encodings, signed_hosts, utc_date, verify_tc3
 
 KEYS = {"AKIDtest": "secretkey"}
 NOW = 1795614686  # 2026-11-25
@@ -104,9 +104,11 @@ def node_sdk(endpoint: str, method: str, params: dict[str, Any], secret: tuple[s
 
 
 def received(method: str, sent: tuple[dict[str, str], str, bytes]) -> SignedRequest:
-    """The request as the API sees it: the edge parses the query and api.py re-encodes it."""
+    """The request as the API sees it: the edge parses the query, api.py encodes it again as
+    each client would."""
     headers, query, body = sent
-    return SignedRequest(method, headers, urlencode(parse_qsl(query, keep_blank_values=True)), body)
+    queries = query_encodings(parse_qsl(query, keep_blank_values=True))
+    return SignedRequest(method, headers, queries[0], body, other_queries=queries[1:])
 
 
 def _refused(req: SignedRequest, **kw: Any) -> str:
@@ -121,6 +123,23 @@ def _refused(req: SignedRequest, **kw: Any) -> str:
 def test_node_and_java_sdk_requests_verify(client: Any, endpoint: str, method: str) -> None:
     for params in (DESCRIBE, MODIFY):
         assert verify_tc3(received(method, client(endpoint, method, params)), KEYS.get, NOW + 5) == "AKIDtest"
+
+
+# a Create's UserSig always holds "*" (TLSSigAPIv2's base64 with "*-_"), a RoomId or UserId may
+# hold any of the characters the encoders disagree on
+CREATE = {"SdkAppId": 1400000001, "RoomId": "room (1)!", "RoomIdType": 1, "UserId": "rec~1 'a'",
+          "UserSig": "eJw1jl0LgjAYhf*-Bc*_wg1K_", "RecordParams": {"RecordMode": 1}}
+
+
+@pytest.mark.parametrize("client", [java_sdk, node_sdk])
+def test_a_get_with_the_characters_the_encoders_disagree_on_verifies(client: Any) -> None:
+    sent = client("127.0.0.1:8000", "GET", CREATE)
+    python_encoded = urlencode(_flatten(CREATE))
+    assert sent[1] != python_encoded  # the client encoded it otherwise than the edge's default would
+    assert verify_tc3(received("GET", sent), KEYS.get, NOW) == "AKIDtest"
+    # the pairs are what is signed: another value under any encoding fails
+    headers, query, body = sent
+    assert _refused(received("GET", (headers, query.replace("room", "r00m"), body))) == "AuthFailure.SignatureFailure"
 
 
 @pytest.mark.parametrize("client", [java_sdk, node_sdk])

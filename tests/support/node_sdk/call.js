@@ -2,7 +2,8 @@
 //
 // Reads one call per line on stdin:
 //   {"endpoint": "127.0.0.1:8000", "secretId": "...", "secretKey": "...", "region": "ap-guangzhou",
-//    "action": "DescribeCloudRecording", "params": {"SdkAppId": 1400000001, "TaskId": "..."}}
+//    "action": "DescribeCloudRecording", "params": {"SdkAppId": 1400000001, "TaskId": "..."},
+//    "method": "GET"}   (optional: the SDK's reqMethod, POST by default)
 // and answers each, in order, with one line: {"response": {...}} or
 // {"error": {"code": "...", "message": "...", "requestId": "..."}}.
 'use strict';
@@ -13,7 +14,8 @@ async function call(request) {
   const client = new trtc.v20190722.Client({
     credential: { secretId: request.secretId, secretKey: request.secretKey },
     region: request.region,
-    profile: { httpProfile: { endpoint: request.endpoint, protocol: 'http://', reqTimeout: 10 } },
+    profile: { httpProfile: { endpoint: request.endpoint, protocol: 'http://', reqTimeout: 10,
+                              reqMethod: request.method || 'POST' } },
   });
   try {
     return { response: await client[request.action](request.params) };
