@@ -3,9 +3,9 @@
 `.venv/bin/python bench/cost.py` prints, per recording mode, the Fargate task that fits it
 (the smallest size with twice the measured CPU and 1.5 times the measured memory), and what
 an hour of such a recording costs in Fargate, DynamoDB (the lease heartbeat), Lambda (the
-MP4 output) and S3 requests. The measured figures are bench/single_stream.py's and
-bench/mix.py's on this machine (one x86 core = one Fargate vCPU, an assumption); pass
-`--cpu-scale` to see what a slower vCPU would cost.
+MP4 output) and S3 requests. The measured figures are bench/capacity.py's
+(docs/capacity.json, one x86 core here taken as one Fargate vCPU); pass `--cpu-scale` to see
+what a slower vCPU would cost.
 
 Prices: AWS list prices for us-east-1, Linux/x86, on demand, from the services' pricing
 pages (aws.amazon.com/fargate/pricing, /lambda/pricing, /dynamodb/pricing/on-demand,
@@ -15,8 +15,11 @@ pages (aws.amazon.com/fargate/pricing, /lambda/pricing, /dynamodb/pricing/on-dem
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
+CAPACITY = Path(__file__).resolve().parents[1] / "docs" / "capacity.json"
 FARGATE_VCPU_HOUR = 0.04048
 FARGATE_GB_HOUR = 0.004445
 LAMBDA_GB_SECOND = 0.0000166667
@@ -36,22 +39,18 @@ CPU_HEADROOM, MEMORY_HEADROOM = 2.0, 1.5
 @dataclass(frozen=True)
 class Mode:
     name: str
-    cpu: float  # cores, measured (keeper + recorder)
+    cpu: float  # cores, measured (keeper and recorders)
     rss_mb: float  # measured
     streams: int  # HLS streams written (audio + video per participant in single-stream)
-    hls_gb_per_hour: float  # what the MP4 output remuxes: the bench publishers' bitrates (0.83 Mbit/s
-    # at 360p15, 2.53 at 720p30 with audio; the mix's 1.5 Mbit/s output with AAC)
+    hls_gb_per_hour: float  # what the MP4 output remuxes, at the bench publishers' bitrates
 
 
-# measured 2026-11-30 on this machine (2 cores): bench/single_stream.py, bench/mix.py
-MODES = (
-    Mode("single-stream, 1 participant 640x360@15", 0.095, 206, 2, 0.37),
-    Mode("single-stream, 4 participants 640x360@15", 0.259, 214, 8, 1.5),
-    Mode("single-stream, 1 participant 1280x720@30", 0.110, 211, 2, 1.14),
-    Mode("single-stream, 4 participants 1280x720@30", 0.347, 218, 8, 4.6),
-    Mode("mixed, 4 x 720p in, 1280x720@15 out", 0.476, 293, 2, 0.72),
-    Mode("mixed, 9 x 180p in, 1280x720@15 out", 0.560, 269, 2, 0.72),
-)
+def modes(path: Path = CAPACITY) -> list[Mode]:
+    """The recordings bench/capacity.py measured (docs/capacity.json)."""
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: run `sudo .venv/bin/python bench/capacity.py` first")
+    return [Mode(r["name"], r["cores"], r["rss_mb"], r["streams"], r["hls_gb_per_hour"])
+            for r in json.loads(path.read_text())["rows"]]
 
 
 def task_size(cpu: float, rss_mb: float) -> tuple[float, float]:
@@ -81,7 +80,7 @@ def main() -> None:
     print("| recording | measured CPU / RSS | Fargate task | Fargate | DynamoDB | Lambda (MP4) | "
           "ours in all | S3 PUTs (customer's) |")
     print("|---|---|---|---|---|---|---|---|")
-    for mode in MODES:
+    for mode in modes():
         c = hourly(mode, args.cpu_scale)
         ours = c["fargate"] + c["dynamodb"] + c["lambda"]
         print(f"| {mode.name} | {mode.cpu:.2f} core / {mode.rss_mb:.0f} MB | {c['vcpu']:g} vCPU, {c['gb']:g} GB | "
