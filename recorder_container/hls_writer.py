@@ -45,6 +45,12 @@ MAX_TRANSCODE_FPS = 60  # TRTC's highest frame rate: a publisher sending more ha
 MAX_AHEAD_S = 2.0  # a sample cannot arrive before it was made: further ahead, its timestamp jumped
 # aiortc's audio jitter buffer holds 4 packets (~80 ms) before it hands out the first one:
 # WriterSpec.audio_latency_s defaults to that
+TS_PACKET = 188
+# FFmpeg (ffprobe, PyAV) guesses a file's format from its bytes, and trusts MPEG-TS only past
+# ten 204-byte probe blocks: a shorter segment (one AAC frame, when a stop comes just after a
+# cut) reads as MPEG-PS. Short files are padded with null packets (PID 0x1FFF) up to this.
+MIN_TS_PACKETS = 12
+NULL_PACKET = bytes([0x47, 0x1F, 0xFF, 0x10]) + b"\xff" * (TS_PACKET - 4)
 
 @dataclass(frozen=True)
 class SegmentDone:
@@ -275,6 +281,7 @@ class StreamWriter:
         if not seg.has_packets:
             seg.path.unlink(missing_ok=True)
             return
+        pad_to_probe(seg.path)
         self.stats.segments += 1
         self.on_segment(SegmentDone(
             path=seg.path, start_ms=round(seg.start_wall * 1000), duration_ms=round((seg.end_ts - seg.start_ts) / 90),
@@ -458,3 +465,11 @@ class StreamWriter:
         """AvMerge: when video has paused, audio alone cuts segments on time."""
         video_quiet = self._last_video_ts is None or ts - self._last_video_ts > AUDIO_ONLY_CUT_S * VIDEO_RATE
         return video_quiet and ts - seg.start_ts >= self.spec.segment_s * VIDEO_RATE
+
+
+def pad_to_probe(path: Path) -> None:
+    """Append null packets to a TS file too short for FFmpeg to recognise as TS."""
+    missing = MIN_TS_PACKETS - path.stat().st_size // TS_PACKET
+    if missing > 0:
+        with path.open("ab") as f:
+            f.write(NULL_PACKET * missing)

@@ -114,6 +114,24 @@ def test_audio_gaps_become_silence_and_segments_follow_the_clock(tmp_path: Path)
         assert (a.codec_context.name, a.codec_context.sample_rate, a.codec_context.channels) == ("aac", 48000, 1)
 
 
+def test_a_segment_cut_short_is_still_recognised_as_mpeg_ts(tmp_path: Path) -> None:
+    """A stop a few frames after a cut leaves a segment of one AAC frame. ffprobe and PyAV
+    guess a file's format from its bytes; a TS file that short reads as MPEG-PS ("mp2,
+    Header missing") unless the writer pads it to a length the TS probe trusts."""
+    col = Collector()
+    w = col.writer(tmp_path, audio=True, video=False)
+    for f in pcm_frames(4.06):  # the second segment gets ~60 ms
+        w.audio(f, T0 + f.pts / 48000 + 0.08, "src")
+    w.finish()
+    assert len(col.segments) == 2 and col.segments[1].duration_ms < 200
+    short = col.segments[1]
+    assert short.size == short.path.stat().st_size and short.size % 188 == 0
+    with av.open(str(short.path)) as c:  # no format given: detected, as a user's ffprobe does
+        assert c.format.name == "mpegts"
+        assert c.streams.audio[0].codec_context.name == "aac"
+        assert sum(f.samples for f in c.decode(audio=0)) >= 1024
+
+
 def test_av_merge_writes_both_into_one_stream(tmp_path: Path) -> None:
     col = Collector()
     w = col.writer(tmp_path, audio=True, video=True, segment_s=3.0)
