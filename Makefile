@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.deps-stamp
 REQS   := requirements.lock pyproject.toml
 
-.PHONY: deps apt iam node-sdk run test unit lint bench-api package image deploy clean
+.PHONY: deps apt iam node-sdk run test unit lint bench-api bench-start package image deploy clean
 
 IAM    := tests/support/iam
 NODE_SDK := tests/support/node_sdk
@@ -69,6 +69,9 @@ lint: deps
 
 bench-api: deps
 	$(PY) bench/api.py
+
+bench-start: deps
+	$(PY) bench/start_latency.py
 
 # the deployment: Chalice's template merged with infra/aws/resources.json, the functions' zip
 # and their layers (built for the Lambda runtime), all in build/package/

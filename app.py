@@ -19,7 +19,18 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice import Chalice, Rate, Response
 from chalice.app import CloudWatchEvent, SQSEvent
 
-from chalicelib import aws, backup, callbacks, events, output_jobs, post_record, reaper, recorder_exits, wiring
+from chalicelib import (
+    aws,
+    backup,
+    callbacks,
+    dispatch,
+    events,
+    output_jobs,
+    post_record,
+    reaper,
+    recorder_exits,
+    wiring,
+)
 from chalicelib.api import HttpRequest, handle
 from chalicelib.observability import get_logger, get_metrics
 
@@ -124,6 +135,26 @@ def deliver_callbacks(event: SQSEvent) -> dict[str, Any]:
     return result
 
 
+@app.on_sqs_message(queue=settings.fallback_queue, batch_size=1, name="dispatch_fallback")
+def dispatch_fallback(event: SQSEvent) -> dict[str, int]:
+    """The claim wait of a recording is over: if no warm worker claimed it, start a dedicated
+    recorder (chalicelib/dispatch.py). A recorder that cannot start now fails the message, which
+    comes back after its visibility timeout."""
+    started = 0
+    for record in event:
+        waiting = dispatch.Dispatch.parse(record.body)
+        if waiting is None:
+            logger.warning("not a dispatch; dropped")
+            continue
+        logger.thread_safe_append_keys(task_id=waiting.task_id)
+        if wiring.fleet().fall_back(waiting):
+            logger.info("no worker claimed the recording: a dedicated recorder starts",
+                        extra={"claim_wait_s": aws.settings().claim_wait_s})
+            started += 1
+    metrics.add_metric(name="ColdStarts", unit=MetricUnit.Count, value=started)
+    return {"started": started}
+
+
 # S3-triggered functions: CloudFormation cannot add notifications to a bucket Chalice does not own
 # (Chalice refuses to package @app.on_s3_event), so the trigger is declared here, wired by the
 # deployment template (infra/aws) and by the local event pump alike.
@@ -155,7 +186,7 @@ def make_outputs(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="reap_recorders")
 def reap_recorders(event: Any) -> dict[str, int]:
     """Relaunch or end tasks whose recorder stopped heartbeating."""
-    handled = reaper.reap(wiring.task_store(), wiring.launcher(), wiring.event_queue(), aws.settings(),
+    handled = reaper.reap(wiring.task_store(), wiring.starter(), wiring.event_queue(), aws.settings(),
                           time.time(), wiring.internal_bucket())
     metrics.add_metric(name="TasksReaped", unit=MetricUnit.Count, value=handled)
     return {"handled": handled}
@@ -187,9 +218,15 @@ def recorder_stopped(event: CloudWatchEvent) -> dict[str, int]:
     stopped = recorder_exits.parse(event.to_dict())
     if stopped is None:
         return {"handled": 0}
+    if stopped.worker:  # a warm worker: each recording it hosted goes on elsewhere
+        logger.info("worker stopped", extra={"worker": stopped.handle, "reason": stopped.reason})
+        handled = reaper.worker_exited(wiring.task_store(), wiring.starter(), wiring.event_queue(), aws.settings(),
+                                       stopped.handle, stopped.reason, time.time(), wiring.internal_bucket())
+        metrics.add_metric(name="RecordersReplaced", unit=MetricUnit.Count, value=handled)
+        return {"handled": handled}
     logger.thread_safe_append_keys(task_id=stopped.task_id)
     logger.info("recorder stopped", extra={"reason": stopped.reason})
-    handled = reaper.recorder_exited(wiring.task_store(), wiring.launcher(), wiring.event_queue(), aws.settings(),
+    handled = reaper.recorder_exited(wiring.task_store(), wiring.starter(), wiring.event_queue(), aws.settings(),
                                      stopped.task_id, stopped.handle, stopped.reason, time.time(),
                                      wiring.internal_bucket())
     metrics.add_metric(name="RecordersReplaced", unit=MetricUnit.Count, value=handled)

@@ -3,7 +3,8 @@
 `.venv/bin/python bench/cost.py` prints, per recording mode, the Fargate task that fits it
 (the smallest size with twice the measured CPU and 1.5 times the measured memory), and what
 an hour of such a recording costs in Fargate, DynamoDB (the lease heartbeat), Lambda (the
-MP4 output) and S3 requests. The measured figures are bench/capacity.py's
+MP4 output) and S3 requests; and what it costs as one of the recordings a warm worker
+(2 vCPU, 4 GB) holds, with the fleet at its scaling target. The measured figures are bench/capacity.py's
 (docs/capacity.json, one x86 core here taken as one Fargate vCPU); pass `--cpu-scale` to see
 what a slower vCPU would cost.
 
@@ -34,6 +35,10 @@ OUTPUT_MEMORY_GB = 3008 / 1024
 SIZES = {0.25: (0.5, 1, 2), 0.5: (1, 2, 3, 4), 1: tuple(range(2, 9)), 2: tuple(range(4, 17)),
          4: tuple(range(8, 31))}
 CPU_HEADROOM, MEMORY_HEADROOM = 2.0, 1.5
+# a warm worker (WorkerCpu / WorkerMemory defaults) fills its CPUs less CLOUDREC_WORKER_HEADROOM,
+# and the fleet scales to keep FleetTargetPercent of that in use
+WORKER_VCPU, WORKER_GB = 2, 4
+WORKER_HEADROOM, FLEET_TARGET = 0.2, 0.7
 
 
 @dataclass(frozen=True)
@@ -73,19 +78,31 @@ def hourly(mode: Mode, cpu_scale: float) -> dict[str, float]:
     }
 
 
+def on_worker(mode: Mode, cpu_scale: float) -> dict[str, float]:
+    """A recording's share of a warm worker: how many such recordings a worker holds on average
+    (by CPU, or by memory if that runs out first) and what an hour of one costs."""
+    cpus = WORKER_VCPU * (1 - WORKER_HEADROOM) * FLEET_TARGET
+    memory_mb = WORKER_GB * 1024 * (1 - WORKER_HEADROOM)
+    per_worker = min(cpus / (mode.cpu * cpu_scale), memory_mb / mode.rss_mb)
+    return {"per_worker": per_worker,
+            "fargate": (WORKER_VCPU * FARGATE_VCPU_HOUR + WORKER_GB * FARGATE_GB_HOUR) / per_worker}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu-scale", type=float, default=1.0, help="Fargate vCPU slower than this machine's core")
     args = parser.parse_args()
-    print("| recording | measured CPU / RSS | Fargate task | Fargate | DynamoDB | Lambda (MP4) | "
-          "ours in all | S3 PUTs (customer's) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| recording | measured CPU / RSS | dedicated Fargate task | Fargate | DynamoDB | Lambda (MP4) | "
+          "ours in all | on a warm worker: per worker | ours in all | S3 PUTs (customer's) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for mode in modes():
         c = hourly(mode, args.cpu_scale)
+        w = on_worker(mode, args.cpu_scale)
         ours = c["fargate"] + c["dynamodb"] + c["lambda"]
+        warm = w["fargate"] + c["dynamodb"] + c["lambda"]
         print(f"| {mode.name} | {mode.cpu:.2f} core / {mode.rss_mb:.0f} MB | {c['vcpu']:g} vCPU, {c['gb']:g} GB | "
               f"${c['fargate']:.4f} | ${c['dynamodb']:.4f} | ${c['lambda']:.4f} | **${ours:.4f}** | "
-              f"${c['s3']:.4f} |")
+              f"{w['per_worker']:.1f} | **${warm:.4f}** | ${c['s3']:.4f} |")
 
 
 if __name__ == "__main__":

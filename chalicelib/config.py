@@ -76,6 +76,13 @@ def _seconds(allow_zero: bool) -> Callable[[str], float]:
     return parse
 
 
+def _fraction(value: str) -> float:
+    number = float(value)
+    if not 0 <= number < 1:
+        raise ValueError(value)
+    return number
+
+
 def _port_range(value: str) -> str:
     low, high = (_integer(1, 65535)(part) for part in value.split("-"))
     if low > high:
@@ -144,6 +151,8 @@ POSITIVE = Kind("a whole number (1 or more)", _integer(1))
 SEAL_KEY = Kind("32 bytes in base64", _seal_key)
 ICE_SERVERS = Kind('a JSON list of ICE servers, e.g. [{"urls": "stun:stun.example.com"}]', _ice_servers)
 IP = Kind("an IP address", _ip)
+CORES = Kind("a number of vCPUs greater than 0", _seconds(allow_zero=False))
+FRACTION = Kind("a fraction from 0 up to (not including) 1", _fraction)
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")
 
@@ -199,8 +208,16 @@ CLOUDREC_IDEMPOTENCY_TABLE = _declare("CLOUDREC_IDEMPOTENCY_TABLE", TEXT, "cloud
                                       "the DynamoDB table that keeps an event from being posted twice")
 CLOUDREC_INTERNAL_BUCKET = _declare("CLOUDREC_INTERNAL_BUCKET", TEXT, "cloudrec-internal", (API, RECORDER),
                                     "the S3 bucket of backups, VOD staging and output-job markers")
-CLOUDREC_LAUNCHER = _declare("CLOUDREC_LAUNCHER", _choice("local", "ecs"), "local", (API,),
-                             "how recorders start: `local` child processes of the API, or `ecs` Fargate tasks")
+CLOUDREC_LAUNCHER = _declare("CLOUDREC_LAUNCHER", _choice("local", "ecs"), "local", (API, RECORDER),
+                             "how a dedicated (cold) recorder starts: `local` child processes of the API, or "
+                             "`ecs` Fargate tasks; workers report to the same platform (EventBridge with `ecs`)")
+CLOUDREC_DISPATCH_QUEUE = _declare("CLOUDREC_DISPATCH_QUEUE", TEXT, "cloudrec-dispatch", (API, RECORDER),
+                                   "the SQS queue of recordings waiting for a warm worker to claim them")
+CLOUDREC_FALLBACK_QUEUE = _declare("CLOUDREC_FALLBACK_QUEUE", TEXT, "cloudrec-dispatch-fallback", (API,),
+                                   "the SQS queue that hands an unclaimed recording to a dedicated recorder")
+CLOUDREC_CLAIM_WAIT_S = _declare("CLOUDREC_CLAIM_WAIT_S", SECONDS_OR_ZERO, "3", (API,),
+                                 "how long a recording waits for a warm worker before a dedicated recorder starts "
+                                 "(0: no fleet, every recording on a dedicated recorder at once)")
 CLOUDREC_RUN_DIR = _declare("CLOUDREC_RUN_DIR", PATH, str(PROJECT_ROOT / ".run"), (API, RECORDER, STACK),
                             "where local state, logs and recorders' work files go", shown="`.run` in the checkout")
 CLOUDREC_REGIONS = _declare("CLOUDREC_REGIONS", NAMES, ",".join(TRTC_REGIONS), (API,),
@@ -255,6 +272,19 @@ CLOUDREC_SEAL_KEY = _declare("CLOUDREC_SEAL_KEY", SEAL_KEY, "", (API, RECORDER, 
                              shown="none (local stack: a new random key at each start)", secret=True)
 CLOUDREC_SEAL_KEY_TASK = _declare("CLOUDREC_SEAL_KEY_TASK", TEXT, "", (RECORDER,),
                                   "set by a recorder's keeper: CLOUDREC_SEAL_KEY is this task's own key")
+CLOUDREC_COLD_START_S = _declare(
+    "CLOUDREC_COLD_START_S", SECONDS_OR_ZERO, "0", (API,),
+    "with CLOUDREC_LAUNCHER=local: a wait before each dedicated recorder starts, standing in for "
+    "Fargate's cold start (tests, benches)")
+CLOUDREC_WORKER_CAPACITY = _declare(
+    "CLOUDREC_WORKER_CAPACITY", _optional(CORES), "", (RECORDER,),
+    "the vCPUs a warm worker may fill with recordings (their measured costs)",
+    shown="none: the worker's CPUs (local stack: the machine's, shared by its workers)")
+CLOUDREC_WORKER_HEADROOM = _declare("CLOUDREC_WORKER_HEADROOM", FRACTION, "0.2", (RECORDER,),
+                                    "the share of a worker's capacity it keeps free")
+CLOUDREC_WORKER_ID = _declare("CLOUDREC_WORKER_ID", TEXT, "", (RECORDER,),
+                              "a warm worker's name in its tasks' launch handles (set by the local stack)",
+                              shown="none (AWS: its ECS task ARN)")
 CLOUDREC_RECORDER_ROLE_ARN = _declare("CLOUDREC_RECORDER_ROLE_ARN", TEXT, "", (RECORDER,),
                                       "the scoped role a recorder's keeper assumes for its one task",
                                       shown="none (local stack: the AWS emulation's role)")
@@ -281,6 +311,8 @@ CLOUDREC_RECORDER_USER = _declare("CLOUDREC_RECORDER_USER", _optional(COUNT), ""
 # the local stack (`make run`): its servers, and the development app it registers
 CLOUDREC_API_PORT = _declare("CLOUDREC_API_PORT", PORT, "8000", (STACK,), "the API's port")
 CLOUDREC_AWS_PORT = _declare("CLOUDREC_AWS_PORT", PORT, "5000", (STACK,), "the AWS emulation's port")
+CLOUDREC_WARM_WORKERS = _declare("CLOUDREC_WARM_WORKERS", COUNT, "2", (STACK,),
+                                 "warm recorder workers the local stack runs (0: every recording starts cold)")
 CLOUDREC_VOD_PORT = _declare("CLOUDREC_VOD_PORT", PORT, "8090", (STACK,), "the VOD stand-in's port",
                              shown="`8090` (no stand-in when CLOUDREC_VOD_ENDPOINT is set)")
 CLOUDREC_JANUS_URL = _declare("CLOUDREC_JANUS_URL", _optional(URL), "", (STACK,),
@@ -389,6 +421,9 @@ class Settings:
     seal_key: str = field(repr=False, default="")  # base64, 32 bytes: seals them locally instead
     seal_key_task: str = ""  # set: seal_key is this task's own key (a recorder's), not the stack's
     recorder_role_arn: str = ""  # the scoped role a recorder's keeper assumes for it (recorder_access.py)
+    dispatch_queue: str = "cloudrec-dispatch"  # recordings waiting for a warm worker (dispatch.py)
+    fallback_queue: str = "cloudrec-dispatch-fallback"  # an unclaimed one goes cold from here
+    claim_wait_s: float = 3.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -430,6 +465,9 @@ class Settings:
             seal_key=CLOUDREC_SEAL_KEY.get(e),
             seal_key_task=CLOUDREC_SEAL_KEY_TASK.get(e),
             recorder_role_arn=CLOUDREC_RECORDER_ROLE_ARN.get(e),
+            dispatch_queue=CLOUDREC_DISPATCH_QUEUE.get(e),
+            fallback_queue=CLOUDREC_FALLBACK_QUEUE.get(e),
+            claim_wait_s=CLOUDREC_CLAIM_WAIT_S.get(e),
         )
 
 

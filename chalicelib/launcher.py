@@ -70,8 +70,10 @@ class LocalLauncher:
     tell of Fargate tasks."""
 
     def __init__(self, log_dir: Path, env: dict[str, str] | None = None,
-                 python: str = sys.executable, cwd: Path = PROJECT_ROOT, on_exit: ExitListener | None = None) -> None:
+                 python: str = sys.executable, cwd: Path = PROJECT_ROOT, on_exit: ExitListener | None = None,
+                 cold_start_s: float = 0.0) -> None:
         self._log_dir = log_dir
+        self._cold_start_s = cold_start_s
         self._env = env
         self._python = python
         self._cwd = cwd
@@ -84,8 +86,11 @@ class LocalLauncher:
         env.update({TASK_ID_ENV: task_id, HA_INDEX_ENV: str(ha_index)})
         try:
             with open(log_path, "ab") as log:
+                argv = [self._python, *RECORDER_COMMAND]
+                if self._cold_start_s:  # Fargate's minute before a task runs, in miniature
+                    argv = ["/bin/sh", "-c", 'sleep "$0" && exec "$@"', f"{self._cold_start_s:g}", *argv]
                 proc = subprocess.Popen(  # a session of its own: it outlives the API, as a Fargate task would
-                    [self._python, *RECORDER_COMMAND],
+                    argv,
                     cwd=self._cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                 )
         except OSError as exc:
@@ -163,5 +168,6 @@ def get_launcher(settings: Settings, ecs_client: Any = None, on_exit: ExitListen
     if settings.launcher == "ecs":
         return EcsLauncher(ecs_client, settings)
     if settings.launcher == "local":
-        return LocalLauncher(settings.run_dir / "recorders", on_exit=on_exit)
+        return LocalLauncher(settings.run_dir / "recorders", on_exit=on_exit,
+                             cold_start_s=config.CLOUDREC_COLD_START_S.get(os.environ))
     raise ValueError(f"unknown CLOUDREC_LAUNCHER {settings.launcher!r} (local or ecs)")

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from chalicelib import events, post_record
 from chalicelib.config import Settings
+from chalicelib.dispatch import Starter, hosted_prefix
 from chalicelib.errors import ServiceError
 from chalicelib.events import EventQueue, LeaveCode
-from chalicelib.launcher import Launcher
 from chalicelib.storage import Bucket
 from chalicelib.task_store import TaskStore
 from chalicelib.tasks import ENDED, STOP, TaskRecord
@@ -43,7 +43,7 @@ def plan(task: TaskRecord, settings: Settings, now_s: float) -> Decision:
     return Decision("relaunch", "the recorder stopped heartbeating")
 
 
-def reap(tasks: TaskStore, launcher: Launcher, queue: EventQueue, settings: Settings, now_s: float,
+def reap(tasks: TaskStore, launcher: Starter, queue: EventQueue, settings: Settings, now_s: float,
          internal: Bucket | None = None) -> int:
     """Handle every expired task once; how many were handled. One task that cannot be handled
     now (its recorder will not start, the store stumbles) is logged and left for the next sweep."""
@@ -57,7 +57,7 @@ def reap(tasks: TaskStore, launcher: Launcher, queue: EventQueue, settings: Sett
     return handled
 
 
-def recorder_exited(tasks: TaskStore, launcher: Launcher, queue: EventQueue, settings: Settings, task_id: str,
+def recorder_exited(tasks: TaskStore, launcher: Starter, queue: EventQueue, settings: Settings, task_id: str,
                     handle: str, reason: str, now_s: float, internal: Bucket | None = None) -> int:
     """A recorder's container stopped: if it was the task's current recorder and the task is
     still live, relaunch or end the task now, without waiting for its lease to run out."""
@@ -68,7 +68,25 @@ def recorder_exited(tasks: TaskStore, launcher: Launcher, queue: EventQueue, set
     return _take_over(tasks, launcher, queue, settings, task, int(now_s * 1000), internal)
 
 
-def _reap_one(tasks: TaskStore, launcher: Launcher, queue: EventQueue, settings: Settings, task_id: str,
+def worker_exited(tasks: TaskStore, launcher: Starter, queue: EventQueue, settings: Settings, worker_id: str,
+                  reason: str, now_s: float, internal: Bucket | None = None) -> int:
+    """A warm worker stopped: every live task it hosted goes on elsewhere now."""
+    prefix = hosted_prefix(worker_id)
+    handled = 0
+    for task_id in tasks.hosted_by(worker_id):
+        task = tasks.get(task_id)
+        handle = task.launch_handle if task is not None else None
+        if handle is None or not handle.startswith(prefix):
+            continue  # moved on to another recorder since
+        try:
+            handled += recorder_exited(tasks, launcher, queue, settings, task_id, handle,
+                                       f"its worker stopped: {reason}", now_s, internal)
+        except Exception:  # the lease runs out and the sweep takes it over then
+            log.exception("a task of a stopped worker could not be handed on", extra={"task_id": task_id})
+    return handled
+
+
+def _reap_one(tasks: TaskStore, launcher: Starter, queue: EventQueue, settings: Settings, task_id: str,
               now_ms: int, internal: Bucket | None) -> int:
     task = tasks.get(task_id)
     if task is None or task.status == ENDED or task.lease_expires_ms >= now_ms:
@@ -77,7 +95,7 @@ def _reap_one(tasks: TaskStore, launcher: Launcher, queue: EventQueue, settings:
     return _take_over(tasks, launcher, queue, settings, task, now_ms, internal)
 
 
-def _take_over(tasks: TaskStore, launcher: Launcher, queue: EventQueue, settings: Settings, task: TaskRecord,
+def _take_over(tasks: TaskStore, launcher: Starter, queue: EventQueue, settings: Settings, task: TaskRecord,
                now_ms: int, internal: Bucket | None) -> int:
     """Relaunch or end a live task whose recorder is gone (the store's conditions make this
     safe to race: only one of the sweep and the exit event acts on the same lease)."""
@@ -91,7 +109,7 @@ def _take_over(tasks: TaskStore, launcher: Launcher, queue: EventQueue, settings
         if task.launch_handle:
             launcher.stop(task.launch_handle)
         try:
-            tasks.set_launch(task_id, launcher.launch(task_id, task.ha_count + 1))
+            launcher.start(task, task.ha_count + 1)
         except ServiceError as exc:  # no capacity, throttled: not the recorder's failure, so no HA attempt
             claimed = dataclasses.replace(task, lease_expires_ms=now_ms + grace_ms)
             tasks.relaunch(claimed, now_ms, int(LAUNCH_RETRY_S * 1000), step=-1)

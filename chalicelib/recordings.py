@@ -18,9 +18,9 @@ from pydantic import SecretStr
 
 from chalicelib.apps import App
 from chalicelib.config import Settings
+from chalicelib.dispatch import Starter
 from chalicelib.errors import ServiceError, TaskNotFoundError
 from chalicelib.events import LeaveCode
-from chalicelib.launcher import Launcher
 from chalicelib.models import (
     CreateCloudRecordingRequest,
     DeleteCloudRecordingRequest,
@@ -41,10 +41,10 @@ ADMISSION_ATTEMPTS = 5
 
 @dataclass(frozen=True)
 class Recordings:
-    """What the actions act on: the task store, the launcher and the clock."""
+    """What the actions act on: the task store, the recorders' starter and the clock."""
 
     tasks: TaskStore
-    launcher: Launcher
+    launcher: Starter
     settings: Settings
     clock: Callable[[], float]
 
@@ -94,11 +94,10 @@ def create(rec: Recordings, app: App, req: CreateCloudRecordingRequest) -> str:
     else:
         raise ServiceError("Too many concurrent Create calls for this robot UserId; retry.")
     try:
-        handle = rec.launcher.launch(task.task_id, 0)
+        rec.launcher.start(task, 0)
     except ServiceError:
         rec.tasks.finish(task.task_id, rec.now_ms())
         raise
-    rec.tasks.set_launch(task.task_id, handle)
     return task.task_id
 
 

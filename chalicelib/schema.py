@@ -8,6 +8,7 @@ from typing import Any
 from chalicelib.config import Settings
 
 LIVE_INDEX = "live-by-lease"
+HOST_INDEX = "by-host"  # the tasks a warm worker claimed (chalicelib/dispatch.py)
 EVENTS_DLQ_SUFFIX = "-dlq.fifo"
 S3_EVENTS_QUEUE = "cloudrec-s3-events"  # local stack only: S3 notifications reach the pump through it
 PLATFORM_EVENTS_QUEUE = "cloudrec-platform-events"  # local stack only: EventBridge's events, likewise
@@ -16,6 +17,9 @@ PLATFORM_EVENTS_QUEUE = "cloudrec-platform-events"  # local stack only: EventBri
 CALLBACK_FUNCTION_TIMEOUT_S = 20
 EVENTS_VISIBILITY_S = 6 * CALLBACK_FUNCTION_TIMEOUT_S
 EVENTS_MAX_RECEIVES = 40  # with the backoff of the callback sender: well over 10 minutes
+# a dispatch nobody claimed in five minutes has gone cold long since; one a worker holds and
+# cannot take comes back at once (the worker makes it visible again)
+DISPATCH_QUEUE_ATTRIBUTES = {"MessageRetentionPeriod": "300", "VisibilityTimeout": "30"}
 
 
 def tables(s: Settings) -> list[dict[str, Any]]:
@@ -28,6 +32,7 @@ def tables(s: Settings) -> list[dict[str, Any]]:
                 {"AttributeName": "task_id", "AttributeType": "S"},
                 {"AttributeName": "live", "AttributeType": "S"},
                 {"AttributeName": "lease_expires_ms", "AttributeType": "N"},
+                {"AttributeName": "host", "AttributeType": "S"},
             ],
             "GlobalSecondaryIndexes": [
                 {
@@ -37,7 +42,12 @@ def tables(s: Settings) -> list[dict[str, Any]]:
                         {"AttributeName": "lease_expires_ms", "KeyType": "RANGE"},
                     ],
                     "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
+                },
+                {
+                    "IndexName": HOST_INDEX,
+                    "KeySchema": [{"AttributeName": "host", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["live"]},
+                },
             ],
             "BillingMode": "PAY_PER_REQUEST",
         },
@@ -100,6 +110,8 @@ def create_resources(s: Settings, dynamodb: Any, sqs: Any, s3: Any) -> None:
         },
     )
     sqs.create_queue(QueueName=PLATFORM_EVENTS_QUEUE)
+    sqs.create_queue(QueueName=s.dispatch_queue, Attributes=DISPATCH_QUEUE_ATTRIBUTES)
+    sqs.create_queue(QueueName=s.fallback_queue)
     sqs.create_queue(QueueName=s.outputs_dlq, Attributes={"MessageRetentionPeriod": "1209600"})
     s3_queue_url = sqs.create_queue(QueueName=S3_EVENTS_QUEUE)["QueueUrl"]
     s3_queue_arn = sqs.get_queue_attributes(QueueUrl=s3_queue_url, AttributeNames=["QueueArn"])[

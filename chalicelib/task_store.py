@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from chalicelib.errors import ConcurrencyLimitError, ServiceError
 from chalicelib.events import LeaveCode
 from chalicelib.models import MixLayoutParams, SubscribeStreamUserIds
-from chalicelib.schema import LIVE_INDEX
+from chalicelib.schema import HOST_INDEX, LIVE_INDEX
 from chalicelib.sealing import NoSealer, Sealer
 from chalicelib.tasks import (
     ENDED,
@@ -191,6 +191,19 @@ class TaskStore:
         """Ids of tasks not yet ended whose recorder lease (or launch grace) has run out."""
         return self._due(LIVE, now_ms)
 
+    def hosted_by(self, host: str) -> list[str]:
+        """Ids of the live tasks a warm worker claimed."""
+        ids: list[str] = []
+        kwargs: dict[str, Any] = {"TableName": self._tasks, "IndexName": HOST_INDEX,
+                                  "KeyConditionExpression": "host = :host", "FilterExpression": "live = :live",
+                                  "ExpressionAttributeValues": _values(host=host, live=LIVE)}
+        while True:
+            page = self._db.query(**kwargs)
+            ids += [i["task_id"]["S"] for i in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return ids
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def outputs_due(self, now_ms: int) -> list[str]:
         """Ids of ended tasks whose output jobs were never requested, or made no progress, in time."""
         return self._due(OUTPUTS_DUE, now_ms)
@@ -270,6 +283,24 @@ class TaskStore:
             TableName=self._tasks, Key={"task_id": {"S": task_id}},
             UpdateExpression="SET launch_handle = :h", ExpressionAttributeValues=_values(h=handle),
         )
+
+    def claim(self, task_id: str, expected: str, handle: str, host: str | None = None) -> int | None:
+        """Move a live task's launch handle from `expected` to `handle` (a worker, `host`, or the
+        fallback claims a dispatch); the task's SdkAppId, or None if its handle has moved on or
+        it ended. Nothing sealed is read: a worker holds no key that opens it."""
+        update = "SET launch_handle = :h" + (", host = :host" if host else "")
+        try:
+            out = self._db.update_item(
+                TableName=self._tasks, Key={"task_id": {"S": task_id}}, UpdateExpression=update,
+                ConditionExpression="launch_handle = :seen AND #s <> :ended",
+                ExpressionAttributeNames={"#s": "status"}, ReturnValues="ALL_NEW",
+                ExpressionAttributeValues=_values(h=handle, seen=expected, ended=ENDED,
+                                                  **({"host": host} if host else {})))
+        except ClientError as err:
+            if _is_condition_failure(err):
+                return None
+            raise
+        return int(out["Attributes"]["sdkappid"]["N"])
 
     def _conditional(self, task_id: str, **kwargs: Any) -> bool:
         """An update that holds only under its condition; False when the condition failed."""

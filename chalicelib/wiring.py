@@ -9,6 +9,7 @@ import time
 from chalicelib import aws, recorder_exits
 from chalicelib.api import Api
 from chalicelib.apps import AppRegistry
+from chalicelib.dispatch import Direct, Fleet, Starter
 from chalicelib.events import EventQueue
 from chalicelib.launcher import Launcher, get_launcher
 from chalicelib.limits import FailureLimiter, RateLimiter
@@ -44,6 +45,18 @@ def launcher() -> Launcher:
     return get_launcher(s, aws.client("ecs") if s.launcher == "ecs" else None, on_exit=_report_local_exit)
 
 
+@functools.cache
+def starter() -> Starter:
+    """Warm workers first (the fleet), unless the claim wait is 0: then a dedicated recorder each."""
+    return fleet() if aws.settings().claim_wait_s > 0 else Direct(task_store(), launcher())
+
+
+@functools.cache
+def fleet() -> Fleet:
+    s = aws.settings()
+    return Fleet(task_store(), launcher(), lambda: aws.client("sqs"), s)
+
+
 def _report_local_exit(task_id: str, handle: str, returncode: int) -> None:
     """Tell the local event pump that a recorder process ended, as EventBridge tells of a
     stopped Fargate task (the pump stops first when the stack stops: no relaunch then)."""
@@ -74,7 +87,7 @@ def api() -> Api:
     return Api(
         apps=app_registry(),
         limiter=RateLimiter(aws.client("dynamodb"), s.limits_table),
-        recordings=Recordings(task_store(), launcher(), s, time.time),
+        recordings=Recordings(task_store(), starter(), s, time.time),
         regions=s.regions,
         failures=FailureLimiter(s.auth_failure_limit),
     )
@@ -82,7 +95,8 @@ def api() -> Api:
 
 def reset() -> None:
     """Forget every adapter (tests switch environments)."""
-    for built in (task_store, app_registry, event_queue, launcher, api, once, internal_bucket, post_deps):
+    for built in (task_store, app_registry, event_queue, launcher, starter, fleet, api, once, internal_bucket,
+                  post_deps):
         clear = getattr(built, "cache_clear", None)  # tests may replace an adapter
         if clear is not None:
             clear()

@@ -38,7 +38,7 @@ RENEW_BEFORE_S = 1800.0  # renewed with half an hour left; the SDK re-reads the 
 RETRY_S = 60.0
 USER_ENV = config.CLOUDREC_RECORDER_USER.name  # the uid the recorder runs as, when the keeper may switch (root)
 # what the recorder must not inherit: every other way to AWS credentials
-_OTHER_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+OTHER_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
                       "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
                       "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
                       "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
@@ -66,7 +66,7 @@ class Keeper:
         self.expires = expiration.timestamp()
 
     def recorder_environment(self, parent: dict[str, str]) -> dict[str, str]:
-        env = {k: v for k, v in recorder_env(parent).items() if k not in _OTHER_CREDENTIALS}
+        env = {k: v for k, v in recorder_env(parent).items() if k not in OTHER_CREDENTIALS}
         _write(self.config, "[default]\ncredential_process = cat " + shlex.quote(str(self.credentials)) + "\n")
         env.update(AWS_CONFIG_FILE=str(self.config), AWS_SHARED_CREDENTIALS_FILE=os.devnull,
                    AWS_EC2_METADATA_DISABLED="true")
@@ -103,7 +103,7 @@ def _start(env: dict[str, str], uid: int | None) -> subprocess.Popen[bytes]:
                             preexec_fn=die_with_parent, **extra)  # noqa: PLW1509 (one thread here)
 
 
-def _hand_over(directory: Path, settings: RecorderSettings, uid: int) -> None:
+def hand_over(directory: Path, settings: RecorderSettings, uid: int) -> None:
     """The recorder (another user, its group its uid) gets its work dir and may read its
     credentials. These stay the keeper's, to renew and remove: root here has no CAP_DAC_OVERRIDE,
     so a directory it gave away would be closed to it (handing over the files in it failed, and
@@ -130,7 +130,7 @@ def keep(settings: RecorderSettings) -> int:
         keeper.renew()
         env = keeper.recorder_environment(dict(os.environ))
         if uid is not None:
-            _hand_over(Path(name), settings, uid)
+            hand_over(Path(name), settings, uid)
         child = _start(env, uid)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda signum, _frame: child.send_signal(signum))

@@ -28,6 +28,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     # the customer endpoints of these tests listen on 127.0.0.1, as the local stack allows
     monkeypatch.setenv("CLOUDREC_ALLOW_PRIVATE_URLS", "1")
     monkeypatch.setenv("CLOUDREC_LAUNCH_GRACE_S", "30")
+    monkeypatch.setenv("CLOUDREC_CLAIM_WAIT_S", "0")  # a dedicated recorder at once (tests/functional/test_dispatch.py: the fleet)
     with mock_aws():
         wiring.reset()
         settings = aws.settings()

@@ -3,7 +3,8 @@
 Chalice makes one role per function (`<Function>Role`, ApiHandlerRole for the API); the merge
 template replaces each role's policies with the ones below. No data action names `*`: tables,
 queues, the bucket and the key are named by the stack's own resources; `ecs:RunTask` names the
-recorder's task definition and `iam:PassRole` only the recorder's two roles. The deploy
+recorder's task definition and `iam:PassRole` only the recorder's two roles. (The warm workers'
+own role is in infra/aws/fleet.py.) The deploy
 rehearsal (tests/e2e/test_deploy_rehearsal.py) records every call the functions make
 against a deployed stack and judges each one against the role CloudFormation created.
 """
@@ -51,6 +52,12 @@ _GRANTS: dict[str, dict[str, Any]] = {
     "consume_events": _statement("ConsumeEvents", ["sqs:ReceiveMessage", "sqs:DeleteMessage",
                                                    "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
                                  {"Fn::GetAtt": ["EventsQueue", "Arn"]}),
+    # a recording waits for a warm worker (dispatch) and, delayed, for the fallback (chalicelib/dispatch.py)
+    "dispatch": _statement("DispatchRecordings", ["sqs:SendMessage", "sqs:GetQueueUrl"], [
+        {"Fn::GetAtt": ["DispatchQueue", "Arn"]}, {"Fn::GetAtt": ["DispatchFallbackQueue", "Arn"]}]),
+    "consume_fallback": _statement("ConsumeFallback", ["sqs:ReceiveMessage", "sqs:DeleteMessage",
+                                                       "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
+                                   {"Fn::GetAtt": ["DispatchFallbackQueue", "Arn"]}),
     # the on-failure destination of asynchronous invocations is sent with the function's role
     "failed_outputs": _statement("FailedOutputs", ["sqs:SendMessage"],
                                  {"Fn::GetAtt": ["OutputsDeadLetterQueue", "Arn"]}),
@@ -71,13 +78,15 @@ _POST_RECORD = ("tasks", "apps", "send_events", "bucket", "list_bucket", "unseal
 
 # function -> the grants its code needs (app.py: what each handler builds through chalicelib.wiring)
 FUNCTION_GRANTS: dict[str, tuple[str, ...]] = {
-    "APIHandler": ("logs", "tasks", "apps", "send_events", "seal", *_RECORDERS),
+    "APIHandler": ("logs", "tasks", "apps", "send_events", "seal", "dispatch", *_RECORDERS),
     "DeliverCallbacks": ("logs", "tasks", "apps", "once", "send_events", "consume_events", "unseal"),
-    "ReapRecorders": ("logs", *_POST_RECORD, *_RECORDERS),
-    "RecorderStopped": ("logs", *_POST_RECORD, *_RECORDERS),
+    "ReapRecorders": ("logs", *_POST_RECORD, "dispatch", *_RECORDERS),
+    "RecorderStopped": ("logs", *_POST_RECORD, "dispatch", *_RECORDERS),
     "DeliverBackups": ("logs", *_POST_RECORD),
     "SweepOutputs": ("logs", *_POST_RECORD),
     "MakeOutputs": ("logs", *_POST_RECORD, "once", "failed_outputs"),
+    # a recording no worker claimed in time: a dedicated recorder for it
+    "DispatchFallback": ("logs", "tasks", "consume_fallback", *_RECORDERS),
 }
 
 

@@ -2,7 +2,7 @@
 throttling, and alarms (to an SNS topic, mailed where an address is given) on what needs an
 operator — dead letters, function errors, recorders replaced over and over, outputs overdue,
 files waiting in backup too long, callbacks that keep failing, events a recorder was not
-allowed to send.
+allowed to send, recordings the warm fleet has had no room for.
 
 `resources()` and `parameters()` are merged into the template by infra/aws/template.py.
 """
@@ -60,6 +60,13 @@ def resources(functions: tuple[str, ...], queues: dict[str, str]) -> dict[str, A
             _app_metric("OldestBackupAge"), {"Ref": "BackupAgeAlarmSeconds"}, statistic="Maximum"),
         "EventsRefusedAlarm": _alarm("An event not signed by its task reached the queue: a recorder misbehaves",
                                      _app_metric("EventsRefused"), 1),
+        # a worker with room claims a dispatch within about a second; one a minute old went cold
+        "DispatchesUnclaimedAlarm": _alarm(
+            "For 15 minutes recordings waited in vain for a warm worker and started on dedicated tasks: the fleet "
+            "is at FleetMaxWorkers, or its workers fail (their logs)", {
+                "Namespace": "AWS/SQS", "MetricName": "ApproximateAgeOfOldestMessage",
+                "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DispatchQueue", "QueueName"]}}]},
+            60, periods=3, statistic="Maximum"),
     }
     for name in functions:
         out[f"{name}LogGroup"] = {"Type": "AWS::Logs::LogGroup", "Properties": {

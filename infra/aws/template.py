@@ -4,9 +4,10 @@
 It adds what the app needs besides its functions: the DynamoDB tables (from
 chalicelib.schema, the same definitions the local stack creates), the events FIFO queue and
 its dead-letter queue, the internal bucket, the recorder's ECS cluster and Fargate task
-definition, a custom domain mapped at the root (the SDK always posts to `/`), and the layers
-with the functions' dependencies (infra/aws/layers.py). It also sets the functions' runtime,
-points them at those resources and turns on partial batch responses.
+definition, the warm workers' fleet and its dispatch queues (infra/aws/fleet.py), a custom
+domain mapped at the root (the SDK always posts to `/`), and the layers with the functions'
+dependencies (infra/aws/layers.py). It also sets the functions' runtime, points them at those
+resources and turns on partial batch responses.
 
 `python infra/aws/template.py` rewrites resources.json; a test checks it is current.
 """
@@ -17,6 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from chalicelib import config
 from chalicelib.config import Settings
 from chalicelib.output_jobs import MARKER_PREFIX
 from chalicelib.schema import (
@@ -26,11 +28,12 @@ from chalicelib.schema import (
     events_dlq_name,
     tables,
 )
-from infra.aws import access, layers, operations
+from infra.aws import access, fleet, layers, operations
 
 OUT = Path(__file__).with_name("resources.json")
+CHALICE_CONFIG = Path(__file__).resolve().parents[2] / ".chalice" / "config.json"
 FUNCTIONS = ("APIHandler", "DeliverCallbacks", "ReapRecorders", "MakeOutputs", "RecorderStopped", "DeliverBackups",
-             "SweepOutputs")
+             "SweepOutputs", "DispatchFallback")
 API_STAGE = "api"
 
 
@@ -38,6 +41,20 @@ def stack_named(default: str) -> dict[str, Any]:
     """A resource's name in a deployment: the local name with the stack's in place of `cloudrec`
     (a stack called cloudrec names its resources as the local stack does; two stacks coexist)."""
     return {"Fn::Sub": "${AWS::StackName}" + default.removeprefix("cloudrec")}
+
+
+def function_timeout(name: str) -> int:
+    """A function's timeout as Chalice packages it (`name`: the app's, e.g. dispatch_fallback)."""
+    stage = json.loads(CHALICE_CONFIG.read_text())["stages"]["prod"]
+    own = stage.get("lambda_functions", {}).get(name, {})
+    return int(own.get("lambda_timeout", stage.get("lambda_timeout", 60)))  # 60: Chalice's default
+
+
+def _queue_arn(name: str) -> dict[str, Any]:
+    """A stack's queue by ARN. Chalice names an SQS trigger's queue with the local name (a Sub the
+    merge can only rewrite, not replace)."""
+    return {"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${AWS::StackName}"
+                       + name.removeprefix("cloudrec")}
 
 
 def _table_resources(s: Settings) -> dict[str, Any]:
@@ -105,9 +122,10 @@ def _recorder(s: Settings) -> dict[str, Any]:
     }
     assume = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                       "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}
+    # a dedicated recorder's keeper, or a warm worker for each recording it hosts (infra/aws/fleet.py)
     assume_scoped = {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Action": "sts:AssumeRole",
-        "Principal": {"AWS": {"Fn::GetAtt": ["RecorderTaskRole", "Arn"]}}}]}
+        "Principal": {"AWS": [{"Fn::GetAtt": [role, "Arn"]} for role in ("RecorderTaskRole", "WorkerTaskRole")]}}]}
     environment = [
         {"Name": "CLOUDREC_TASKS_TABLE", "Value": {"Ref": "TasksTable"}},
         {"Name": "CLOUDREC_APPS_TABLE", "Value": {"Ref": "AppsTable"}},
@@ -199,6 +217,8 @@ def build(s: Settings) -> dict[str, Any]:
             "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
                                                "IgnorePublicAcls": True, "RestrictPublicBuckets": True}}},
         **_recorder(s),
+        **fleet.queues(stack_named(s.dispatch_queue), stack_named(s.fallback_queue),
+                       function_timeout("dispatch_fallback")),
         "ApiDomain": {"Type": "AWS::ApiGateway::DomainName", "Properties": {
             "DomainName": {"Ref": "ApiDomainName"},
             "RegionalCertificateArn": {"Ref": "ApiCertificateArn"},
@@ -216,6 +236,9 @@ def build(s: Settings) -> dict[str, Any]:
         "CLOUDREC_IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"},
         "CLOUDREC_EVENTS_QUEUE": {"Fn::GetAtt": ["EventsQueue", "QueueName"]},
         "CLOUDREC_OUTPUTS_DLQ": {"Fn::GetAtt": ["OutputsDeadLetterQueue", "QueueName"]},
+        "CLOUDREC_DISPATCH_QUEUE": {"Fn::GetAtt": ["DispatchQueue", "QueueName"]},
+        "CLOUDREC_FALLBACK_QUEUE": {"Fn::GetAtt": ["DispatchFallbackQueue", "QueueName"]},
+        "CLOUDREC_CLAIM_WAIT_S": config.CLOUDREC_CLAIM_WAIT_S.default,
         "CLOUDREC_INTERNAL_BUCKET": access.INTERNAL_BUCKET_NAME,
         "CLOUDREC_VOD_ENDPOINT": {"Ref": "VodEndpoint"},
         "CLOUDREC_ECS_CLUSTER": {"Ref": "RecorderCluster"},
@@ -233,14 +256,16 @@ def build(s: Settings) -> dict[str, Any]:
             "Description": f"cloudrec: {requirements} for {layers.RUNTIME}", "ContentUri": f"./{zip_name}",
             "CompatibleRuntimes": [layers.RUNTIME], "CompatibleArchitectures": [layers.ARCHITECTURE],
             "RetentionPolicy": "Delete"}}
-    # Chalice names the queue's ARN with the local name (a Sub the merge can only rewrite, not
-    # replace); the GetAtt in the environment orders the queue first
-    queue_arn = "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${AWS::StackName}" + \
-        s.events_queue.removeprefix("cloudrec")
+    # the queues the functions consume, by the stack's names (the GetAtts in the environment order
+    # the queues first)
     resources["DeliverCallbacks"]["Properties"]["Events"] = {
-        "DeliverCallbacksSqsEventSource": {"Properties": {"Queue": {"Fn::Sub": queue_arn},
+        "DeliverCallbacksSqsEventSource": {"Properties": {"Queue": _queue_arn(s.events_queue),
                                                           "FunctionResponseTypes": ["ReportBatchItemFailures"]}}}
-    # a recorder's stopped Fargate task is replaced at once; only this cluster's tasks concern it
+    resources["DispatchFallback"]["Properties"]["Events"] = {
+        "DispatchFallbackSqsEventSource": {"Properties": {"Queue": _queue_arn(s.fallback_queue)}}}
+    resources.update(fleet.workers(resources["RecorderTaskDefinition"], stack_named("cloudrec-worker")))
+    # a recorder's stopped Fargate task (or a worker's, or a worker's child recorder) is replaced at
+    # once; only this cluster's tasks concern it
     resources["RecorderStopped"]["Properties"]["Events"] = {"RecorderStoppedEvent": {"Properties": {"Pattern": {
         "detail": {"clusterArn": [{"Fn::GetAtt": ["RecorderCluster", "Arn"]}]}}}}}
     # the output jobs: triggered by their markers in the internal bucket (app.S3_TRIGGERS), PyAV from a
@@ -274,6 +299,7 @@ def build(s: Settings) -> dict[str, Any]:
             "RecorderPublicIp": {"Type": "String", "Default": "ENABLED", "AllowedValues": ["ENABLED", "DISABLED"]},
             "RecorderCpu": {"Type": "String", "Default": "1024"},
             "RecorderMemory": {"Type": "String", "Default": "2048"},
+            **fleet.parameters(),
             "ApiDomainName": {"Type": "String", "Description": "e.g. trtc.example.com (the SDK endpoint)"},
             "VodEndpoint": {"Type": "String", "Default": "https://vod.tencentcloudapi.com",
                             "Description": "Tencent VOD API 3.0 endpoint for CloudVod tasks"},

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from chalice.cli.factory import CLIFactory
-from chalice.local import ChaliceRequestHandler, LocalDevServer
+from chalice.local import ChaliceRequestHandler, LocalDevServer, ThreadedHTTPServer
 
 from chalicelib.config import ConfigError
 
@@ -28,6 +28,13 @@ class RedactingRequestHandler(ChaliceRequestHandler):
         self.log_message('"%s %s" %s', self.command, self.path.split("?", 1)[0], str(code))
 
 
+class BurstServer(ThreadedHTTPServer):
+    """Chalice's threaded server with room for a burst of connections: its listen backlog of 5
+    (socketserver's default) reset connections when twenty Creates came at once."""
+
+    request_queue_size = 128
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -41,7 +48,8 @@ def main() -> int:
     except ConfigError as exc:
         print(f"the API could not start: {exc}", file=sys.stderr)
         return 2
-    server = LocalDevServer(app, config, args.host, args.port, handler_cls=RedactingRequestHandler)
+    server = LocalDevServer(app, config, args.host, args.port, handler_cls=RedactingRequestHandler,
+                            server_cls=BurstServer)
     server.serve_forever()
     return 0
 

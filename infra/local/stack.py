@@ -29,11 +29,12 @@ from typing import IO, Any
 
 import boto3
 
-from chalicelib import config
+from chalicelib import config, recorder_exits
 from chalicelib.apps import AppRegistry, dev_app_from_env
 from chalicelib.config import Settings
 from chalicelib.launcher import die_with_parent
-from chalicelib.schema import create_resources
+from chalicelib.naming import file_safe
+from chalicelib.schema import PLATFORM_EVENTS_QUEUE, create_resources
 from infra.local import janus
 from infra.local.pump import EventPump
 from infra.local.vod_server import VodServer
@@ -123,6 +124,47 @@ class Stack:
         self.procs: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
         self.pump: EventPump | None = None
         self.vod: VodServer | None = None
+        self.workers: dict[str, subprocess.Popen[bytes]] = {}  # by worker id
+        self.sqs: Any = None
+        self._started_workers = 0
+
+    def start_worker(self, slot: int) -> None:
+        """A warm worker (recorder_container/worker.py) in `slot`, sharing the machine's CPUs with the others."""
+        self._started_workers += 1
+        worker_id = f"local-{slot}.{self._started_workers}"
+        env = dict(self.env)
+        count = config.CLOUDREC_WARM_WORKERS.get(env)
+        _set_default(env, config.CLOUDREC_WORKER_CAPACITY, f"{len(os.sched_getaffinity(0)) / max(1, count):g}")
+        env[config.CLOUDREC_WORKER_ID.name] = worker_id
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_dir / f"worker-{slot}.log", "ab") as log:
+            self.workers[worker_id] = subprocess.Popen(
+                [sys.executable, "-m", "recorder_container.worker"], env=env, cwd=ROOT, stdout=log,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                preexec_fn=die_with_parent)
+
+    def wait_for_workers(self, timeout: float = 120.0) -> None:
+        """Until every worker polls for recordings (its recorders' parent has imported what they need)."""
+        deadline = time.monotonic() + timeout
+        for worker_id, proc in self.workers.items():
+            ready = self.run_dir / "workers" / f"{file_safe(worker_id)}.ready"
+            while not ready.exists():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"worker {worker_id} did not come up (logs/worker-*.log)")
+                time.sleep(0.1)
+
+    def replace_dead_workers(self, sqs: Any) -> None:
+        """As an ECS service does: a worker that died is reported (its recordings go on elsewhere)
+        and replaced."""
+        for worker_id, proc in list(self.workers.items()):
+            if proc.poll() is None:
+                continue
+            del self.workers[worker_id]
+            print(f"worker {worker_id} exited with code {proc.returncode}; replacing it", file=sys.stderr, flush=True)
+            event = recorder_exits.local_event("", worker_id, proc.returncode, Settings.from_env(self.env).aws_region)
+            sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=PLATFORM_EVENTS_QUEUE)["QueueUrl"],
+                             MessageBody=json.dumps(event))
+            self.start_worker(int(worker_id.split("-", 1)[1].split(".", 1)[0]))
 
     def spawn(self, name: str, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -139,6 +181,8 @@ class Stack:
         if self.pump is not None:
             self.pump.stop()
         _stop_recorders()
+        for proc in self.workers.values():
+            stop_process(proc, SERVER_STOP_S)
         for name, proc, log in reversed(self.procs):
             if name == "aws" and self.vod is not None:
                 self.vod.stop()
@@ -287,6 +331,10 @@ def start(stack: Stack) -> None:
 
     stack.pump = EventPump(importlib.import_module("app"), clients["sqs"], settings.aws_region, settings.outputs_dlq)
     stack.pump.start()
+    for slot in range(config.CLOUDREC_WARM_WORKERS.get(env)):
+        stack.start_worker(slot)
+    stack.sqs = clients["sqs"]
+    stack.wait_for_workers()
 
 
 def banner(env: dict[str, str]) -> str:
@@ -331,6 +379,7 @@ def main() -> int:
         print(banner(stack.env), flush=True)
         while not signals:
             time.sleep(0.2)
+            stack.replace_dead_workers(stack.sqs)
             exited = [(name, proc) for name, proc, _ in stack.procs if proc.poll() is not None]
             for name, proc in exited:
                 print(f"{name} exited with code {proc.returncode}; stopping the stack", file=sys.stderr)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import signal
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,12 +17,11 @@ from typing import Any
 import pytest
 from tencentcloud.trtc.v20190722 import models
 
-from tests.support.janus_http import JanusHttp
+from tests.support.janus_http import JanusHttp, robots_in
 from tests.support.sdk import create_request, delete, describe, ended
 from tests.support.stack import SDKAPPID, LocalStack, recorder_pid, wait_for
 
 pytestmark = pytest.mark.e2e
-ROBOT = "cloudrec-robot:"
 
 
 @pytest.fixture
@@ -30,12 +29,6 @@ def janus(stack: LocalStack) -> Iterator[JanusHttp]:
     j = JanusHttp(stack.janus_url)
     yield j
     j.close()
-
-
-def robots_in(janus: JanusHttp, room: str) -> list[str]:
-    """The UserIds of the robots in the room, as their display names say (`cloudrec-robot:<UserId>#<tag>`)."""
-    return [str(p["display"])[len(ROBOT):].rpartition("#")[0] for p in janus.participants(room)
-            if str(p.get("display", "")).startswith(ROBOT)]
 
 
 def heartbeat_ms(stack: LocalStack, task_id: str) -> int:
@@ -64,7 +57,7 @@ def test_robot_joins_heartbeats_and_leaves_on_delete(stack: LocalStack, janus: J
     stopped = stack.callbacks.wait(task_id, 302)
     assert stopped["EventInfo"]["Payload"] == {"LeaveCode": 0}
     wait_for(lambda: ended(stack, task_id), 10, "the task to end")
-    wait_for(lambda: recorder_pid(task_id) is None, 10, "the recorder process to exit")
+    wait_for(lambda: recorder_pid(task_id, stack.run_dir) is None, 10, "the recorder process to exit")
     assert [p["display"] for p in janus.participants("7001")] == ["alice"]
     janus.leave(alice)
     assert stack.callbacks.bad_signatures == 0
@@ -120,11 +113,11 @@ def test_dead_recorder_is_relaunched_as_ha1(stack: LocalStack, janus: JanusHttp)
     janus.create_room("7005")
     task_id = create(stack, "rec_ha", "7005")
     stack.callbacks.wait(task_id, 301)
-    pid = wait_for(lambda: recorder_pid(task_id), 10, "the recorder process")
+    pid = wait_for(lambda: recorder_pid(task_id, stack.run_dir), 10, "the recorder process")
     os.kill(pid, signal.SIGKILL)
     failover = stack.callbacks.wait(task_id, 306, timeout=40)
     assert failover["EventInfo"]["Payload"] == {"Status": 0}
-    new_pid = wait_for(lambda: recorder_pid(task_id), 10, "the relaunched recorder")
+    new_pid = wait_for(lambda: recorder_pid(task_id, stack.run_dir), 10, "the relaunched recorder")
     assert new_pid != pid
     assert any(p.name.endswith("-ha1.log") for p in stack.recorder_logs())
     item = stack.task_item(task_id)
@@ -150,34 +143,28 @@ def _environ(pid: int | str) -> dict[str, str]:
     return dict(v.split("=", 1) for v in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in v)
 
 
-def _recorder_process(task_id: str) -> tuple[dict[str, str], dict[str, str]] | None:
-    """The environments of the task's recorder process and of its keeper."""
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and (proc / "cmdline").read_bytes().split(b"\0")[1:3] == [b"-m",
-                                                                                          b"recorder_container"]:
-                env = _environ(proc.name)
-                if env.get("CLOUDREC_TASK_ID") == task_id:
-                    return env, _environ((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError):
-            continue
-    return None
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def test_a_recorder_runs_with_credentials_for_its_own_task_only(stack: LocalStack) -> None:
     """What a recorder holds (it parses media from anyone in the room): an assumed-role session
-    that STS was asked to limit to this task, and no key to anything else."""
+    that STS was asked to limit to this task, and no key to anything else. A warm worker's
+    recorder is forked from a parent that never held a credential or the stack's sealing key."""
     task_id = create(stack, "rec_scoped", "7007")
-    env, keeper = wait_for(lambda: _recorder_process(task_id), 15, "the recorder process")
-    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "CLOUDREC_RECORDER_ROLE_ARN"} & env.keys()
-    assert "AWS_SECRET_ACCESS_KEY" in keeper  # what it was launched with, and keeps to itself
-    assert env["CLOUDREC_SEAL_KEY_TASK"] == task_id and env["CLOUDREC_SEAL_KEY"] != keeper["CLOUDREC_SEAL_KEY"]
-    config = Path(env["AWS_CONFIG_FILE"]).read_text()
-    credentials = json.loads(Path(shlex.split(config.split("credential_process =", 1)[1])[1]).read_text())
+    pid = wait_for(lambda: recorder_pid(task_id, stack.run_dir), 15, "the recorder process")
+    zygote = _parent(pid)
+    worker = _parent(zygote)
+    assert b"recorder_container.worker" in Path(f"/proc/{worker}/cmdline").read_bytes()
+    for inherited in (_environ(str(pid)), _environ(str(zygote))):
+        assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "CLOUDREC_RECORDER_ROLE_ARN",
+                    "CLOUDREC_SEAL_KEY", "CLOUDREC_SECRET_KEY"} & inherited.keys()
+    assert "AWS_SECRET_ACCESS_KEY" in _environ(str(worker))  # what it was started with, and keeps to itself
     sessions = json.loads(urllib.request.urlopen(  # what the AWS emulation's STS handed out
         f"http://127.0.0.1:{stack.env['CLOUDREC_AWS_PORT']}/moto-api/data.json", timeout=10).read())["sts"]
-    session = next(s for s in sessions["AssumedRole"] if s["access_key_id"] == credentials["AccessKeyId"])
-    assert session["arn"].endswith(f"/rec-{task_id}")
+    session = next(s for s in sessions["AssumedRole"] if s["arn"].endswith(f"/rec-{task_id}"))
+    handed = [json.loads(p.read_text()) for p in Path(tempfile.gettempdir()).glob("cloudrec-credentials-*/credentials.json")]
+    assert session["access_key_id"] in [c["AccessKeyId"] for c in handed]  # the recorder's file, renewed by the worker
     policy = json.loads(session["policy"])
     keys = [c["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"] for c in
             (st.get("Condition", {}) for st in policy["Statement"]) if "ForAllValues:StringEquals" in c]

@@ -12,6 +12,7 @@ from chalice.test import Client
 
 from chalicelib import limits, replay, wiring
 from chalicelib.apps import App, AppRegistry, RoomBackend
+from chalicelib.dispatch import Direct
 from chalicelib.models import SubscribeStreamUserIds
 from chalicelib.signing import sign_tc3
 from chalicelib.task_store import ENDED
@@ -316,7 +317,7 @@ def test_resource_expired_hour(registry: AppRegistry, launcher: FakeLauncher) ->
 
     clock = FakeClock(time.time())
     api = wiring.api()
-    api = type(api)(api.apps, api.limiter, type(api.recordings)(api.recordings.tasks, launcher,
+    api = type(api)(api.apps, api.limiter, type(api.recordings)(api.recordings.tasks, Direct(api.recordings.tasks, launcher),
                                                                  api.recordings.settings, clock), api.regions)
 
     def request(action: str, params: dict[str, Any]) -> dict[str, Any]:

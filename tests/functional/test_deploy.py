@@ -49,7 +49,7 @@ def test_chalice_package_with_merge_template_lints_clean(tmp_path: Path) -> None
     assert env_vars["CLOUDREC_KMS_KEY_ID"] == {"Ref": "StorageKeysAlias"}
     stopped = sam["Resources"]["RecorderStopped"]["Properties"]
     pattern = stopped["Events"]["RecorderStoppedEvent"]["Properties"]["Pattern"]
-    assert pattern["detail"] == {"lastStatus": ["STOPPED"], "startedBy": ["cloudrec"],
+    assert pattern["detail"] == {"lastStatus": ["STOPPED"], "startedBy": ["cloudrec", {"prefix": "ecs-svc/"}],
                                  "clusterArn": [{"Fn::GetAtt": ["RecorderCluster", "Arn"]}]}
     assert stopped["Environment"]["Variables"]["CLOUDREC_TASKS_TABLE"] == {"Ref": "TasksTable"}
     outputs = sam["Resources"]["MakeOutputs"]["Properties"]
@@ -85,7 +85,7 @@ def test_chalice_package_with_merge_template_lints_clean(tmp_path: Path) -> None
                                    {"Fn::GetAtt": ["RecorderExecutionRole", "Arn"]}]
     launching = {name for name, f in functions.items() if "ecs:RunTask" in json.dumps(
         res[f["Role"]["Fn::GetAtt"][0]]["Properties"]["Policies"])}
-    assert launching == {"APIHandler", "ReapRecorders", "RecorderStopped"}
+    assert launching == {"APIHandler", "ReapRecorders", "RecorderStopped", "DispatchFallback"}
     assert all(g["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups)
     alarms = [r["Properties"] for r in res.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
     assert all(a["AlarmActions"] == [{"Ref": "AlarmTopic"}] for a in alarms)

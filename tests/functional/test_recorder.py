@@ -19,6 +19,7 @@ import pytest
 
 from chalicelib import aws, wiring
 from chalicelib.config import Settings
+from chalicelib.dispatch import Direct
 from chalicelib.events import LeaveCode
 from chalicelib.models import SubscribeStreamUserIds
 from chalicelib.naming import parse as parse_name
@@ -288,7 +289,7 @@ def test_a_platform_stop_hands_the_task_over(customer: Settings) -> None:
     assert 302 not in [e["EventType"] for e in queued_events()]
     assert all(playlist(key).ended for key in stored(".m3u8"))  # what it recorded is closed and stored
     launcher = FakeLauncher()
-    assert reaper.reap(wiring.task_store(), launcher, wiring.event_queue(), customer, time.time() + 1) == 1
+    assert reaper.reap(wiring.task_store(), Direct(wiring.task_store(), launcher), wiring.event_queue(), customer, time.time() + 1) == 1
     assert launcher.launched == [(task.task_id, 1)]
 
 

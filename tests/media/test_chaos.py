@@ -90,7 +90,7 @@ def test_a_killed_recorder_is_replaced_within_seconds_and_loses_at_most_its_open
         task_id = str((await call(stack.client().CreateCloudRecording, create_request("rec_kill", room="7001"))).TaskId)
         await call(wait_for, lambda: len(stack.callbacks.of(task_id, 307)) >= 4, 30, "both users' first files")
         await asyncio.sleep(SEGMENT_S * 2)
-        pid = recorder_pid(task_id)
+        pid = recorder_pid(task_id, stack.run_dir)
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
         killed = time.time()
@@ -159,7 +159,7 @@ def test_a_minute_without_storage_and_a_killed_recorder_lose_no_segment(
         os.kill(storage.pid, signal.SIGSTOP)
         frozen = time.monotonic()
         await asyncio.sleep(SEGMENT_S * 2)
-        pid = recorder_pid(task_id)
+        pid = recorder_pid(task_id, stack.run_dir)
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
         await call(stack.callbacks.wait, task_id, 306, 30)

@@ -241,7 +241,7 @@ def test_a_platform_sigterm_hands_the_task_over(stack: LocalStack) -> None:
         p = await join(stack, "6007", "fay", RED, 440, create=True)
         task_id = (await call(stack.client().CreateCloudRecording, create_request("rec_term", room="6007"))).TaskId
         await asyncio.sleep(6)
-        pid = recorder_pid(task_id)
+        pid = recorder_pid(task_id, stack.run_dir)
         assert pid is not None
         os.kill(pid, signal.SIGTERM)
         signalled = time.monotonic()

@@ -53,3 +53,12 @@ class JanusHttp:
 
     def close(self) -> None:
         self._post(f"{self.url}/{self.session}", {"janus": "destroy"})
+
+
+ROBOT = "cloudrec-robot:"
+
+
+def robots_in(janus: JanusHttp, room: str) -> list[str]:
+    """The UserIds of the robots in the room, as their display names say (`cloudrec-robot:<UserId>#<tag>`)."""
+    return [str(p["display"])[len(ROBOT):].rpartition("#")[0] for p in janus.participants(room)
+            if str(p.get("display", "")).startswith(ROBOT)]

@@ -3,13 +3,15 @@
 moto creates most of the template's resource types. The rest fall in two kinds, both named
 here so the rehearsal says exactly what it did not create:
 - types moto has no model for: it skips them and the stack still completes (alarms, the
-  on-failure destination, the mail subscription, the custom domain);
+  on-failure destination, the mail subscription, the custom domain, the workers' scalable
+  target and scaling policy: moto has no Application Auto Scaling resources in CloudFormation);
 - API Gateway from an OpenAPI body: moto makes the REST API without its methods, and then
   refuses the deployment ("The REST API doesn't contain any methods"). The rehearsal leaves
   the API's gateway side out and calls the API function's handler itself, against the
   deployed tables, queue and bucket.
 One value is added: moto's RunTask sums the containers' memory, which a Fargate task
-definition need not give (ECS takes the task's); the recorder's container gets a reservation.
+definition need not give (ECS takes the task's); the recorder's and the worker's containers get
+a reservation.
 cfn-lint (with its serverless rules, on the SAM and the translated template) covers them.
 """
 

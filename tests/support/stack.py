@@ -21,6 +21,7 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.trtc.v20190722 import trtc_client
 
+from chalicelib.naming import file_safe
 from infra.local.stack import running, stop_process
 from tests.support.callback_receiver import CallbackReceiver
 
@@ -143,7 +144,17 @@ def running_stack(run_dir: Path, **extra_env: str) -> Iterator[LocalStack]:
         receiver.server.shutdown()
 
 
-def recorder_pid(task_id: str) -> int | None:
+def recorder_pid(task_id: str, run_dir: Path | None = None) -> int | None:
+    """The pid of the task's (newest) recorder: a warm worker's, as its pid file says, or a
+    dedicated one's, found by its environment."""
+    if run_dir is not None:
+        files = sorted((run_dir / "recorders").glob(f"recorder-{file_safe(task_id)}-ha*.pid"),
+                       key=lambda p: int(p.stem.rpartition("-ha")[2]))
+        for path in reversed(files):
+            with contextlib.suppress(OSError, ValueError):
+                pid = int(path.read_text())
+                if running(pid):
+                    return pid
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue

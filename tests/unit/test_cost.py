@@ -26,3 +26,12 @@ def test_an_hour_costs_the_task_and_the_heartbeats() -> None:
     assert c["s3"] == pytest.approx(2 * 2 * 300 * 0.005 / 1000)  # a segment and a playlist per 12 s, per stream
     with pytest.raises(ValueError):
         cost.task_size(3.0, 100)  # more than the largest size with headroom
+
+
+def test_a_warm_worker_holds_recordings_by_cpu_or_by_memory_whichever_runs_out_first() -> None:
+    light = cost.Mode("x", 0.1, 200, streams=2, hls_gb_per_hour=0.37)
+    w = cost.on_worker(light, 1.0)
+    assert w["per_worker"] == pytest.approx(2 * 0.8 * 0.7 / 0.1)  # CPU: 11.2 recordings
+    assert w["fargate"] == pytest.approx((2 * 0.04048 + 4 * 0.004445) / w["per_worker"])
+    fat = cost.Mode("y", 0.1, 1000, streams=2, hls_gb_per_hour=0.37)
+    assert cost.on_worker(fat, 1.0)["per_worker"] == pytest.approx(4 * 1024 * 0.8 / 1000)  # memory: 3.3
