@@ -193,16 +193,9 @@ class TaskStore:
 
     def hosted_by(self, host: str) -> list[str]:
         """Ids of the live tasks a warm worker claimed."""
-        ids: list[str] = []
-        kwargs: dict[str, Any] = {"TableName": self._tasks, "IndexName": HOST_INDEX,
-                                  "KeyConditionExpression": "host = :host", "FilterExpression": "live = :live",
-                                  "ExpressionAttributeValues": _values(host=host, live=LIVE)}
-        while True:
-            page = self._db.query(**kwargs)
-            ids += [i["task_id"]["S"] for i in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                return ids
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return self._task_ids({"IndexName": HOST_INDEX, "KeyConditionExpression": "host = :host",
+                               "FilterExpression": "live = :live",
+                               "ExpressionAttributeValues": _values(host=host, live=LIVE)})
 
     def outputs_due(self, now_ms: int) -> list[str]:
         """Ids of ended tasks whose output jobs were never requested, or made no progress, in time."""
@@ -211,13 +204,14 @@ class TaskStore:
     def _due(self, kind: str, now_ms: int) -> list[str]:
         """The index holds every task with work due by a time: a live task when its recorder's
         lease runs out, an ended one when its outputs should have progressed."""
+        return self._task_ids({"IndexName": LIVE_INDEX,
+                               "KeyConditionExpression": "live = :kind AND lease_expires_ms < :now",
+                               "ExpressionAttributeValues": _values(kind=kind, now=now_ms)})
+
+    def _task_ids(self, query: dict[str, Any]) -> list[str]:
+        """The task ids an index query finds, every page of them."""
         ids: list[str] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._tasks,
-            "IndexName": LIVE_INDEX,
-            "KeyConditionExpression": "live = :kind AND lease_expires_ms < :now",
-            "ExpressionAttributeValues": _values(kind=kind, now=now_ms),
-        }
+        kwargs: dict[str, Any] = {"TableName": self._tasks, **query}
         while True:
             page = self._db.query(**kwargs)
             ids += [i["task_id"]["S"] for i in page.get("Items", [])]

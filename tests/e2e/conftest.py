@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.janus_http import JanusHttp
 from tests.support.sdk import LIMITED_APP, LIMITED_ID, LIMITED_KEY, LIMITED_SIG_KEY
 from tests.support.stack import LocalStack, running_stack
 
@@ -27,3 +28,11 @@ def limited_app(stack: LocalStack) -> int:
     assert {a["SdkAppId"] for a in listed} >= {LIMITED_APP}
     assert LIMITED_KEY not in json.dumps(listed) and LIMITED_SIG_KEY not in json.dumps(listed)
     return LIMITED_APP
+
+
+@pytest.fixture
+def janus(stack: LocalStack) -> Iterator[JanusHttp]:
+    """A Janus HTTP session on the stack's Janus, for rooms and silent participants."""
+    j = JanusHttp(stack.janus_url)
+    yield j
+    j.close()

@@ -179,7 +179,9 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
     # the API as deployed: it starts recorders with RunTask and seals storage keys with KMS
     deployed = {"CLOUDREC_LAUNCHER": api_env["CLOUDREC_LAUNCHER"],
                 "CLOUDREC_KMS_KEY_ID": resolve(api_env["CLOUDREC_KMS_KEY_ID"], {"StorageKeysAlias": alias}, {}),
-                "CLOUDREC_LAUNCH_GRACE_S": ""}  # unset: the ECS launcher's default
+                "CLOUDREC_LAUNCH_GRACE_S": "",  # unset: the ECS launcher's default
+                # no warm worker takes it: the dedicated recorder the fallback starts is the one under test
+                "CLOUDREC_WARM_WORKERS": "0"}
     with tempfile.TemporaryDirectory(prefix="cloudrec-image-") as root, \
             running_stack(tmp_path, **media_env(), **deployed) as stack:
         layout = lay_out(image, Path(root), run_dir)

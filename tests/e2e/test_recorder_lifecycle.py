@@ -10,7 +10,6 @@ import signal
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,6 @@ from tests.support.sdk import create_request, delete, describe, ended
 from tests.support.stack import SDKAPPID, LocalStack, recorder_pid, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def janus(stack: LocalStack) -> Iterator[JanusHttp]:
-    j = JanusHttp(stack.janus_url)
-    yield j
-    j.close()
 
 
 def heartbeat_ms(stack: LocalStack, task_id: str) -> int:
