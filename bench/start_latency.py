@@ -58,6 +58,7 @@ def measure(env: dict[str, str], creates: int, burst: int) -> dict[str, Any]:
         rooms = [str(7400 + i) for i in range(max(burst, 1))]
         for room in rooms:
             janus.create_room(room)
+        janus.close()  # the rooms stay; an idle session would time out
         one_by_one = []
         for i in range(creates):
             task_id, at = _create(stack, f"rec_one_{i}", rooms[0])
@@ -69,7 +70,6 @@ def measure(env: dict[str, str], creates: int, burst: int) -> dict[str, Any]:
         handles = [str((stack.task_item(t) or {}).get("launch_handle", {}).get("S", "")) for t, _ in started]
         warm = sum(h.startswith("worker:") for h in handles)
         _stop(stack, [t for t, _ in started])
-        janus.close()
         return {"one": one_by_one, "burst": burst_s, "warm": warm}
 
 

@@ -282,6 +282,9 @@ CLOUDREC_WORKER_CAPACITY = _declare(
     shown="none: the worker's CPUs (local stack: the machine's, shared by its workers)")
 CLOUDREC_WORKER_HEADROOM = _declare("CLOUDREC_WORKER_HEADROOM", FRACTION, "0.2", (RECORDER,),
                                     "the share of a worker's capacity it keeps free")
+CLOUDREC_FLEET = _declare("CLOUDREC_FLEET", TEXT, "cloudrec", (RECORDER,),
+                          "the fleet a warm worker's metrics name (AWS: the stack's), so each fleet scales on its own",
+                          shown="`cloudrec` (AWS: the stack's name)")
 CLOUDREC_WORKER_ID = _declare("CLOUDREC_WORKER_ID", TEXT, "", (RECORDER,),
                               "a warm worker's name in its tasks' launch handles (set by the local stack)",
                               shown="none (AWS: its ECS task ARN)")

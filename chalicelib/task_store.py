@@ -6,6 +6,7 @@ that admission updates in the same transaction (tasks + limits tables). The task
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
@@ -50,6 +51,8 @@ LIVE, OUTPUTS_DUE = "1", "outputs"
 # delivery of its backup (Settings.backup_keep_s, 7 days) are over by then (DynamoDB's TTL)
 RETAIN_ENDED_S = 8 * 86400.0
 OUTPUTS_GRACE_S = 120.0  # an ended task's outputs are requested by its recorder at once; by the sweep after this
+
+log = logging.getLogger(__name__)
 
 
 class AdmissionRaceError(Exception):
@@ -264,6 +267,8 @@ class TaskStore:
             self._db.transact_write_items(TransactItems=items)
         except ClientError as err:
             if err.response["Error"]["Code"] != "TransactionCanceledException":
+                log.error("the task store refused a new task: %s: %s", err.response["Error"]["Code"],
+                          err.response["Error"].get("Message", ""))
                 raise ServiceError("The task store refused the new task.") from err
             codes = _cancel_codes(err)
             if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":

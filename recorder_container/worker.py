@@ -34,6 +34,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,8 @@ CHEAPEST = single_stream(0)  # below this free capacity the worker does not poll
 PROTECTION_MINUTES = 120  # renewed every hour while the worker hosts a recording
 STOP_WAIT_S = 110.0  # ECS gives a worker 120 s after SIGTERM (its StopTimeout)
 TICK = os.sysconf("SC_CLK_TCK")
+# what the fleet's target tracking reads (infra/aws/fleet.py): namespace "cloudrec", these dimensions
+METRICS_SERVICE, FLEET_DIMENSION = "cloudrec-worker", "fleet"
 
 
 @dataclass
@@ -171,27 +174,34 @@ class Zygote:
         self._on_exit = on_exit
         self.closing = False
         self._lock = threading.Lock()
-        self._started: list[threading.Event] = []
-        self._pids: list[int | None] = []
+        self._waiting: list[Callable[[int | None], None]] = []  # one per request, in order
         assert self._proc.stdout is not None
         if json.loads(self._proc.stdout.readline() or "{}").get("ready") is not True:  # its imports done
             raise RuntimeError("the zygote did not start")
         threading.Thread(target=self._read, name="zygote", daemon=True).start()
 
-    def spawn(self, env: dict[str, str], uid: int | None, log_path: Path | None) -> int:
+    def spawn(self, env: dict[str, str], uid: int | None, log_path: Path | None,
+              on_pid: Callable[[int], None]) -> int:
+        """Fork a recorder with this environment; `on_pid` learns its pid before anything can
+        tell of its end (a recorder may end at once)."""
         started = threading.Event()
+        forked: list[int | None] = []
+
+        def answered(pid: int | None) -> None:
+            if pid is not None:
+                on_pid(pid)
+            forked.append(pid)
+            started.set()
+
         with self._lock:
             assert self._proc.stdin is not None
-            self._started.append(started)
+            self._waiting.append(answered)
             self._proc.stdin.write((json.dumps({"env": env, "uid": uid, "log": str(log_path) if log_path else None})
                                     + "\n").encode())
             self._proc.stdin.flush()
-        if not started.wait(30):
-            raise RuntimeError("the zygote did not answer")
-        pid = self._pids.pop(0)
-        if pid is None:
-            raise RuntimeError("the zygote could not fork")
-        return pid
+        if not started.wait(30) or forked[0] is None:
+            raise RuntimeError("the zygote could not fork a recorder")
+        return forked[0]
 
     def _read(self) -> None:
         assert self._proc.stdout is not None
@@ -199,9 +209,10 @@ class Zygote:
             message = json.loads(line)
             if "exit" in message:
                 self._on_exit(int(message["exit"]), int(message["code"]))
-            else:
-                self._pids.append(message.get("pid"))
-                self._started.pop(0).set()
+            else:  # the pid of the oldest request: known before that recorder's exit is read
+                with self._lock:
+                    answered = self._waiting.pop(0)
+                answered(message.get("pid"))
         if not self.closing:  # its recorders died with it: the worker goes too, and is replaced
             log.error("the zygote ended; the worker exits")
             os._exit(70)
@@ -223,10 +234,12 @@ class Worker:
         self._store = TaskStore(aws.make_client("dynamodb", settings), settings.tasks_table, settings.limits_table)
         self._sqs = aws.make_client("sqs", settings)
         self._queue = self._sqs.get_queue_url(QueueName=settings.dispatch_queue)["QueueUrl"]
-        self._metrics = get_metrics("cloudrec-worker")
+        self._metrics = get_metrics(METRICS_SERVICE)
+        self._metrics.set_default_dimensions(**{FLEET_DIMENSION: config.CLOUDREC_FLEET.get(os.environ)})
         self._hosted: dict[str, Hosted] = {}  # by launch handle
         self._lock = threading.Lock()
         self._changed = threading.Event()
+        self._reports: list[threading.Thread] = []  # exits being reported
         self.stopping = threading.Event()
         self._base_env = recorder_env(dict(os.environ))
         zygote_env = {k: v for k, v in self._base_env.items()
@@ -307,10 +320,11 @@ class Worker:
             if not os.environ.get("ECS_CONTAINER_METADATA_URI_V4"):  # on ECS, the container's log takes it
                 logs = self.s.run_dir / "recorders" / f"recorder-{file_safe(d.task_id)}-ha{d.ha_index}.log"
                 logs.parent.mkdir(parents=True, exist_ok=True)
-            hosted.pid = self._zygote.spawn(child_env, settings.recorder_user, logs)
+            self._zygote.spawn(child_env, settings.recorder_user, logs, lambda pid: setattr(hosted, "pid", pid))
         except Exception:
             self._forget(handle)
             raise
+        assert hosted.pid is not None
         _write_pid(self.s.run_dir, d, hosted.pid)
         if self.stopping.is_set():  # claimed as the worker was told to stop: this one hands over too
             with contextlib.suppress(ProcessLookupError):
@@ -326,7 +340,11 @@ class Worker:
         self._forget(hosted.handle)
         _write_pid(self.s.run_dir, hosted.dispatch, None)
         log.info("recorder ended", extra={"task_id": hosted.dispatch.task_id, "code": code})
-        self._report(hosted.dispatch.task_id, hosted.handle, code)
+        # off the zygote's reader: a start waiting for its pid does not wait for this report
+        reporting = threading.Thread(target=self._report, args=(hosted.dispatch.task_id, hosted.handle, code),
+                                     name="report-exit", daemon=True)
+        reporting.start()
+        self._reports = [t for t in self._reports if t.is_alive()] + [reporting]
 
     def _forget(self, handle: str) -> None:
         with self._lock:
@@ -372,12 +390,9 @@ class Worker:
 
     def _report_once(self) -> None:
         self._measure()
-        in_use = self.in_use()
-        self._metrics.add_metric(name="FreeCapacity", unit=MetricUnit.Count, value=round(self.capacity - in_use, 3))
-        self._metrics.add_metric(name="CapacityInUse", unit=MetricUnit.Percent,
-                                 value=round(100 * in_use / self.capacity, 1))
-        self._metrics.add_metric(name="Recordings", unit=MetricUnit.Count, value=len(self._hosted))
-        self._metrics.flush_metrics()
+        with self._lock:
+            recordings = len(self._hosted)
+        publish(self._metrics, self.capacity, self.in_use(), recordings)
         health.beat(self._alive)
         if self._protection is not None:
             self._protection.hold(bool(self._hosted), time.time())
@@ -404,7 +419,17 @@ class Worker:
         while self._hosted and time.monotonic() < deadline:
             self._changed.wait(0.5)
             self._changed.clear()
+        for reporting in list(self._reports):  # each recording's successor starts from these reports
+            reporting.join(max(0.0, deadline - time.monotonic()))
         self._zygote.close()
+
+
+def publish(metrics: Any, capacity: float, in_use: float, recordings: int) -> None:
+    """One report of the worker's capacity, as CloudWatch metrics in its log (EMF)."""
+    metrics.add_metric(name="FreeCapacity", unit=MetricUnit.Count, value=round(capacity - in_use, 3))
+    metrics.add_metric(name="CapacityInUse", unit=MetricUnit.Percent, value=round(100 * in_use / capacity, 1))
+    metrics.add_metric(name="Recordings", unit=MetricUnit.Count, value=recordings)
+    metrics.flush_metrics()
 
 
 def _write_pid(run_dir: Path, d: Dispatch, pid: int | None) -> None:

@@ -32,6 +32,14 @@ _SCALING_ROLE = ("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-
                  "ecs.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_ECSService")
 
 
+def scaling_metric(fleet: Any) -> dict[str, Any]:
+    """The metric the fleet scales on: its workers' average CapacityInUse, as each logs it
+    (recorder_container/worker.py: the service and fleet dimensions)."""
+    return {"Namespace": operations.NAMESPACE, "MetricName": CAPACITY_METRIC,
+            "Dimensions": [{"Name": "service", "Value": WORKER_SERVICE}, {"Name": "fleet", "Value": fleet}],
+            "Statistic": "Average", "Unit": "Percent"}
+
+
 def parameters() -> dict[str, Any]:
     return {
         "FleetMinWorkers": {"Type": "Number", "Default": 1, "MinValue": 1,
@@ -92,7 +100,8 @@ def _worker_task_definition(recorder: dict[str, Any], family: Any, dispatch_queu
     container.update({
         "Name": WORKER_CONTAINER, "Command": WORKER_COMMAND, "StopTimeout": WORKER_STOP_TIMEOUT_S,
         "Environment": [*container["Environment"], {"Name": "CLOUDREC_DISPATCH_QUEUE", "Value": dispatch_queue},
-                        {"Name": "CLOUDREC_LAUNCHER", "Value": "ecs"}],
+                        {"Name": "CLOUDREC_LAUNCHER", "Value": "ecs"},
+                        {"Name": "CLOUDREC_FLEET", "Value": {"Ref": "AWS::StackName"}}],
         "HealthCheck": {**container["HealthCheck"], "Command": WORKER_HEALTH_COMMAND}})
     container["LogConfiguration"]["Options"]["awslogs-stream-prefix"] = "worker"
     return out
@@ -134,8 +143,5 @@ def workers(recorder: dict[str, Any], family: Any) -> dict[str, Any]:
             "TargetTrackingScalingPolicyConfiguration": {
                 "TargetValue": {"Ref": "FleetTargetPercent"},
                 "ScaleInCooldown": 300, "ScaleOutCooldown": 30,
-                "CustomizedMetricSpecification": {
-                    "Namespace": operations.NAMESPACE, "MetricName": CAPACITY_METRIC,
-                    "Dimensions": [{"Name": "service", "Value": WORKER_SERVICE}],
-                    "Statistic": "Average", "Unit": "Percent"}}}},
+                "CustomizedMetricSpecification": scaling_metric({"Ref": "AWS::StackName"})}}},
     }

@@ -41,6 +41,7 @@ from tencentcloud.trtc.v20190722 import models, trtc_client
 from chalicelib import dispatch, recorder_exits
 from infra.aws import deploy, fleet, template
 from infra.local.pump import sqs_record
+from recorder_container.worker import METRICS_SERVICE
 from tests.support import iam_simulate, rehearsal
 from tests.support.callback_receiver import CallbackReceiver
 from tests.support.sdk import create_params
@@ -229,15 +230,13 @@ def test_the_warm_workers_run_as_a_service_of_the_recorder_image(emulation: Emul
     recorder, worker = recorder_definition["containerDefinitions"][0], worker_definition["containerDefinitions"][0]
     recorder_env, worker_env = ({e["name"]: e["value"] for e in c["environment"]} for c in (recorder, worker))
     assert worker_env == {**recorder_env, "CLOUDREC_DISPATCH_QUEUE": env["CLOUDREC_DISPATCH_QUEUE"],
-                          "CLOUDREC_LAUNCHER": "ecs"}
+                          "CLOUDREC_LAUNCHER": "ecs", "CLOUDREC_FLEET": stack}  # its metrics: this stack's
     assert worker["command"] == fleet.WORKER_COMMAND and worker["healthCheck"]["command"] == fleet.WORKER_HEALTH_COMMAND
     for same in ("image", "readonlyRootFilesystem", "linuxParameters", "mountPoints"):
         assert worker[same] == recorder[same], same
     assert worker["stopTimeout"] == 120 and worker["logConfiguration"]["options"]["awslogs-stream-prefix"] == "worker"
-    # the fleet scales on what the workers publish
-    worker_code = (ROOT / "recorder_container" / "worker.py").read_text()
-    assert f'get_metrics("{fleet.WORKER_SERVICE}")' in worker_code
-    assert f'add_metric(name="{fleet.CAPACITY_METRIC}", unit=MetricUnit.Percent' in worker_code
+    # the fleet scales on what its workers publish (tests/unit/test_worker_capacity.py: the EMF line)
+    assert fleet.WORKER_SERVICE == METRICS_SERVICE
     [service] = ecs.describe_services(cluster=env["CLOUDREC_ECS_CLUSTER"],
                                       services=[resources["WorkerService"]["PhysicalResourceId"]])["services"]
     assert service["taskDefinition"] == worker_definition["taskDefinitionArn"] and service["desiredCount"] == 1

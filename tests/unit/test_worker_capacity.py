@@ -52,3 +52,26 @@ def test_scale_in_protection_is_held_while_recording_and_renewed_hourly() -> Non
         p.hold(True, 3700.0)  # an hour on: renewed
         p.hold(False, 3800.0)
         stub.assert_no_pending_responses()
+
+
+def test_the_capacity_metrics_are_what_the_fleet_scales_on(capsys: pytest.CaptureFixture[str]) -> None:
+    """The EMF line a worker logs: CloudWatch makes CapacityInUse (percent) of this fleet from it,
+    the metric the template's target tracking names (infra/aws/fleet.py)."""
+    import json
+
+    from chalicelib.observability import get_metrics
+    from infra.aws import fleet
+    from recorder_container.worker import FLEET_DIMENSION, METRICS_SERVICE, publish
+
+    metrics = get_metrics(METRICS_SERVICE)
+    metrics.set_default_dimensions(**{FLEET_DIMENSION: "staging"})
+    publish(metrics, capacity=1.6, in_use=0.4, recordings=3)
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    [directive] = line["_aws"]["CloudWatchMetrics"]
+    spec = fleet.scaling_metric("staging")
+    assert directive["Namespace"] == spec["Namespace"]
+    assert sorted(directive["Dimensions"][0]) == sorted(d["Name"] for d in spec["Dimensions"])
+    assert {d["Name"]: line[d["Name"]] for d in spec["Dimensions"]} == {d["Name"]: d["Value"] for d in spec["Dimensions"]}
+    units = {m["Name"]: m["Unit"] for m in directive["Metrics"]}
+    assert units[spec["MetricName"]] == spec["Unit"] == "Percent"
+    assert line[spec["MetricName"]] == [25.0] and line["FreeCapacity"] == [1.2] and line["Recordings"] == [3.0]
