@@ -61,6 +61,11 @@ def recorder_env(parent: Mapping[str, str]) -> dict[str, str]:
             if (k in _RECORDER_ENV_NAMES or k.startswith(_RECORDER_ENV_PREFIXES)) and k not in _API_SECRETS}
 
 
+def recorder_file(task_id: str, ha_index: int, suffix: str) -> str:
+    """The name of a recorder's file in the run dir's `recorders/` (its log, a worker's pid file)."""
+    return f"recorder-{file_safe(task_id)}-ha{ha_index}{suffix}"
+
+
 ExitListener = Callable[[str, str, int], None]  # (task id, handle, return code) of a recorder that ended
 
 
@@ -81,7 +86,7 @@ class LocalLauncher:
 
     def launch(self, task_id: str, ha_index: int) -> str:
         self._log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self._log_dir / f"recorder-{file_safe(task_id)}-ha{ha_index}.log"
+        log_path = self._log_dir / recorder_file(task_id, ha_index, ".log")
         env = recorder_env(os.environ if self._env is None else self._env)
         env.update({TASK_ID_ENV: task_id, HA_INDEX_ENV: str(ha_index)})
         try:

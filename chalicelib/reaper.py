@@ -70,14 +70,13 @@ def recorder_exited(tasks: TaskStore, launcher: Starter, queue: EventQueue, sett
 
 def worker_exited(tasks: TaskStore, launcher: Starter, queue: EventQueue, settings: Settings, worker_id: str,
                   reason: str, now_s: float, internal: Bucket | None = None) -> int:
-    """A warm worker stopped: every live task it hosted goes on elsewhere now."""
+    """A warm worker stopped: every live task it hosted goes on elsewhere now (each one that
+    is still on it: `recorder_exited` reads the task again, consistently)."""
     prefix = hosted_prefix(worker_id)
     handled = 0
-    for task_id in tasks.hosted_by(worker_id):
-        task = tasks.get(task_id)
-        handle = task.launch_handle if task is not None else None
-        if handle is None or not handle.startswith(prefix):
-            continue  # moved on to another recorder since
+    for task_id, handle in tasks.hosted_by(worker_id).items():
+        if not handle.startswith(prefix):
+            continue  # moved on to the fallback's recorder since
         try:
             handled += recorder_exited(tasks, launcher, queue, settings, task_id, handle,
                                        f"its worker stopped: {reason}", now_s, internal)

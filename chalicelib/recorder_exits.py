@@ -12,12 +12,14 @@ the lease to run out.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.launcher import TASK_ID_ENV
+from chalicelib.schema import PLATFORM_EVENTS_QUEUE
 
 SOURCE, DETAIL_TYPE, STARTED_BY = "aws.ecs", "ECS Task State Change", "cloudrec"
 WORKER_SOURCE = "cloudrec.worker"  # a worker's own events, of one of its recorders
@@ -77,6 +79,12 @@ def local_event(task_id: str, handle: str, returncode: int, region: str, source:
             "overrides": overrides,
         },
     }
+
+
+def send_local(sqs: Any, event: dict[str, Any]) -> None:
+    """Hand an event to the local event pump, the local stand-in for EventBridge."""
+    sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=PLATFORM_EVENTS_QUEUE)["QueueUrl"],
+                     MessageBody=json.dumps(event))
 
 
 def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:

@@ -46,7 +46,7 @@ def tables(s: Settings) -> list[dict[str, Any]]:
                 {
                     "IndexName": HOST_INDEX,
                     "KeySchema": [{"AttributeName": "host", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["live"]},
+                    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["live", "launch_handle"]},
                 },
             ],
             "BillingMode": "PAY_PER_REQUEST",

@@ -194,11 +194,13 @@ class TaskStore:
         """Ids of tasks not yet ended whose recorder lease (or launch grace) has run out."""
         return self._due(LIVE, now_ms)
 
-    def hosted_by(self, host: str) -> list[str]:
-        """Ids of the live tasks a warm worker claimed."""
-        return self._task_ids({"IndexName": HOST_INDEX, "KeyConditionExpression": "host = :host",
-                               "FilterExpression": "live = :live",
-                               "ExpressionAttributeValues": _values(host=host, live=LIVE)})
+    def hosted_by(self, host: str) -> dict[str, str]:
+        """The live tasks a warm worker claimed: their launch handles (as the index has them,
+        which may lag a moment) by task id."""
+        items = self._query({"IndexName": HOST_INDEX, "KeyConditionExpression": "host = :host",
+                             "FilterExpression": "live = :live",
+                             "ExpressionAttributeValues": _values(host=host, live=LIVE)})
+        return {i["task_id"]["S"]: i["launch_handle"]["S"] for i in items if "launch_handle" in i}
 
     def outputs_due(self, now_ms: int) -> list[str]:
         """Ids of ended tasks whose output jobs were never requested, or made no progress, in time."""
@@ -207,19 +209,20 @@ class TaskStore:
     def _due(self, kind: str, now_ms: int) -> list[str]:
         """The index holds every task with work due by a time: a live task when its recorder's
         lease runs out, an ended one when its outputs should have progressed."""
-        return self._task_ids({"IndexName": LIVE_INDEX,
-                               "KeyConditionExpression": "live = :kind AND lease_expires_ms < :now",
-                               "ExpressionAttributeValues": _values(kind=kind, now=now_ms)})
+        items = self._query({"IndexName": LIVE_INDEX,
+                             "KeyConditionExpression": "live = :kind AND lease_expires_ms < :now",
+                             "ExpressionAttributeValues": _values(kind=kind, now=now_ms)})
+        return [i["task_id"]["S"] for i in items]
 
-    def _task_ids(self, query: dict[str, Any]) -> list[str]:
-        """The task ids an index query finds, every page of them."""
-        ids: list[str] = []
+    def _query(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        """The items an index query finds, every page of them."""
+        items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"TableName": self._tasks, **query}
         while True:
             page = self._db.query(**kwargs)
-            ids += [i["task_id"]["S"] for i in page.get("Items", [])]
+            items += page.get("Items", [])
             if "LastEvaluatedKey" not in page:
-                return ids
+                return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # -- admission -----------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import time
 
 from chalicelib import aws, recorder_exits
@@ -16,7 +15,6 @@ from chalicelib.limits import FailureLimiter, RateLimiter
 from chalicelib.once import Once
 from chalicelib.post_record import PostDeps
 from chalicelib.recordings import Recordings
-from chalicelib.schema import PLATFORM_EVENTS_QUEUE
 from chalicelib.sealing import sealer_for
 from chalicelib.storage import Bucket
 from chalicelib.task_store import TaskStore
@@ -60,10 +58,8 @@ def fleet() -> Fleet:
 def _report_local_exit(task_id: str, handle: str, returncode: int) -> None:
     """Tell the local event pump that a recorder process ended, as EventBridge tells of a
     stopped Fargate task (the pump stops first when the stack stops: no relaunch then)."""
-    sqs = aws.client("sqs")
-    event = recorder_exits.local_event(task_id, handle, returncode, aws.settings().aws_region)
-    sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=PLATFORM_EVENTS_QUEUE)["QueueUrl"],
-                     MessageBody=json.dumps(event))
+    recorder_exits.send_local(aws.client("sqs"),
+                              recorder_exits.local_event(task_id, handle, returncode, aws.settings().aws_region))
 
 
 @functools.cache

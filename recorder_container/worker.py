@@ -23,6 +23,7 @@ its task over and the reaper relaunches it elsewhere), waits for them, and exits
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -44,11 +45,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from chalicelib import aws, config, recorder_exits
 from chalicelib.config import ConfigError, Settings
 from chalicelib.dispatch import Dispatch, worker_handle
-from chalicelib.launcher import HA_INDEX_ENV, TASK_ID_ENV, die_with_parent, recorder_env
+from chalicelib.launcher import HA_INDEX_ENV, TASK_ID_ENV, die_with_parent, recorder_env, recorder_file
 from chalicelib.naming import file_safe
 from chalicelib.observability import get_logger, get_metrics
 from chalicelib.recording_cost import single_stream
-from chalicelib.schema import PLATFORM_EVENTS_QUEUE
 from chalicelib.task_store import TaskStore
 from recorder_container import health
 from recorder_container.keeper import OTHER_CREDENTIALS, Keeper, hand_over
@@ -245,6 +245,7 @@ class Worker:
         zygote_env = {k: v for k, v in self._base_env.items()
                       if k not in OTHER_CREDENTIALS and k != config.CLOUDREC_SEAL_KEY.name}
         self._zygote = Zygote(zygote_env, self._exited)
+        self._events = functools.cache(lambda: aws.make_client("events", settings))  # reports, with ECS
         self._protection = Protection(lambda: aws.make_client("ecs", settings), cluster, worker_id) if cluster else None
         self._alive = settings.run_dir / "alive" / "worker"
 
@@ -318,7 +319,7 @@ class Worker:
                 hand_over(credentials, settings, settings.recorder_user)
             logs = None
             if not os.environ.get("ECS_CONTAINER_METADATA_URI_V4"):  # on ECS, the container's log takes it
-                logs = self.s.run_dir / "recorders" / f"recorder-{file_safe(d.task_id)}-ha{d.ha_index}.log"
+                logs = self.s.run_dir / "recorders" / recorder_file(d.task_id, d.ha_index, ".log")
                 logs.parent.mkdir(parents=True, exist_ok=True)
             self._zygote.spawn(child_env, settings.recorder_user, logs, lambda pid: setattr(hosted, "pid", pid))
         except Exception:
@@ -359,12 +360,11 @@ class Worker:
                                            source=recorder_exits.WORKER_SOURCE, cluster_arn=self._cluster)
         try:
             if self.s.launcher == "ecs":
-                aws.make_client("events", self.s).put_events(Entries=[{
+                self._events().put_events(Entries=[{
                     "Source": event["source"], "DetailType": event["detail-type"], "Resources": event["resources"],
                     "Detail": json.dumps(event["detail"])}])
             else:
-                url = self._sqs.get_queue_url(QueueName=PLATFORM_EVENTS_QUEUE)["QueueUrl"]
-                self._sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event))
+                recorder_exits.send_local(self._sqs, event)
         except Exception:  # the lease runs out and the sweep takes the task over then
             log.exception("a recorder's end could not be reported", extra={"task_id": task_id})
 
@@ -379,25 +379,21 @@ class Worker:
             if self.stopping.is_set() and not self._hosted:
                 return
 
-    def _measure(self) -> None:
+    def _measure(self, hosted: list[Hosted]) -> None:
         parents, ticks = _process_ticks()
         now = time.monotonic()
-        with self._lock:
-            hosted = list(self._hosted.values())
         for h in hosted:
             if h.pid is not None:
                 h.used = h.usage.sample(now, tree_ticks(h.pid, parents, ticks))
 
     def _report_once(self) -> None:
-        self._measure()
-        with self._lock:
-            recordings = len(self._hosted)
-        publish(self._metrics, self.capacity, self.in_use(), recordings)
-        health.beat(self._alive)
-        if self._protection is not None:
-            self._protection.hold(bool(self._hosted), time.time())
         with self._lock:
             hosted = list(self._hosted.values())
+        self._measure(hosted)
+        publish(self._metrics, self.capacity, sum(h.cost for h in hosted), len(hosted))
+        health.beat(self._alive)
+        if self._protection is not None:
+            self._protection.hold(bool(hosted), time.time())
         for h in hosted:
             if h.pid is not None and h.keeper.due_in() <= 0:
                 try:
@@ -434,7 +430,7 @@ def publish(metrics: Any, capacity: float, in_use: float, recordings: int) -> No
 
 def _write_pid(run_dir: Path, d: Dispatch, pid: int | None) -> None:
     """Where a task's recorder process can be found locally (a dedicated one's pid is its handle)."""
-    path = run_dir / "recorders" / f"recorder-{file_safe(d.task_id)}-ha{d.ha_index}.pid"
+    path = run_dir / "recorders" / recorder_file(d.task_id, d.ha_index, ".pid")
     if pid is None:
         path.unlink(missing_ok=True)
     else:

@@ -34,7 +34,7 @@ from chalicelib.apps import AppRegistry, dev_app_from_env
 from chalicelib.config import Settings
 from chalicelib.launcher import die_with_parent
 from chalicelib.naming import file_safe
-from chalicelib.schema import PLATFORM_EVENTS_QUEUE, create_resources
+from chalicelib.schema import create_resources
 from infra.local import janus
 from infra.local.pump import EventPump
 from infra.local.vod_server import VodServer
@@ -124,7 +124,7 @@ class Stack:
         self.procs: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
         self.pump: EventPump | None = None
         self.vod: VodServer | None = None
-        self.workers: dict[str, subprocess.Popen[bytes]] = {}  # by worker id
+        self.workers: dict[str, tuple[int, subprocess.Popen[bytes]]] = {}  # (slot, process) by worker id
         self.sqs: Any = None
         self._started_workers = 0
 
@@ -138,7 +138,7 @@ class Stack:
         env[config.CLOUDREC_WORKER_ID.name] = worker_id
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_dir / f"worker-{slot}.log", "ab") as log:
-            self.workers[worker_id] = subprocess.Popen(
+            self.workers[worker_id] = slot, subprocess.Popen(
                 [sys.executable, "-m", "recorder_container.worker"], env=env, cwd=ROOT, stdout=log,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                 preexec_fn=die_with_parent)
@@ -146,25 +146,24 @@ class Stack:
     def wait_for_workers(self, timeout: float = 120.0) -> None:
         """Until every worker polls for recordings (its recorders' parent has imported what they need)."""
         deadline = time.monotonic() + timeout
-        for worker_id, proc in self.workers.items():
+        for worker_id, (_, proc) in self.workers.items():
             ready = self.run_dir / "workers" / f"{file_safe(worker_id)}.ready"
             while not ready.exists():
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"worker {worker_id} did not come up (logs/worker-*.log)")
                 time.sleep(0.1)
 
-    def replace_dead_workers(self, sqs: Any) -> None:
+    def replace_dead_workers(self) -> None:
         """As an ECS service does: a worker that died is reported (its recordings go on elsewhere)
         and replaced."""
-        for worker_id, proc in list(self.workers.items()):
+        for worker_id, (slot, proc) in list(self.workers.items()):
             if proc.poll() is None:
                 continue
             del self.workers[worker_id]
             print(f"worker {worker_id} exited with code {proc.returncode}; replacing it", file=sys.stderr, flush=True)
-            event = recorder_exits.local_event("", worker_id, proc.returncode, Settings.from_env(self.env).aws_region)
-            sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=PLATFORM_EVENTS_QUEUE)["QueueUrl"],
-                             MessageBody=json.dumps(event))
-            self.start_worker(int(worker_id.split("-", 1)[1].split(".", 1)[0]))
+            recorder_exits.send_local(self.sqs, recorder_exits.local_event(
+                "", worker_id, proc.returncode, Settings.from_env(self.env).aws_region))
+            self.start_worker(slot)
 
     def spawn(self, name: str, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -181,7 +180,7 @@ class Stack:
         if self.pump is not None:
             self.pump.stop()
         _stop_recorders()
-        for proc in self.workers.values():
+        for _, proc in self.workers.values():
             stop_process(proc, SERVER_STOP_S)
         for name, proc, log in reversed(self.procs):
             if name == "aws" and self.vod is not None:
@@ -379,7 +378,7 @@ def main() -> int:
         print(banner(stack.env), flush=True)
         while not signals:
             time.sleep(0.2)
-            stack.replace_dead_workers(stack.sqs)
+            stack.replace_dead_workers()
             exited = [(name, proc) for name, proc, _ in stack.procs if proc.poll() is not None]
             for name, proc in exited:
                 print(f"{name} exited with code {proc.returncode}; stopping the stack", file=sys.stderr)

@@ -29,7 +29,7 @@ def store(aws_env: Settings) -> TaskStore:
 
 def fleet(settings: Settings, launcher: FakeLauncher) -> Fleet:
     return Fleet(wiring.task_store(), launcher, lambda: wiring.aws.client("sqs"),
-                 dataclasses.replace(settings, claim_wait_s=2.0))
+                 dataclasses.replace(settings, claim_wait_s=1.0))
 
 
 def admitted(store: TaskStore, task_id: str, **fields: Any) -> Any:
@@ -56,7 +56,7 @@ def test_a_dispatch_is_recorded_then_offered_to_the_workers(aws_env: Settings, s
     offered = messages(aws_env.dispatch_queue)
     assert offered == [Dispatch("a", 0, stored.launch_handle, SINGLE_BASE)]
     assert messages(aws_env.fallback_queue) == []  # not before the claim wait
-    assert messages(aws_env.fallback_queue, wait_s=3) == offered
+    assert messages(aws_env.fallback_queue, wait_s=2) == offered
     assert launcher.launched == []  # no dedicated recorder while a worker may take it
 
 
@@ -71,7 +71,7 @@ def test_one_claim_wins_and_the_fallback_then_starts_nothing(aws_env: Settings, 
     assert launcher.launched == []
     stored = store.get("a")
     assert stored is not None and stored.launch_handle == worker_handle("w1", d)
-    assert store.hosted_by("w1") == ["a"] and store.hosted_by("w2") == []
+    assert store.hosted_by("w1") == {"a": worker_handle("w1", d)} and store.hosted_by("w2") == {}
 
 
 def test_an_unclaimed_task_goes_to_a_dedicated_recorder_once(aws_env: Settings, store: TaskStore) -> None:
