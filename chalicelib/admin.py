@@ -1,4 +1,4 @@
-"""Admin commands: `python -m chalicelib.admin add-app|list-apps|usersig|dead-letters|failed-outputs ...`.
+"""Admin commands: `python -m chalicelib.admin add-app|list-apps|usersig|dead-letters|failed-outputs|report(s) ...`.
 
 They act on the deployment the environment points at (CLOUDREC_* and AWS_* variables;
 the local stack's AWS emulation when CLOUDREC_AWS_ENDPOINT is set). Secrets are never
@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from chalicelib import aws, dead_letters, failed_outputs, wiring
+from chalicelib import aws, dead_letters, failed_outputs, recording_report, wiring
 from chalicelib.apps import App, RoomBackend, SharedJanusError
 from chalicelib.config import ConfigError
 from chalicelib.schema import events_dlq_name
@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
 
     failed = sub.add_parser("failed-outputs", help="list output jobs (MP4/AAC/VOD) whose function failed for good")
     failed.add_argument("--redeliver", action="store_true", help="run them again")
+
+    report = sub.add_parser("report", help="a task's recording report: per stream, frames, losses, gaps, bitrate …")
+    report.add_argument("task_id", metavar="TaskId")
+    reports = sub.add_parser("reports", help="the tasks that have a recording report, the latest first")
+    reports.add_argument("--limit", type=int, default=20, help="at most this many")
     return p
 
 
@@ -78,6 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dead_letters(args.redeliver)
     if args.command == "failed-outputs":
         return _failed_outputs(args.redeliver)
+    if args.command == "report":
+        return _report(args.task_id)
+    if args.command == "reports":
+        print(json.dumps(recording_report.tasks(wiring.internal_bucket(), args.limit), indent=2))
+        return 0
     registry = wiring.app_registry()
     if args.command == "add-app":
         _ask_for_secrets(args)
@@ -145,6 +155,15 @@ def _failed_outputs(redeliver: bool) -> int:
         print(json.dumps({"Redelivered": [p.public_view() for p in parts]}, indent=2))
     else:
         print(json.dumps([p.public_view() for p in failed_outputs.list_failed(sqs, url)], indent=2))
+    return 0
+
+
+def _report(task_id: str) -> int:
+    report = recording_report.read(wiring.internal_bucket(), task_id)
+    if report is None:
+        print(f"task {task_id} has no recording report", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2))
     return 0
 
 

@@ -9,7 +9,8 @@ policy below, one per launch; AWS grants what both the role and the session poli
 - of its app's item (`app#<SdkAppId>`) in the apps table only how to reach its rooms and tag
   its robots (`apps.RECORDER_VIEW`: no callback key), and its app's concurrency counter
   (`active#<SdkAppId>`) of the limits table — no SecretKey item, no other app;
-- `backup/<TaskId>/` and `finished/<TaskId>/` of the internal bucket;
+- `backup/<TaskId>/`, `finished/<TaskId>/` and `reports/<TaskId>/` (its part of the recording
+  report) of the internal bucket;
 - KMS decryption of values sealed for its task (encryption context `cloudrec-task`);
 - sending on the events queue (an event names its task; `chalicelib/events.py`).
 
@@ -26,6 +27,7 @@ from typing import Any
 from chalicelib import config
 from chalicelib.apps import RECORDER_VIEW
 from chalicelib.config import Settings
+from chalicelib.recording_report import PREFIX as REPORTS
 from chalicelib.sealing import CONTEXT_KEY
 from chalicelib.storage import BACKUP_PREFIX
 
@@ -60,6 +62,9 @@ def session_policy(scope: TaskScope, s: Settings, partition: str = "aws") -> dic
     """The session policy of a recorder of `scope`'s task."""
     task, app = scope.task_id, scope.sdkappid
     bucket = f"arn:{partition}:s3:::{s.internal_bucket}"
+    # objects of any bucket, as the tables of any region and account: the role reaches the internal
+    # bucket only; naming it three times would not fit STS's 2,048 characters
+    objects = f"arn:{partition}:s3:::*/"
     return {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": _TASK_ITEM,
          "Resource": _arn(partition, "dynamodb", f"table/{s.tasks_table}"), "Condition": _leading_keys([task])},
@@ -72,7 +77,7 @@ def session_policy(scope: TaskScope, s: Settings, partition: str = "aws") -> dic
          "Resource": _arn(partition, "dynamodb", f"table/{s.limits_table}"),
          "Condition": _leading_keys([f"active#{app}"])},
         {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-         "Resource": [f"{bucket}/{BACKUP_PREFIX}{task}/*", f"{bucket}/{MARKERS}{task}/*"]},
+         "Resource": [f"{objects}{prefix}{task}/*" for prefix in (BACKUP_PREFIX, MARKERS, REPORTS)]},
         {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket,
          "Condition": {"StringLike": {"s3:prefix": [f"{BACKUP_PREFIX}{task}/*"]}}},
         {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": "*",

@@ -73,6 +73,7 @@ class AacTrack:
             if keep > 0:
                 self._push(chunk.to_ndarray()[:, -keep:])
             return
+        chunk.pts = None  # the place is ours to keep (silence put in, overlaps left out): the FIFO must not check it
         self._fifo.write(chunk)
         self._next_sample += chunk.samples
 

@@ -45,7 +45,7 @@ class AudioMixer:
         self._sources: dict[Any, _Source] = {}
         self._lock = threading.Lock()
 
-    def push(self, source: Any, frame: av.AudioFrame, arrival: float) -> None:
+    def push(self, source: Any, frame: av.AudioFrame, arrival: float, media_time: float | None = None) -> None:
         with self._lock:
             src = self._sources.get(source)
             if src is None:
@@ -53,7 +53,7 @@ class AudioMixer:
                               av.AudioResampler(format="s16", layout=self._layout, rate=self.rate))
                 src.buffer = np.zeros((self.channels, 0), np.int16)
                 self._sources[source] = src
-            wall, _ = src.clock.wall(int(frame.pts or 0), arrival)
+            wall, _ = src.clock.wall(int(frame.pts or 0), arrival, media_time)
             samples = np.concatenate([f.to_ndarray().reshape(-1, self.channels).T
                                       for f in src.resampler.resample(frame)], axis=1) \
                 if frame.samples else np.zeros((self.channels, 0), np.int16)

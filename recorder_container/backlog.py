@@ -16,7 +16,8 @@ MAX_VIDEO_LAG_S = 1.0  # video queued longer than this: the writer fell behind (
 MAX_AUDIO_LAG_S = 10.0  # audio is ~4 KB a frame: only a stuck writer gets this far behind
 KEYFRAME_RETRY_S = 1.0
 
-_Item = tuple[str, Any, float, Any]  # kind (video, audio, ended, dropped, end), frame, arrival, source
+# kind (video, audio, ended, dropped, end), frame, arrival, source, media time (room.Received)
+_Item = tuple[str, Any, float, Any, float | None]
 
 
 def _restarts_video(frame: Any) -> bool:
@@ -46,7 +47,7 @@ class Backlog:
         """How many frames of `kind` wait for the writer."""
         return len(self._queued_at[kind])
 
-    def put(self, kind: str, frame: Any, arrival: float, source: Any) -> None:
+    def put(self, kind: str, frame: Any, arrival: float, source: Any, media_time: float | None = None) -> None:
         now = self._clock()
         ask = False
         with self._ready:
@@ -63,7 +64,7 @@ class Backlog:
                     if now - self._last_ask >= KEYFRAME_RETRY_S:
                         self._last_ask, ask = now, True
             else:
-                self._push((kind, frame, arrival, source), now)
+                self._push((kind, frame, arrival, source, media_time), now)
         if ask:
             self._request_keyframe()
 
@@ -71,12 +72,12 @@ class Backlog:
         """A control item: "ended" (a source's last frame came) or "end" (nothing is taken after it)."""
         with self._ready:
             if not self._closed:
-                self._push((kind, None, 0.0, source), None)
+                self._push((kind, None, 0.0, source, None), None)
                 self._closed = kind == "end"
 
     def _push(self, item: _Item, now: float | None) -> None:
         if any(self._dropped.values()):
-            self._items.append(("dropped", (self._dropped["video"], self._dropped["audio"]), 0.0, None))
+            self._items.append(("dropped", (self._dropped["video"], self._dropped["audio"]), 0.0, None, None))
             self._dropped = {"video": 0, "audio": 0}
         self._items.append(item)
         if now is not None:

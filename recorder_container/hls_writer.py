@@ -170,11 +170,11 @@ class StreamWriter:
 
     # -- producer side (any thread) ----------------------------------------------------
 
-    def video(self, frame: Any, arrival: float, source: Any) -> None:
-        self._backlog.put("video", frame, arrival, source)
+    def video(self, frame: Any, arrival: float, source: Any, media_time: float | None = None) -> None:
+        self._backlog.put("video", frame, arrival, source, media_time)
 
-    def audio(self, frame: Any, arrival: float, source: Any) -> None:
-        self._backlog.put("audio", frame, arrival, source)
+    def audio(self, frame: Any, arrival: float, source: Any, media_time: float | None = None) -> None:
+        self._backlog.put("audio", frame, arrival, source, media_time)
 
     def ended(self, source: Any) -> None:
         """`source` delivers no more frames: its clock can go."""
@@ -198,14 +198,14 @@ class StreamWriter:
 
     def _run(self) -> None:
         while True:
-            kind, frame, arrival, source = self._backlog.get()
+            kind, frame, arrival, source, media_time = self._backlog.get()
             if kind == "end":
                 break
             try:
                 if kind == "video":
-                    self._on_video(frame, arrival, source)
+                    self._on_video(frame, arrival, source, media_time)
                 elif kind == "audio":
-                    self._on_audio(frame, arrival, source)
+                    self._on_audio(frame, arrival, source, media_time)
                 elif kind == "ended":
                     self._vclocks.pop(source, None)
                     self._aclocks.pop(source, None)
@@ -236,12 +236,12 @@ class StreamWriter:
             log.warning("writer %s fell behind: dropping video to keep up", self.spec.name)
 
     def _wall(self, clocks: dict[Any, SourceClock], source: Any, pts: int, arrival: float,
-              new_clock: Callable[[], SourceClock]) -> tuple[float, bool]:
+              media_time: float | None, new_clock: Callable[[], SourceClock]) -> tuple[float, bool]:
         """Wall-clock time of a source's sample, and whether its clock was anchored again."""
         clock = clocks.get(source)
         if clock is None:
             clock = clocks[source] = new_clock()
-        wall, jumped = clock.wall(pts, arrival)
+        wall, jumped = clock.wall(pts, arrival, media_time)
         if wall - arrival > MAX_AHEAD_S:  # the timestamps leapt ahead of time: take the arrival's word
             clock = clocks[source] = new_clock()
             wall, _ = clock.wall(pts, arrival)
@@ -334,11 +334,12 @@ class StreamWriter:
             return None
         return EncodedVideo(b"".join(bytes(p) for p in packets), int(frame.pts))
 
-    def _on_video(self, frame: Any, arrival: float, source: Any) -> None:
+    def _on_video(self, frame: Any, arrival: float, source: Any, media_time: float | None) -> None:
         encoded = self._encoded(frame)
         if encoded is None:
             return
-        wall, jumped = self._wall(self._vclocks, source, encoded.pts, arrival, lambda: SourceClock(VIDEO_RATE))
+        wall, jumped = self._wall(self._vclocks, source, encoded.pts, arrival, media_time,
+                                  lambda: SourceClock(VIDEO_RATE))
         new_source = source is not self._vsource
         if new_source or jumped:
             self._vsource = source
@@ -352,6 +353,8 @@ class StreamWriter:
         if not self._admit(au, arrival):
             return
         ts = self._out_ts(wall)
+        if self._last_video_ts is not None and ts <= self._last_video_ts:
+            ts = self._last_video_ts + 1  # a sender report placed it before the last picture: keep the order
         seg = self._video_segment(ts, au.keyframe, new_source or jumped)
         if seg is not None:
             self._mux_video(seg, encoded, ts, au.keyframe, arrival)
@@ -420,8 +423,8 @@ class StreamWriter:
 
     # -- audio -------------------------------------------------------------------------
 
-    def _on_audio(self, frame: Any, arrival: float, source: Any) -> None:
-        wall, jumped = self._wall(self._aclocks, source, int(frame.pts), arrival,
+    def _on_audio(self, frame: Any, arrival: float, source: Any, media_time: float | None) -> None:
+        wall, jumped = self._wall(self._aclocks, source, int(frame.pts), arrival, media_time,
                                   lambda: SourceClock(frame.sample_rate, self.spec.audio_latency_s))
         new_source = source is not self._asource
         self.stats.audio_frames += 1

@@ -34,14 +34,28 @@ from recorder_container.hls_stream import HlsStream, RecordingContext, StreamKey
 from recorder_container.hls_writer import WriterSpec
 from recorder_container.room import Received
 from recorder_container.scene import Backdrop, Scene, SceneBuilder, SceneKeeper
+from recorder_container.stream_report import StreamReport
 from recorder_container.subscriptions import StreamRef, Subscriptions
 from recorder_container.watermarks import Placed, timestamp_overlay
 
 log = logging.getLogger(__name__)
 
 MIX_DELAY_S = 0.3  # audio is mixed this far behind real time, so late packets still count
+# pictures are composed this far behind real time: a frame reaches the compositor after its place on
+# the clock (its sender report's time) by what the receive path held it, up to a frame interval
+COMPOSE_DELAY_S = 0.25
+KEEP_PICTURES_S = 0.5  # how much of each window's recent pictures is kept to choose from
 AUDIO_CHUNK_S = 0.02
 SAMPLE_RATES = {1: 48000, 2: 44100, 3: 16000}
+
+
+def nearest(pictures: Sequence[tuple[float, Any]], until: float) -> Any:
+    """The newest of a window's pictures (time, frame; oldest first) taken before `until`; the
+    oldest when all are later (the window's first pictures)."""
+    for at, frame in reversed(pictures):
+        if at <= until:
+            return frame
+    return pictures[0][1] if pictures else None
 
 
 def participants_of(publishers: Sequence[Publisher], selected: Sequence[Selected]) -> list[Participant]:
@@ -63,13 +77,14 @@ class MixedRecording:
     """Subscribes, composes, mixes, and writes the room as one stream.
 
     Threads: the event loop owns the subscriptions, the scene (replaced whole on a new layout)
-    and `_latest` (each window's newest picture, one assignment per frame); the compositor
+    and `_latest` (each window's recent pictures, one assignment per frame); the compositor
     thread reads those two and alone owns the canvas and the encoder; the audio thread owns
     nothing but its position (the mixer locks its sources)."""
 
     def __init__(self, ctx: RecordingContext, transcode: MixTranscodeParams | None, allow_private_urls: bool,
-                 preset: str) -> None:
+                 preset: str, report: StreamReport | None = None) -> None:
         self.ctx = ctx
+        self.report = report if report is not None else StreamReport()
         self.loop = asyncio.get_running_loop()
         self.video, self.audio = mix_video(transcode), mix_audio(transcode)
         self.rate = SAMPLE_RATES[self.audio.SampleRate]
@@ -88,7 +103,8 @@ class MixedRecording:
         policy = address_policy(allow_private_urls)
         self._scenes = SceneKeeper(SceneBuilder((self.video.Width, self.video.Height), lambda url: fetch(url, policy),
                                                 self._image_failed))
-        self._latest: dict[tuple[str, str], av.VideoFrame] = {}
+        # each window's recent pictures with their times, oldest first (a new tuple per frame)
+        self._latest: dict[tuple[str, str], tuple[tuple[float, av.VideoFrame], ...]] = {}
         self._routes: dict[StreamRef, tuple[str, str]] = {}  # (feed, mid) → (kind, media_id)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -121,6 +137,7 @@ class MixedRecording:
                 want.setdefault(sel.user_id, []).append(sel.mid)
                 routes[(sel.user_id, sel.mid)] = (sel.kind, sel.media_id)
         self._routes = routes
+        self.report.follow({(feed, media_id, kind) for (feed, _), (kind, media_id) in routes.items()}, time.time())
         layers = {(s.user_id, s.mid): simulcast_layer(shown[(s.user_id, s.media_id)].width, self.video.Width)
                   for s in selected if (s.user_id, s.mid) in simulcast and (s.user_id, s.media_id) in shown}
         await self.subscriptions.follow(want, layers)
@@ -132,6 +149,7 @@ class MixedRecording:
         if route is None:
             return
         kind, media_id = route
+        self.report.frame(got, media_id, kind)
         if got.frame is None:  # the stream ended
             if kind == "audio" and self.mixer is not None:
                 self.mixer.remove(got.source)
@@ -139,9 +157,12 @@ class MixedRecording:
         if not self._started:
             self._start(got.arrival)
         if kind == "video":
-            self._latest[(got.feed, media_id)] = got.frame
+            key = (got.feed, media_id)
+            at = got.arrival if got.media_time is None else got.media_time
+            self._latest[key] = (*[p for p in self._latest.get(key, ()) if p[0] >= at - KEEP_PICTURES_S],
+                                 (at, got.frame))
         elif self.mixer is not None:
-            self.mixer.push(got.source, got.frame, got.arrival)
+            self.mixer.push(got.source, got.frame, got.arrival, got.media_time)
 
     # -- output ------------------------------------------------------------------------
 
@@ -187,7 +208,7 @@ class MixedRecording:
         n = 0
         while not self._stop.is_set():
             due = origin + n * step
-            delay = due - time.time()
+            delay = due + COMPOSE_DELAY_S - time.time()
             if delay > 0:
                 self._stop.wait(delay)
             elif delay < -1.0:  # fell behind (machine overloaded): skip ahead, keep the clock
@@ -209,7 +230,8 @@ class MixedRecording:
         canvas.begin()
         shown: set[int] = set()
         for window in scene.windows:
-            frame = self._latest.get((window.user_id, window.media_id)) if window.user_id else None
+            frame = nearest(self._latest.get((window.user_id, window.media_id), ()), due + 0.5 / self.video.Fps) \
+                if window.user_id else None
             if frame is None and window.placeholder:
                 frame = scene.placeholders.get(window.placeholder)
             if frame is not None:
@@ -250,6 +272,7 @@ class MixedRecording:
 
     async def close(self) -> None:
         """Stop receiving and composing, close the last segment, publish the final playlist."""
+        self.report.close(time.time())
         await self.drop_subscriptions()
         self._scenes.close()
         self._stop.set()

@@ -40,6 +40,7 @@ from recorder_container.recording import SingleStreamRecording
 from recorder_container.room import Room, RoomUnavailableError
 from recorder_container.settings import RecorderSettings
 from recorder_container.shards import IN_PROCESS, ShardProcess, plan_shards
+from recorder_container.stream_report import INTERVAL_S, PartHeader, ReportWriter, StreamReport
 from recorder_container.uploader import Uploader
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Recorder:
     open_room: RoomOpener
     clock: Callable[[], float] = time.time
     background: Background = field(default_factory=Background)
+    report_interval_s: float = INTERVAL_S
 
     def __post_init__(self) -> None:
         self.task_id = self.settings.task_id
@@ -84,6 +86,8 @@ class Recorder:
         self._lease_keeper: asyncio.Task[None] | None = None
         self._started = self._refused = False  # 301 Status 0 / Status 1 sent
         self._alive = health.alive_file(self.settings)  # touched on every turn: the health check reads it
+        self.report = StreamReport()  # this recorder's part of the task's recording report
+        self._report_writer: ReportWriter | None = None
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -97,6 +101,8 @@ class Recorder:
         try:
             return await self._run()
         finally:  # the last events (302, 305) are on their way
+            if self._report_writer is not None:
+                await self._report_writer.finish()
             if self._outputs is not None:
                 await self._outputs.flush_events(self.settings.drain_s)
 
@@ -113,6 +119,9 @@ class Recorder:
             log.error("the task's app is not registered; ending the task")
             self.store.finish(self.task_id, self.now_ms(), leave_code=LeaveCode.SERVER_KICK, owner=self.owner)
             return 1
+        report = self._report_writer = ReportWriter(self.report, self.internal, PartHeader(
+            task.task_id, task.sdkappid, task.room_id, self.settings.ha_index), self.clock, self.report_interval_s)
+        report.start()
         uploader = outputs.uploader()
         uploader.start(adopt=True)
         ending = EndPlaylists(task, self.settings.ha_index, uploader)
@@ -120,6 +129,7 @@ class Recorder:
         if self.settings.ha_index > 0:
             outputs.emit(events.failover(self.settings.ha_index))
         final = await self._attend(task, app, lease_ms, uploader)
+        await report.finish(task_ended=final.leave is not None)
         if ending_task is not None and not ending_task.done():
             ending_task.cancel()
             await ending.owe_rest()
@@ -207,8 +217,8 @@ class Recorder:
             background=self.background, work_dir=self.settings.work_dir, segment_s=self.settings.segment_s)
         if task.params.mixed:
             return MixedRecording(ctx, task.params.transcode, self.settings.service.allow_private_urls,
-                                  self.settings.mix_preset)
-        return SingleStreamRecording(ctx)
+                                  self.settings.mix_preset, self.report)
+        return SingleStreamRecording(ctx, self.report)
 
     async def _read_task(self, heartbeat: bool, lease_ms: int) -> TaskRecord | None:
         if heartbeat:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Sequence
 
 from chalicelib.models import MixLayoutParams
@@ -16,6 +17,7 @@ from chalicelib.subscription import Publisher, Selected
 from recorder_container.hls_stream import HlsStream, RecordingContext, StreamKey, clear_work_dir
 from recorder_container.hls_writer import WriterSpec
 from recorder_container.room import Received
+from recorder_container.stream_report import StreamReport
 from recorder_container.subscriptions import StreamRef, Subscriptions
 
 log = logging.getLogger(__name__)
@@ -31,9 +33,10 @@ class SingleStreamRecording:
     """Subscribes to the selected streams and writes each as its own HLS stream. Owned by the
     event loop; each stream's writer runs in a thread of its own."""
 
-    def __init__(self, ctx: RecordingContext) -> None:
+    def __init__(self, ctx: RecordingContext, report: StreamReport | None = None) -> None:
         self.ctx = ctx
         self.loop = asyncio.get_running_loop()
+        self.report = report if report is not None else StreamReport()
         self.streams: dict[StreamKey, HlsStream] = {}
         self.subscriptions = Subscriptions(ctx.room, self._on_frame, ctx.background)
         self._routes: dict[StreamRef, tuple[StreamKey, str]] = {}  # (feed, mid) → stream, kind
@@ -53,8 +56,9 @@ class SingleStreamRecording:
             self._routes[(sel.user_id, sel.mid)] = (key, sel.kind)
             stream = self._ensure_stream(key)
             if sel.kind == VIDEO:
-                stream.keyframe = functools.partial(self.subscriptions.request_keyframe, sel.user_id, sel.mid)
+                stream.keyframe = functools.partial(self._ask_keyframe, sel.user_id, sel.media_id, sel.mid)
         await self.subscriptions.follow(want)
+        self.report.follow({(key.user_id, key.media_id, kind) for key, kind in self._routes.values()}, time.time())
         routed = {key for key, _ in self._routes.values()}
         await asyncio.gather(*(s.retire() for key, s in self.streams.items() if key not in routed))
 
@@ -75,6 +79,7 @@ class SingleStreamRecording:
         if route is None:
             return
         key, kind = route
+        self.report.frame(got, key.media_id, kind)
         writer = self.streams[key].writer
         if writer is None:
             return
@@ -84,7 +89,11 @@ class SingleStreamRecording:
         if not self._media_seen:
             self._media_seen = True
             self.ctx.on_media()
-        (writer.video if kind == VIDEO else writer.audio)(got.frame, got.arrival, got.source)
+        (writer.video if kind == VIDEO else writer.audio)(got.frame, got.arrival, got.source, got.media_time)
+
+    def _ask_keyframe(self, user_id: str, media_id: str, mid: str) -> None:
+        self.report.keyframe_requested(user_id, media_id)
+        self.subscriptions.request_keyframe(user_id, mid)
 
     async def drop_subscriptions(self) -> None:
         """Close every subscription (the room went away); the streams stay open for the next ones."""
@@ -107,6 +116,7 @@ class SingleStreamRecording:
 
     async def close(self) -> None:
         """Stop receiving, close the open segments, publish the final playlists."""
+        self.report.close(time.time())
         try:
             await self.log_stats()
         except Exception:

@@ -36,6 +36,7 @@ class Received:
     frame: Any  # EncodedVideo | av.VideoFrame | av.AudioFrame; None: the stream ended
     arrival: float  # wall clock, seconds
     source: object  # the stream's identity in this subscription: a new one whenever it is subscribed again
+    media_time: float | None = None  # where it belongs on the recorder's clock (sender_clock); None: by arrival
 
 
 FrameSink = Callable[[Received], None]

@@ -18,6 +18,7 @@ from recorder_container.recording import SingleStreamRecording
 from recorder_container.room import RoomUnavailableError
 from recorder_container.settings import RecorderSettings
 from recorder_container.shards import Command, Report
+from recorder_container.stream_report import PartHeader, ReportWriter, StreamReport
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,13 @@ async def record_shard(settings: RecorderSettings) -> int:
             media_seen = True
             _report(Report("media"))
 
+    report_writer = ReportWriter(StreamReport(), deps.internal, PartHeader(
+        task.task_id, task.sdkappid, task.room_id, settings.ha_index, settings.shard))
+    report_writer.start()
     recording = SingleStreamRecording(RecordingContext(
         naming=outputs.naming(), record=task.params.record, room=room, uploader=uploader, emit=outputs.emit,
         put_file=outputs.put_file, on_media=on_media, background=background, work_dir=settings.work_dir,
-        segment_s=settings.segment_s))
+        segment_s=settings.segment_s), report_writer.report)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -66,6 +70,7 @@ async def record_shard(settings: RecorderSettings) -> int:
             await recording.drop_subscriptions()
             await room.leave()
     await recording.close()
+    await report_writer.finish()
     await uploader.drain(settings.drain_s)
     await background.wait(settings.drain_s)
     await uploader.stop()

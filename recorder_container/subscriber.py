@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtp import RtcpSrPacket
 
 from recorder_container.janus import VIDEOROOM, JanusError, JanusSession, RoomAddress
 from recorder_container.room import FrameSink, Received
+from recorder_container.sender_clock import FeedClock
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,7 @@ def ice_servers(servers: Sequence[dict[str, Any]]) -> list[RTCIceServer]:
 
 
 ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+ABS_CAPTURE_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time"
 
 
 def without_bandwidth_estimation(sdp: str) -> str:
@@ -57,6 +61,29 @@ def without_bandwidth_estimation(sdp: str) -> str:
     packet (an SRTCP encryption and a sendto each: a third of the recorder's event loop at 4 x
     720p). A recorder must never ask a publisher to lower its quality anyway."""
     return "".join(line for line in sdp.splitlines(keepends=True) if ABS_SEND_TIME not in line)
+
+
+def rtp_origin(receiver: RTCRtpReceiver) -> Callable[[], int | None]:
+    """The RTP timestamp the receiver's frames count their pts from (aiortc's timestamp mapper,
+    private: tests/unit/test_sender_clock.py fails if an upgrade moves it)."""
+    def origin() -> int | None:
+        mapper = getattr(receiver, "_RTCRtpReceiver__timestamp_mapper", None)
+        return getattr(mapper, "_origin", None)
+    return origin
+
+
+def watch_sender_reports(receiver: RTCRtpReceiver, report: Callable[[int, int], None]) -> None:
+    """Call `report(ntp, rtp)` with each RTCP sender report of the receiver's media stream (not
+    of its retransmissions), before aiortc handles it."""
+    handle = receiver._handle_rtcp_packet
+    rtx: dict[int, int] = getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", {})
+
+    async def handle_rtcp(packet: Any) -> None:
+        if isinstance(packet, RtcpSrPacket) and packet.ssrc not in rtx:
+            report(packet.sender_info.ntp_timestamp, packet.sender_info.rtp_timestamp)
+        await handle(packet)
+
+    receiver._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
 
 
 class FeedSubscriber:
@@ -77,6 +104,7 @@ class FeedSubscriber:
         self._handle: int | None = None
         self._pc: RTCPeerConnection | None = None
         self._receivers: dict[str, RTCRtpReceiver] = {}
+        self.clock = FeedClock(feed)  # where each frame belongs on the recorder's clock
         self._pumps: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -101,13 +129,18 @@ class FeedSubscriber:
             for transceiver in pc.getTransceivers():
                 if transceiver.receiver.track is track:
                     mid = feed_mid.get(str(transceiver.mid), str(transceiver.mid))
-                    self._receivers[mid] = transceiver.receiver
+                    receiver = self._receivers[mid] = transceiver.receiver
+                    self.clock.add(mid, track.kind, rtp_origin(receiver))
+                    watch_sender_reports(receiver, functools.partial(self.clock.sender_report, mid))
                     pump = asyncio.create_task(self._pump(mid, track), name=f"recv-{self.feed}-{mid}")
                     self._pumps.add(pump)
                     pump.add_done_callback(self._pumps.discard)
                     return
 
         offer = attached["jsep"]
+        if ABS_CAPTURE_TIME in offer["sdp"]:
+            log.info("the SFU forwards %s's capture times (abs-capture-time); the recorder places its media by the "
+                     "sender reports, which a delay before the SFU escapes", self.feed)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=without_bandwidth_estimation(offer["sdp"]),
                                                             type=offer["type"]))
         await pc.setLocalDescription(await pc.createAnswer())  # gathers: the sockets exist now
@@ -123,8 +156,10 @@ class FeedSubscriber:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
+                arrival = time.time()
                 try:
-                    self._sink(Received(self.feed, mid, frame, time.time(), track))
+                    media_time = self.clock.place(mid, int(frame.pts or 0), arrival)
+                    self._sink(Received(self.feed, mid, frame, arrival, track, media_time))
                 except Exception:  # a frame the recording cannot take must not stop the stream
                     if not failed:
                         failed = True

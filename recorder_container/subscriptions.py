@@ -23,6 +23,7 @@ class Subscriptions:
         self._sink = sink
         self._background = background
         self._subs: dict[str, Subscription] = {}
+        self._layers: dict[StreamRef, int] = {}  # the simulcast layer asked for, per stream
 
     @property
     def feeds(self) -> frozenset[str]:
@@ -35,11 +36,13 @@ class Subscriptions:
         for feed, sub in list(self._subs.items()):
             if tuple(want.get(feed, ())) != sub.mids:
                 del self._subs[feed]
+                self._forget_layers(feed)
                 await sub.close()
             else:  # the same streams: the layer that fits now (a window changed size)
                 for (of, mid), layer in layers.items():
                     if of == feed:
                         await sub.set_layer(mid, layer)
+                self._took_layers(feed, layers)
         for feed, mids in want.items():
             if feed in self._subs:
                 continue
@@ -48,6 +51,19 @@ class Subscriptions:
                     feed, mids, {mid: layer for (of, mid), layer in layers.items() if of == feed}, self._sink)
             except SubscriptionError as exc:
                 log.warning("%s; retrying later", exc)
+                continue
+            self._took_layers(feed, layers)
+
+    def _took_layers(self, feed: str, layers: Mapping[StreamRef, int]) -> None:
+        """Log the simulcast layer (0 = the smallest) each stream of `feed` is now received at,
+        when it changed: which one the layout chose shows in the recorder's log."""
+        for (of, mid), layer in layers.items():
+            if of == feed and self._layers.get((of, mid)) != layer:
+                self._layers[(of, mid)] = layer
+                log.info("receiving %s/%s at simulcast layer %d", of, mid, layer)
+
+    def _forget_layers(self, feed: str) -> None:
+        self._layers = {ref: layer for ref, layer in self._layers.items() if ref[0] != feed}
 
     def request_keyframe(self, feed: str, mid: str) -> None:
         """Ask a subscribed publisher for a keyframe (without waiting for it)."""
@@ -63,5 +79,6 @@ class Subscriptions:
     async def drop(self) -> None:
         """Close every subscription (the room went away); the next `follow` subscribes again."""
         subs, self._subs = list(self._subs.values()), {}
+        self._layers = {}
         for sub in subs:
             await sub.close()

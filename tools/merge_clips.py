@@ -31,10 +31,16 @@ def reason(exc: BaseException) -> str:
     return str(text).strip() or type(exc).__name__
 
 
+AAC_PRIMING = 1024  # samples an AAC encoder puts before the first real one
+
+
 def _wall_of(clip: Clip, container: Any) -> Callable[[int, fractions.Fraction], float]:
     """Wall-clock ms of a timestamp in this clip: the clip starts at its playlist time, which is
-    the time of the TS file's earliest sample (container.start_time, over all its streams)."""
+    the time of the TS file's earliest sample (container.start_time, over all its streams), or
+    of its first real sound after an encoder's priming."""
     origin_s = container.start_time / 1_000_000 if container.start_time is not None else None
+    if origin_s is not None and clip.primed and container.streams.audio:
+        origin_s += AAC_PRIMING / (container.streams.audio[0].rate or 48000)
 
     def wall(pts: int, time_base: fractions.Fraction) -> float:
         nonlocal origin_s

@@ -38,6 +38,10 @@ class Clip:
     end_ms: int
     width: int = 0
     height: int = 0
+    # the file opens with an AAC encoder's priming: its first real sample, which its name's time
+    # is, comes 1024 samples after its first packet (the first file of an audio playlist, and
+    # each after a discontinuity: a new source starts a new encoder)
+    primed: bool = False
 
 
 @dataclass
@@ -98,7 +102,7 @@ def scan(folder: Path, warn: Callable[[str], None]) -> list[User]:
             warn(f"{path.name}: {exc}; skipped")
             continue
         user = users.setdefault(name.user, User(name.user))
-        for seg in playlist.segments:
+        for i, seg in enumerate(playlist.segments):
             ts = folder / seg.name
             if not ts.is_file():
                 warn(f"{seg.name} is listed in {path.name} but missing; skipped")
@@ -109,7 +113,8 @@ def scan(folder: Path, warn: Callable[[str], None]) -> list[User]:
             kinds = (AUDIO, VIDEO) if name.track_type == AUDIO_VIDEO else (name.track_type,)
             for kind in kinds:
                 clip = Clip(ts, kind, name.media_id, seg.start_ms, seg.end_ms,
-                            *((seg.width, seg.height) if kind == VIDEO else (0, 0)))
+                            *((seg.width, seg.height) if kind == VIDEO else (0, 0)),
+                            primed=name.track_type == AUDIO and (i == 0 or seg.discontinuity))
                 (user.audio if kind == AUDIO else user.main if name.media_id == MAIN else user.aux).append(clip)
     for user in users.values():
         for clips in (user.audio, user.main, user.aux):

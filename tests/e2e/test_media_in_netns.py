@@ -30,7 +30,7 @@ def _pytest(name: str, args: list[str], timeout: float) -> subprocess.CompletedP
 
 def test_media_suite_inside_a_namespace() -> None:
     with netns.namespace(f"cloudrec-m{os.getpid()}") as name:
-        run = _pytest(name, ["tests/media"], timeout=1200)
+        run = _pytest(name, ["tests/media"], timeout=1800)
         print(run.stdout[-20000:])
         failed = re.findall(r"^FAILED (tests/media/\S+?\.py::\S+)", run.stdout, re.M)
         assert re.search(r"\b[1-9]\d* passed", run.stdout) and " skipped" not in run.stdout, run.stdout[-8000:]

@@ -80,6 +80,10 @@ def test_two_publishers_each_recorded_to_its_own_hls(stack: LocalStack) -> None:
     listed = {(f.UserId, f.TrackType): f for f in mid.StorageFileList}
     assert set(listed) == {("alice", "audio"), ("alice", "video"), ("bob", "audio"), ("bob", "video")}
     rec = Recording(stack.boto("s3"), task_id)
+    report = json.loads(stack.admin("report", task_id))  # the recording report, as the admin CLI shows it
+    assert report["TaskId"] == task_id and report["EndedAt"] and report["HandOvers"] == []
+    reported = {(s["UserId"], s["Kind"]): s for s in report["Streams"]}
+    assert set(reported) == set(listed)
     for user, color, hz in (("alice", RED, 440), ("bob", BLUE, 660)):
         for kind in ("audio", "video"):
             name = f"{SDKAPPID}_6001__UserId_s_{b64_name(user)}__UserId_e_main_{kind}.m3u8"
@@ -87,6 +91,18 @@ def test_two_publishers_each_recorded_to_its_own_hls(stack: LocalStack) -> None:
             times = check_stream_files(rec, name, kind, color if kind == "video" else None,
                                        hz if kind == "audio" else None, seconds)
             assert abs(listed[(user, kind)].BeginTimeStamp - times[0]) <= 1
+            stream = reported[(user, kind)]
+            recorded = sum(rec.playlist(name).durations)
+            assert close_to(stream["DurationS"], recorded, 1.5), (stream["DurationS"], recorded)
+            per_s = 15 if kind == "video" else 50  # the publishers' frame rate; 20 ms Opus frames
+            assert stream["FramesReceived"] >= 0.8 * per_s * stream["DurationS"], stream
+            assert 0 <= stream["FramesLost"] <= 0.05 * stream["FramesReceived"], stream
+            assert sum(g["DurationMs"] for g in stream["Gaps"]) < 3000, stream["Gaps"]
+            # the receive path hands pictures out later than sound (aiortc's video buffer holds a frame)
+            assert stream["AvOffsetMs"] is not None and -250 < stream["AvOffsetMs"] < 50, stream
+            if kind == "video":
+                assert [(r["Width"], r["Height"]) for r in stream["Resolutions"]][-1:] == [(320, 180)]
+                assert stream["BitrateKbps"] > 0 and stream["Bitrate"] and stream["KeyframeRequests"] >= 1
     stack.callbacks.wait(task_id, 305)  # the last one: callbacks are delivered after the fact
     events = stack.callbacks.of(task_id)
     types = [e["EventType"] for e in events]
@@ -261,6 +277,9 @@ def test_a_platform_sigterm_hands_the_task_over(stack: LocalStack) -> None:
         for kind, hz in (("audio", 440), ("video", None)):
             check_stream_files(rec, f"{ha}{SDKAPPID}_6007__UserId_s_{b64_name('fay')}__UserId_e_main_{kind}.m3u8",
                                kind, RED if kind == "video" else None, hz, 6.0)
+    report = json.loads(stack.admin("report", task_id))  # her streams, each one across the hand-over
+    assert [(h["From"], h["To"]) for h in report["HandOvers"]] == [(0, 1)]
+    assert sorted(s["Kind"] for s in report["Streams"]) == ["audio", "video"]
 
 
 def test_a_big_task_spreads_over_shard_processes(stack: LocalStack) -> None:
@@ -279,6 +298,9 @@ def test_a_big_task_spreads_over_shard_processes(stack: LocalStack) -> None:
                            "audio", None, hz, 9.0)
     logs = "".join(p.read_text() for p in stack.recorder_logs() if task_id[:8].replace("+", "_") in p.name)
     assert "shard 1 started" in logs and '"shard":1' in logs
+    report = json.loads(stack.admin("report", task_id))  # the shard's part of the report joined in
+    assert sorted((s["UserId"], s["Kind"]) for s in report["Streams"]) == [
+        (user, kind) for user, _, _ in users for kind in ("audio", "video")]
 
 
 def test_storage_outage_loses_nothing(stack: LocalStack) -> None:
