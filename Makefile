@@ -9,6 +9,7 @@ REQS   := requirements.lock pyproject.toml
 
 IAM    := tests/support/iam
 NODE_SDK := tests/support/node_sdk
+BROWSER_PLAYER := tests/support/browser_player
 deps: apt $(STAMP)
 
 apt:
@@ -53,13 +54,31 @@ $(NODE_SDK)/node_modules/.stamp: $(NODE_SDK)/package-lock.json
 	npm ci --prefix $(NODE_SDK) --no-audit --no-fund --silent
 	@touch $@
 
-run: deps
+# hls.js, the player the browser tests play recorded HLS with in Chromium (tests only: npm)
+.PHONY: browser-player
+browser-player: $(BROWSER_PLAYER)/node_modules/.stamp
+
+$(BROWSER_PLAYER)/node_modules/.stamp: $(BROWSER_PLAYER)/package-lock.json
+	npm ci --prefix $(BROWSER_PLAYER) --no-audit --no-fund --silent
+	@touch $@
+
+# the console's hls.js (served with the page) and playwright-core (tests/e2e/test_console.py drives
+# Chromium with it); `make package` copies the page and hls.js into chalicelib/console_static/
+CONSOLE := console
+.PHONY: console
+console: $(CONSOLE)/node_modules/.stamp
+
+$(CONSOLE)/node_modules/.stamp: $(CONSOLE)/package-lock.json
+	npm ci --prefix $(CONSOLE) --no-audit --no-fund --silent
+	@touch $@
+
+run: deps console
 	$(PY) -m infra.local.stack
 
-test: deps iam node-sdk lint
+test: deps iam node-sdk browser-player console lint
 	$(PY) -m pytest
 
-unit: deps iam node-sdk
+unit: deps iam node-sdk console
 	$(PY) -m pytest -n 2 tests/unit tests/functional
 
 lint: deps
@@ -75,8 +94,11 @@ bench-start: deps
 
 # the deployment: Chalice's template merged with infra/aws/resources.json, the functions' zip
 # and their layers (built for the Lambda runtime), all in build/package/
-package: deps
-	rm -rf build/package
+package: deps console
+	rm -rf build/package chalicelib/console_static
+	mkdir -p chalicelib/console_static
+	cp console/index.html console/console.js console/console.css console/node_modules/hls.js/dist/hls.min.js \
+		chalicelib/console_static/
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage prod \
 		--merge-template infra/aws/resources.json build/package
 	$(PY) -m infra.aws.layers build/package
@@ -94,4 +116,4 @@ deploy:
 	$(PY) -m infra.aws.deploy up --stack $(STACK) $(foreach p,$(PARAMS),--param $(p))
 
 clean:
-	rm -rf .run build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .run build .pytest_cache .mypy_cache .ruff_cache chalicelib/console_static

@@ -11,6 +11,7 @@ import json
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -23,7 +24,9 @@ from chalicelib import (
     aws,
     backup,
     callbacks,
+    console,
     dispatch,
+    event_log,
     events,
     output_jobs,
     post_record,
@@ -92,13 +95,68 @@ def api_elsewhere() -> Response:
     return Response(body=json.dumps(body), status_code=200, headers=JSON_HEADERS)
 
 
+def _console_reply(reply: console.Reply) -> Response:
+    return Response(body=reply.body, status_code=reply.status, headers={"Content-Type": reply.content_type,
+                                                                          **reply.headers})
+
+
+def _console_api(call: Callable[[console.Console], Any]) -> Response:
+    request = app.current_request
+    assert request is not None
+    source = str(((request.context or {}).get("identity") or {}).get("sourceIp") or "")
+    return _console_reply(console.api(request.headers.get("authorization", ""), source, time.time(),
+                                      aws.settings().auth_failure_limit, call))
+
+
+@app.route("/console", methods=["GET"])
+def console_page() -> Response:
+    """The operators' console (chalicelib/console.py); no console without CLOUDREC_CONSOLE_KEY."""
+    request = app.current_request
+    assert request is not None
+    path = str((request.context or {}).get("path") or "")
+    return _console_reply(console.page(path, request.headers.get("if-none-match", "")))
+
+
+@app.route("/console/{name}", methods=["GET"])
+def console_asset(name: str) -> Response:
+    request = app.current_request
+    assert request is not None
+    return _console_reply(console.asset(name, request.headers.get("if-none-match", "")))
+
+
+@app.route("/console/api/apps", methods=["GET"])
+def console_apps() -> Response:
+    return _console_api(lambda c: c.app_list())
+
+
+@app.route("/console/api/apps/{sdkappid}/tasks", methods=["GET"])
+def console_tasks(sdkappid: str) -> Response:
+    return _console_api(lambda c: c.task_list(console.path_app_id(sdkappid)))
+
+
+@app.route("/console/api/apps/{sdkappid}/tasks/{taskid}", methods=["GET"])
+def console_task(sdkappid: str, taskid: str) -> Response:
+    return _console_api(lambda c: c.task_detail(console.path_app_id(sdkappid), console.path_task_id(taskid)))
+
+
+@app.route("/console/api/apps/{sdkappid}/tasks/{taskid}/playlist", methods=["GET"])
+def console_playlist(sdkappid: str, taskid: str) -> Response:
+    """An HLS playlist of the task whose segments are presigned URLs (`?file=<name>&where=storage|backup`)."""
+    request = app.current_request
+    assert request is not None
+    query: dict[str, str] = dict(request.query_params or {})
+    return _console_api(lambda c: c.playlist(console.path_app_id(sdkappid), console.path_task_id(taskid),
+                                             query.get("file", ""), query.get("where", "storage")))
+
+
 def _post(message: dict[str, Any]) -> dict[str, Any]:
     if not events.sent_by_its_task(message, wiring.task_store().get(events.task_of(message))):
         # a recorder may send on the queue; never in another task's (or app's) name
         metrics.add_metric(name="EventsRefused", unit=MetricUnit.Count, value=1)
         logger.warning("an event not signed by the task it names was dropped")
         return {"delivered": False}
-    delivered = callbacks.deliver(message, wiring.app_registry(), int(time.time() * 1000))
+    delivered = callbacks.deliver(message, wiring.app_registry(), int(time.time() * 1000),
+                                  journal=event_log.EventLog(wiring.internal_bucket()))  # the console's
     if delivered:
         metrics.add_metric(name="CallbacksDelivered", unit=MetricUnit.Count, value=1)
     return {"delivered": delivered}

@@ -14,18 +14,24 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from chalicelib import aws
 from chalicelib.apps import AppRegistry
+from chalicelib.event_log import EventLog
 from chalicelib.fetch import AddressPolicy, FetchError, address_policy, check_url, connection
 from chalicelib.signing import callback_sign
 
 DEADLINE_S = 10.0  # the whole POST; the function that posts gets twice that (.chalice/config.json)
 MAX_BACKOFF_S = 300
+
+log = logging.getLogger(__name__)
 
 
 class CallbackError(Exception):
@@ -78,9 +84,23 @@ def send(post: Post, deadline_s: float = DEADLINE_S, policy: AddressPolicy | Non
         raise CallbackError(f"callback answered HTTP {status}")
 
 
+def keep(message: dict[str, Any], journal: EventLog) -> bool:
+    """Record the event for the console (chalicelib/event_log.py); False when that failed: the
+    callback goes on regardless (the console misses an event, the customer does not)."""
+    try:
+        journal.record(message)
+    except (BotoCoreError, ClientError) as exc:
+        log.warning("event not recorded for the console: %s", type(exc).__name__)
+        return False
+    return True
+
+
 def deliver(message: dict[str, Any], apps: AppRegistry, now_ms: int,
-            sender: Callable[[Post], None] = send) -> bool:
-    """Post one queued event (its message, parsed); False when there is nowhere to post it."""
+            sender: Callable[[Post], None] = send, journal: EventLog | None = None) -> bool:
+    """Post one queued event (its message, parsed), recorded first in `journal` if given; False
+    when there is nowhere to post it."""
+    if journal is not None:
+        keep(message, journal)
     post = build_post(message, apps, now_ms)
     if post is None:
         return False

@@ -291,6 +291,10 @@ CLOUDREC_WORKER_ID = _declare("CLOUDREC_WORKER_ID", TEXT, "", (RECORDER,),
 CLOUDREC_RECORDER_ROLE_ARN = _declare("CLOUDREC_RECORDER_ROLE_ARN", TEXT, "", (RECORDER,),
                                       "the scoped role a recorder's keeper assumes for its one task",
                                       shown="none (local stack: the AWS emulation's role)")
+CLOUDREC_CONSOLE_KEY = _declare(
+    "CLOUDREC_CONSOLE_KEY", TEXT, "", (API, STACK),
+    "the operators' key to the console at `/console` (unset: no console); AWS: the ConsoleKey parameter",
+    shown="none (local stack: a random key kept in `.run/console-key`)", secret=True)
 
 # one recorder process (set by its launcher, or by the recorder for its shards, unless noted)
 CLOUDREC_TASK_ID = _declare("CLOUDREC_TASK_ID", TEXT, "", (RECORDER,), "the task a recorder records")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.event_log import PREFIX as EVENTS_PREFIX
+
 # the internal bucket by name, not by Ref: the bucket's notification names the output function,
 # which (like the recorder's task definition and role) names the bucket: a Ref would be a cycle.
 # The stack id's UUID makes the name unique, lowercase and short whatever the stack is called.
@@ -64,6 +66,14 @@ _GRANTS: dict[str, dict[str, Any]] = {
     "bucket": _statement("InternalObjects", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
                          INTERNAL_OBJECTS_ARN),
     "list_bucket": _statement("InternalBucket", ["s3:ListBucket"], INTERNAL_BUCKET_ARN),
+    # the console (chalicelib/console.py): an app's tasks and the apps are scanned; a task's events,
+    # report and VOD/backup files are read (and presigned) from the internal bucket
+    "console_scan": _statement("ConsoleScan", ["dynamodb:Scan"], [{"Fn::GetAtt": ["TasksTable", "Arn"]},
+                                                                  {"Fn::GetAtt": ["AppsTable", "Arn"]}]),
+    "read_bucket": _statement("ReadInternalObjects", ["s3:GetObject"], INTERNAL_OBJECTS_ARN),
+    # the callback function keeps each event it handles for the console (chalicelib/event_log.py)
+    "keep_events": _statement("KeepEvents", ["s3:PutObject"], {"Fn::Sub": [
+        f"arn:${{AWS::Partition}}:s3:::${{Name}}/{EVENTS_PREFIX}*", {"Name": INTERNAL_BUCKET_NAME}]}),
     "seal": _statement("SealStorageKeys", ["kms:GenerateDataKey", "kms:Decrypt"],
                        {"Fn::GetAtt": ["StorageKeysKey", "Arn"]}),
     "unseal": _statement("UnsealStorageKeys", ["kms:Decrypt"], {"Fn::GetAtt": ["StorageKeysKey", "Arn"]}),
@@ -78,8 +88,9 @@ _POST_RECORD = ("tasks", "apps", "send_events", "bucket", "list_bucket", "unseal
 
 # function -> the grants its code needs (app.py: what each handler builds through chalicelib.wiring)
 FUNCTION_GRANTS: dict[str, tuple[str, ...]] = {
-    "APIHandler": ("logs", "tasks", "apps", "send_events", "seal", "dispatch", *_RECORDERS),
-    "DeliverCallbacks": ("logs", "tasks", "apps", "once", "send_events", "consume_events", "unseal"),
+    "APIHandler": ("logs", "tasks", "apps", "send_events", "seal", "dispatch", *_RECORDERS, "console_scan",
+                   "read_bucket", "list_bucket"),
+    "DeliverCallbacks": ("logs", "tasks", "apps", "once", "send_events", "consume_events", "unseal", "keep_events"),
     "ReapRecorders": ("logs", *_POST_RECORD, "dispatch", *_RECORDERS),
     "RecorderStopped": ("logs", *_POST_RECORD, "dispatch", *_RECORDERS),
     "DeliverBackups": ("logs", *_POST_RECORD),

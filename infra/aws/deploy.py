@@ -118,10 +118,12 @@ def deploy(cfn: Any, s3: Any, bucket: str, template: dict[str, Any], stack: str,
                 f"{k}= ({declared[k].get('Description', declared[k]['Type'])})" for k in missing))
         cfn.create_stack(StackName=stack, Parameters=params, Capabilities=CAPABILITIES, **source)
     else:  # what is not given keeps the value it has (given again: the AWS emulation's
-        # UsePreviousValue fails on a parameter that took its default; none of ours is NoEcho)
+        # UsePreviousValue fails on a parameter that took its default), a NoEcho one (ConsoleKey)
+        # by UsePreviousValue: CloudFormation describes it as "****"
         previous = {p["ParameterKey"]: p["ParameterValue"]
                     for p in cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Parameters", [])}
-        params += [{"ParameterKey": k, "ParameterValue": previous[k]} for k in declared
+        params += [{"ParameterKey": k, "UsePreviousValue": True} if declared[k].get("NoEcho") else
+                   {"ParameterKey": k, "ParameterValue": previous[k]} for k in declared
                    if k not in parameters and k in previous]
         try:
             cfn.update_stack(StackName=stack, Parameters=params, Capabilities=CAPABILITIES, **source)

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from chalicelib import config
+from chalicelib import config, event_log, recording_report
 from chalicelib.config import Settings
 from chalicelib.output_jobs import MARKER_PREFIX
 from chalicelib.schema import (
@@ -215,7 +215,14 @@ def build(s: Settings) -> dict[str, Any]:
                            "Properties": {
             "BucketName": access.INTERNAL_BUCKET_NAME,
             "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
-                                               "IgnorePublicAcls": True, "RestrictPublicBuckets": True}}},
+                                               "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
+            # the events and recording reports the console shows (chalicelib/event_log.py,
+            # recording_report.py) outlive their tasks a while, not for ever
+            "LifecycleConfiguration": {"Rules": [
+                {"Id": "ConsoleEvents", "Status": "Enabled", "Prefix": event_log.PREFIX,
+                 "ExpirationInDays": event_log.KEEP_DAYS},
+                {"Id": "RecordingReports", "Status": "Enabled", "Prefix": recording_report.PREFIX,
+                 "ExpirationInDays": event_log.KEEP_DAYS}]}}},
         **_recorder(s),
         **fleet.queues(stack_named(s.dispatch_queue), stack_named(s.fallback_queue),
                        function_timeout("dispatch_fallback")),
@@ -251,6 +258,9 @@ def build(s: Settings) -> dict[str, Any]:
     for name in FUNCTIONS:  # every function on the runtime its layers are built for (infra/aws/layers.py)
         resources[name] = {"Properties": {"Runtime": layers.RUNTIME, "Architectures": [layers.ARCHITECTURE],
                                           "Layers": [{"Ref": "FunctionsLayer"}], "Environment": {"Variables": env}}}
+    # the operators' key to the console reaches the API alone (empty: no console)
+    resources["APIHandler"]["Properties"]["Environment"] = {"Variables": {
+        **env, config.CLOUDREC_CONSOLE_KEY.name: {"Ref": "ConsoleKey"}}}
     for layer, (zip_name, requirements) in layers.LAYERS.items():
         resources[layer] = {"Type": "AWS::Serverless::LayerVersion", "Properties": {
             "Description": f"cloudrec: {requirements} for {layers.RUNTIME}", "ContentUri": f"./{zip_name}",
@@ -304,6 +314,9 @@ def build(s: Settings) -> dict[str, Any]:
             "VodEndpoint": {"Type": "String", "Default": "https://vod.tencentcloudapi.com",
                             "Description": "Tencent VOD API 3.0 endpoint for CloudVod tasks"},
             "ApiCertificateArn": {"Type": "String", "Description": "ACM certificate for ApiDomainName, same region"},
+            "ConsoleKey": {"Type": "String", "Default": "", "NoEcho": True,
+                           "Description": "The operators' key to the console at https://<ApiDomainName>/console "
+                                          "(empty: no console)"},
         },
         "Resources": resources,
         "Outputs": {

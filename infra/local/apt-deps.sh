@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages cloudrec needs, only when one is missing (no network otherwise).
 set -euo pipefail
-packages=(janus ffmpeg iproute2 time fonts-noto-cjk)  # time: GNU time, for the benches; fonts: text watermarks
+packages=(janus ffmpeg iproute2 time fonts-noto-cjk chromium firefox-esr janus-demos)  # time: GNU time, for the benches; fonts: text watermarks; browsers and janus.js: the browser tests
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -16,6 +16,7 @@ import errno
 import importlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -291,10 +292,30 @@ def check_ports(env: dict[str, str]) -> None:
         raise PortTakenError("; ".join(problems))
 
 
+CONSOLE_KEY_FILE = "console-key"
+
+
+def console_key(env: dict[str, str], run_dir: Path) -> str:
+    """The operators' key to the console: CLOUDREC_CONSOLE_KEY if set, else the one kept in the run
+    directory (made at the first start, readable by its owner only), so a restart keeps the tab
+    logged in."""
+    given = config.CLOUDREC_CONSOLE_KEY.get(env)
+    if given:
+        return given
+    path = run_dir / CONSOLE_KEY_FILE
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(24) + "\n")
+    return path.read_text().strip()
+
+
 def start(stack: Stack) -> None:
     """Start every server of the stack, in order; first, PortTakenError if a port it needs is not free."""
     env = stack.env
     check_ports(env)
+    env[config.CLOUDREC_CONSOLE_KEY.name] = console_key(env, stack.run_dir)
     aws_port, api_port = env[config.CLOUDREC_AWS_PORT.name], env[config.CLOUDREC_API_PORT.name]
     moto = stack.spawn("aws", [sys.executable, "-m", "infra.local.aws_emulation", "-H", "127.0.0.1", "-p", aws_port],
                        cwd=ROOT)
@@ -336,6 +357,11 @@ def start(stack: Stack) -> None:
     stack.wait_for_workers()
 
 
+def _key_from_file(env: dict[str, str]) -> bool:
+    path = config.CLOUDREC_RUN_DIR.get(env) / CONSOLE_KEY_FILE
+    return path.is_file() and path.read_text().strip() == config.CLOUDREC_CONSOLE_KEY.get(env)
+
+
 def banner(env: dict[str, str]) -> str:
     app, secret_id, secret_key = dev_app_from_env(env)
     janus_url = app.room.janus_url
@@ -350,6 +376,8 @@ def banner(env: dict[str, str]) -> str:
                                                  f"   WebSocket ws://127.0.0.1:{config.CLOUDREC_JANUS_WS_PORT.get(env)}"),
         f"  VOD (API 3.0)        {env[config.CLOUDREC_VOD_ENDPOINT.name]}"
         + ("   local stand-in, media in bucket " + VOD_BUCKET if env.get(config.CLOUDREC_VOD_PORT.name) else ""),
+        f"  console              http://127.0.0.1:{api_port}/console   key: "
+        + (f"cat {run_dir}/{CONSOLE_KEY_FILE}" if _key_from_file(env) else "CLOUDREC_CONSOLE_KEY"),
         f"  logs                 {run_dir}/logs/ (recorders in {run_dir}/recorders/)",
         "development app:",
         f"  SdkAppId {app.sdkappid}   SecretId {secret_id}   SecretKey {secret_key}",
