@@ -19,7 +19,7 @@ import aiohttp
 
 from chalicelib.apps import RoomBackend
 from chalicelib.subscription import PublishedStream, Publisher
-from recorder_container import codec_seam
+from recorder_container import capture_time, codec_seam
 from recorder_container.janus import VIDEOROOM, JanusError, JanusSession, RoomAddress
 from recorder_container.room import FrameSink, RoomUnavailableError, Subscription, SubscriptionError
 from recorder_container.subscriber import FeedSubscriber
@@ -132,6 +132,7 @@ class JanusRoom:
         self._publishers: dict[str, Publisher] = {}  # in the order they were seen
         if remux_h264:
             codec_seam.install()
+        capture_time.install()  # the publishers' capture times, where the SFU forwards them
 
     @property
     def joined(self) -> bool:

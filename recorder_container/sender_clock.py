@@ -16,7 +16,10 @@ its kind. Each stream then follows its timestamps; a later report re-places it o
 disagrees by more than `DRIFT_S` (clock drift, not the sender's jitter).
 
 The limit: Janus 1.1 writes the reports it sends from its own relay time, so a delay on the
-publisher's leg (its encoder, its network) is invisible to any recorder behind it.
+publisher's leg (its encoder, its network) is invisible to any recorder behind it. Where the SFU
+forwards the publisher's capture times (abs-capture-time: capture_time.py), they take the
+reports' place once every stream of the publisher has one: the same pairing of an RTP timestamp
+with a time, on the publisher's clock, from before that leg.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class _Stream:
     anchor: tuple[float, int] | None = None  # (time, pts): pts's place on the recorder's clock
     reported: bool = False  # the anchor comes from a sender report
     report: tuple[float, int] | None = None  # the newest report: sender time, RTP timestamp
+    captured: tuple[float, int] | None = None  # the newest capture time (abs-capture-time), likewise
     placed: int = 0  # frames placed since the anchor was taken by arrival
 
     @property
@@ -65,12 +69,14 @@ class _Stream:
         assert self.anchor is not None
         return self.anchor[0] + (pts - self.anchor[1]) / self.rate
 
-    def sent(self, pts: int) -> float | None:
-        """When the sender says the sample at `pts` was taken (its clock), if it has said."""
+    def sent(self, pts: int, by_capture: bool) -> float | None:
+        """When the sender says the sample at `pts` was taken (its clock), if it has said: by its
+        capture times, or by its reports."""
         origin = self.origin()
-        if self.report is None or origin is None:
+        pair = self.captured if by_capture else self.report
+        if pair is None or origin is None:
             return None
-        when, rtp = self.report
+        when, rtp = pair
         reported_pts = rtp - origin
         reported_pts += round((pts - reported_pts) / RTP_WRAP) * RTP_WRAP  # the report's side of a wrap
         return when + (pts - reported_pts) / self.rate
@@ -83,6 +89,7 @@ class FeedClock:
         self.name = name
         self._streams: dict[str, _Stream] = {}
         self._offset: float | None = None  # the recorder's clock less the sender's
+        self._by_capture = False  # placed by capture times rather than reports
         self._since = time.time()
 
     def add(self, mid: str, kind: str, origin: Callable[[], int | None]) -> None:
@@ -96,6 +103,16 @@ class FeedClock:
                          time.time() - self._since)
             stream.report = (ntp_seconds(ntp), rtp)
 
+    def capture_time(self, mid: str, ntp: int, rtp: int) -> None:
+        """The publisher captured the sample at RTP timestamp `rtp` at `ntp` (abs-capture-time)."""
+        stream = self._streams.get(mid)
+        if stream is None:
+            return
+        stream.captured = (ntp_seconds(ntp), rtp)
+        if not self._by_capture and all(s.captured for s in self._streams.values()):
+            self._by_capture, self._offset = True, None  # the offset is taken again, on the new clock
+            log.info("%s: placed by its capture times (abs-capture-time) from now on", self.name)
+
     def offset_ms(self) -> float | None:
         """The sender's clock less the recorder's, once known (ms)."""
         return None if self._offset is None else -self._offset * 1000
@@ -106,18 +123,23 @@ class FeedClock:
         return self._place(stream, pts, arrival) - CODEC_DELAY_S[stream.kind]
 
     def _place(self, stream: _Stream, pts: int, arrival: float) -> float:
-        sent = stream.sent(pts)
+        sent = stream.sent(pts, self._by_capture)
         if sent is not None and self._offset is None and self._leads(stream):
-            self._offset = self._by_arrival(stream, pts, arrival) - sent
-            log.info("%s: placed by its sender reports from now on (its %s sets the clock: sender − recorder "
-                     "%+.1f ms)", self.name, stream.kind, -self._offset * 1000)
+            current = stream.at(pts) if stream.reported else self._by_arrival(stream, pts, arrival)
+            self._offset = current - sent
+            log.info("%s: placed by its %s from now on (its %s sets the clock: sender − recorder %+.1f ms)",
+                     self.name, "capture times" if self._by_capture else "sender reports", stream.kind,
+                     -self._offset * 1000)
         if sent is not None and self._offset is not None:
             at = sent + self._offset
             if abs(at - arrival) <= MAX_SKEW_S:
                 if not (stream.reported and stream.anchor and abs(stream.at(pts) - at) <= DRIFT_S):
                     stream.anchor, stream.reported = (at, pts), True
                 return stream.at(pts)
-            stream.report, stream.reported = None, False  # leapt: wait for a report of the new timeline
+            stream.report = stream.captured = None  # leapt: wait for a report of the new timeline
+            stream.reported = False
+        if stream.reported and self._offset is None:  # the publisher's clock changed: on until it is known
+            return stream.at(pts)
         if stream.reported:
             stream.anchor, stream.reported = None, False
         return self._by_arrival(stream, pts, arrival)

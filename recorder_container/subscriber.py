@@ -22,6 +22,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtcpSrPacket
 
+from recorder_container import capture_time
 from recorder_container.janus import VIDEOROOM, JanusError, JanusSession, RoomAddress
 from recorder_container.room import FrameSink, Received
 from recorder_container.sender_clock import FeedClock
@@ -52,7 +53,6 @@ def ice_servers(servers: Sequence[dict[str, Any]]) -> list[RTCIceServer]:
 
 
 ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
-ABS_CAPTURE_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time"
 
 
 def without_bandwidth_estimation(sdp: str) -> str:
@@ -132,15 +132,16 @@ class FeedSubscriber:
                     receiver = self._receivers[mid] = transceiver.receiver
                     self.clock.add(mid, track.kind, rtp_origin(receiver))
                     watch_sender_reports(receiver, functools.partial(self.clock.sender_report, mid))
+                    if any(e.uri == capture_time.URI for e in transceiver._headerExtensions):
+                        capture_time.watch_capture_times(receiver, functools.partial(self.clock.capture_time, mid))
                     pump = asyncio.create_task(self._pump(mid, track), name=f"recv-{self.feed}-{mid}")
                     self._pumps.add(pump)
                     pump.add_done_callback(self._pumps.discard)
                     return
 
         offer = attached["jsep"]
-        if ABS_CAPTURE_TIME in offer["sdp"]:
-            log.info("the SFU forwards %s's capture times (abs-capture-time); the recorder places its media by the "
-                     "sender reports, which a delay before the SFU escapes", self.feed)
+        if capture_time.URI in offer["sdp"]:
+            log.info("the SFU offers %s's capture times (abs-capture-time)", self.feed)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=without_bandwidth_estimation(offer["sdp"]),
                                                             type=offer["type"]))
         await pc.setLocalDescription(await pc.createAnswer())  # gathers: the sockets exist now

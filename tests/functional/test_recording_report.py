@@ -9,7 +9,6 @@ import asyncio
 import dataclasses
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from chalicelib.events import LeaveCode
 from chalicelib.tasks import TaskRecord
 from recorder_container.recorder import Recorder
 from recorder_container.settings import RecorderSettings
+from tests.functional.test_recorder import until
 from tests.functional.test_recorder_access import APP, OTHER_TASK, SETTINGS, TASK, obj, simulate
 from tests.support.fake_room import FakeRoom
 from tests.support.synthetic import h264_frames, pcm_frames
@@ -40,14 +40,6 @@ def recorder(settings: Settings, task: TaskRecord, room: FakeRoom, ha: int = 0) 
         settings=RecorderSettings(task.task_id, settings, ha_index=ha, segment_s=1.0, drain_s=10, poll_s=0.05),
         store=wiring.task_store(), app_for=wiring.app_registry().get_app, queue=wiring.event_queue(),
         internal=wiring.internal_bucket(), open_room=lambda _task, _app: room, report_interval_s=0.2)
-
-
-async def until(check: Callable[[], Any], what: str, timeout: float = 10) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-    return value
 
 
 def send_media(room: FakeRoom, seconds: float) -> None:

@@ -99,10 +99,10 @@ class BeepTrack(MediaStreamTrack):
         return frame
 
 
-def flash_times(paths: Iterable[Path]) -> list[float]:
+def flash_times(paths: Iterable[Path]) -> tuple[list[float], float]:
     """Seconds (on the files' own timeline) of each picture that starts a flash: brighter than
     halfway from the files' usual brightness to their brightest (a flash may fill the picture,
-    or be one tile of a mix)."""
+    or be one tile of a mix); and the time of the first picture."""
     lumas: list[tuple[float, float]] = []
     for path in paths:
         with av.open(str(path)) as c:
@@ -111,11 +111,11 @@ def flash_times(paths: Iterable[Path]) -> list[float]:
             lumas += [(float(f.pts * f.time_base), float(f.to_ndarray(format="gray").mean()))
                       for f in c.decode(video=0) if f.pts is not None]
     if not lumas:
-        return []
+        return [], 0.0
     usual = float(np.median([luma for _, luma in lumas]))
     threshold = (usual + max(luma for _, luma in lumas)) / 2
     if threshold - usual < 10:  # no flash at all
-        return []
+        return [], lumas[0][0]
     times: list[float] = []
     bright_before = False
     for t, luma in lumas:
@@ -123,7 +123,7 @@ def flash_times(paths: Iterable[Path]) -> list[float]:
         if bright and not bright_before:
             times.append(t)
         bright_before = bright
-    return times
+    return times, lumas[0][0]
 
 
 def beep_times(paths: Iterable[Path]) -> list[float]:
@@ -149,9 +149,24 @@ def beep_times(paths: Iterable[Path]) -> list[float]:
     return starts
 
 
+# the SFU's first sender reports come 1.0-2.2 s after the robot subscribes (Janus: on a 1 s tick);
+# until then a recorder can only place media by when it arrived
+SETTLED_S = 2.5
+
+
 @dataclass(frozen=True)
 class Sync:
-    offsets_ms: list[float]  # beep − flash, one per flash that has a beep within half a period
+    flashes: list[tuple[float, float]]  # (s into the recording, beep − flash ms), per flash with a beep near
+
+    @property
+    def offsets_ms(self) -> list[float]:
+        """Of the flashes once the recorder had its first sender reports."""
+        return [offset for at, offset in self.flashes if at >= SETTLED_S]
+
+    @property
+    def early_ms(self) -> list[float]:
+        """Of the flashes before that."""
+        return [offset for at, offset in self.flashes if at < SETTLED_S]
 
     @property
     def median(self) -> float:
@@ -163,18 +178,19 @@ class Sync:
 
     def __str__(self) -> str:
         return (f"{len(self.offsets_ms)} flashes: median {self.median:+.0f} ms, worst {self.worst:+.0f} ms "
-                f"({', '.join(f'{o:+.0f}' for o in self.offsets_ms)})")
+                f"({', '.join(f'{o:+.0f}' for o in self.offsets_ms)}); in the first {SETTLED_S} s: "
+                f"{', '.join(f'{o:+.0f}' for o in self.early_ms) or 'none'}")
 
 
 def measure(video: Iterable[Path], audio: Iterable[Path] | None = None) -> Sync:
     """Offsets between each flash and the nearest beep, in files whose timelines are one clock
     (the same file, or files a player plays together)."""
     video = list(video)
-    flashes = flash_times(video)
+    flashes, start = flash_times(video)
     beeps = beep_times(video if audio is None else audio)
-    offsets = []
+    found = []
     for flash in flashes:
         near = min(beeps, key=lambda b: abs(b - flash), default=None)
         if near is not None and abs(near - flash) < PERIOD_S / 4:
-            offsets.append((near - flash) * 1000)
-    return Sync(offsets)
+            found.append((flash - start, (near - flash) * 1000))
+    return Sync(found)
