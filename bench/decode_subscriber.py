@@ -1,7 +1,12 @@
-"""Baseline for bench/single_stream.py: subscribe to publishers with aiortc and decode every
-frame (aiortc's own decoders), writing nothing. Runs until terminated.
+"""Baselines for bench/single_stream.py: subscribe to publishers with aiortc and take every
+frame, writing nothing. Runs until terminated.
 
-Usage: decode_subscriber.py JANUS_URL ROOM FEED [FEED ...]
+- decode (default): aiortc's own decoders for every stream (what a recorder that decodes pays).
+- --receive-only: the floor of cloudrec's receive path: H.264 handed out encoded (the recorder's
+  codec seam), Opus decoded, no bandwidth estimation (the recorder strips abs-send-time) —
+  everything the recorder does before its own work.
+
+Usage: decode_subscriber.py [--receive-only] JANUS_URL ROOM FEED [FEED ...]
 """
 
 from __future__ import annotations
@@ -14,8 +19,12 @@ from typing import Any
 import aiohttp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
+from recorder_container import codec_seam
+from recorder_container.subscriber import without_bandwidth_estimation
 
-async def subscribe(http: aiohttp.ClientSession, url: str, room: str, feed: str) -> RTCPeerConnection:
+
+async def subscribe(http: aiohttp.ClientSession, url: str, room: str, feed: str,
+                    receive_only: bool) -> RTCPeerConnection:
     async def send(path: str, msg: dict[str, Any]) -> dict[str, Any]:
         msg = {**msg, "transaction": secrets.token_hex(6)}
         async with http.post(url + path, json=msg) as resp:
@@ -40,16 +49,20 @@ async def subscribe(http: aiohttp.ClientSession, url: str, room: str, feed: str)
                 await track.recv()
         asyncio.ensure_future(drain())
 
-    await pc.setRemoteDescription(RTCSessionDescription(**attached["jsep"]))
+    offer = attached["jsep"]
+    sdp = without_bandwidth_estimation(offer["sdp"]) if receive_only else offer["sdp"]
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=offer["type"]))
     await pc.setLocalDescription(await pc.createAnswer())
     await send(f"/{session}/{handle}", {"janus": "message", "body": {"request": "start"},
                                         "jsep": {"type": "answer", "sdp": pc.localDescription.sdp}})
     return pc
 
 
-async def main(url: str, room: str, feeds: list[str]) -> None:
+async def main(url: str, room: str, feeds: list[str], receive_only: bool) -> None:
+    if receive_only:
+        codec_seam.install()
     async with aiohttp.ClientSession() as http:
-        pcs = [await subscribe(http, url, room, feed) for feed in feeds]
+        pcs = [await subscribe(http, url, room, feed, receive_only) for feed in feeds]
         try:
             await asyncio.Event().wait()
         finally:
@@ -58,4 +71,7 @@ async def main(url: str, room: str, feeds: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3:]))
+    args = sys.argv[1:]
+    only = args[:1] == ["--receive-only"]
+    args = args[1:] if only else args
+    asyncio.run(main(args[0], args[1], args[2:], only))

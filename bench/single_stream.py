@@ -1,8 +1,12 @@
 """Single-stream recorder cost: CPU% (of one core) and RSS of the recorder per recorded A/V
 participant at 640x360@15 and 1280x720@30 for 1, 2 and 4 participants, Janus's CPU in the
 same run, lost RTP packets and dropped frames, and the time from Create to the first segment
-in storage. The baseline in the same run is a plain aiortc subscriber that receives and
-decodes the same streams (what a recorder that decodes pays before writing anything).
+in storage. In the same run, two plain aiortc subscribers of the same streams: the floor of
+cloudrec's receive path (H.264 handed out encoded, Opus decoded, nothing written: what the
+recorder pays before its own work) for as many participants, and one that decodes everything
+(what a recorder that decodes would pay).
+
+BENCH_CONFIGS=640x360@15 BENCH_COUNTS=4 BENCH_QUICK=1 narrow it to one quick comparison.
 
 Publishers replay pre-encoded H.264 + Opus (aiortc MediaPlayer, decode=False) so they do
 not eat the CPU being measured. Everything runs inside a network namespace this script
@@ -103,7 +107,9 @@ def local_stack(run_dir: Path, **extra_env: str) -> Iterator[Any]:
     from tests.support.media import BUCKET, media_env
     from tests.support.stack import running_stack
 
-    env = {**media_env(), "CLOUDREC_SEGMENT_S": str(SEGMENT_S), "CLOUDREC_STREAMS_PER_PROCESS": "16", **extra_env}
+    # one dedicated recorder process per task (no warm workers): its own CPU, found by its environment
+    env = {**media_env(), "CLOUDREC_SEGMENT_S": str(SEGMENT_S), "CLOUDREC_STREAMS_PER_PROCESS": "16",
+           "CLOUDREC_WARM_WORKERS": "0", "CLOUDREC_CLAIM_WAIT_S": "0", **extra_env}
     with running_stack(run_dir, **env) as stack:
         stack.boto("s3").create_bucket(Bucket=BUCKET)
         yield stack
@@ -176,13 +182,16 @@ async def measure_recorder(stack: Any, clip: Path, count: int, room: str, second
             "janus": cpu["janus"], "rss": rss, "first_segment": first_segment, **stats}
 
 
-async def measure_baseline(stack: Any, clip: Path, count: int, room: str, seconds: float) -> dict[str, Any]:
-    """A plain aiortc subscriber in its own process: receive and decode, write nothing."""
+async def measure_baseline(stack: Any, clip: Path, count: int, room: str, seconds: float,
+                           receive_only: bool = False) -> dict[str, Any]:
+    """A plain aiortc subscriber in its own process: receive (and decode, unless `receive_only`:
+    then the floor of the recorder's own receive path), write nothing."""
     people = await publishers(stack, room, clip, count)
     await asyncio.sleep(2)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(Path(__file__).with_name("decode_subscriber.py")), stack.janus_url, room,
-        *[f"p{i}" for i in range(count)], cwd=str(ROOT))
+        sys.executable, str(Path(__file__).with_name("decode_subscriber.py")),
+        *(["--receive-only"] if receive_only else []), stack.janus_url, room,
+        *[f"p{i}" for i in range(count)], cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
     await asyncio.sleep(5)
     cpu = await sample_cpu({"baseline": proc.pid}, seconds)
     proc.terminate()
@@ -199,15 +208,21 @@ def slope(points: list[tuple[int, float]]) -> float:
     return sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
 
 
+COUNTS = tuple(int(c) for c in os.environ.get("BENCH_COUNTS", "1,2,4").split(","))  # e.g. BENCH_COUNTS=4
+LABELS = os.environ.get("BENCH_CONFIGS", ",".join(c[0] for c in CONFIGS)).split(",")  # BENCH_CONFIGS=640x360@15
+
+
 async def bench(seconds: float) -> None:
     media = Path(tempfile.mkdtemp(prefix="cloudrec-bench-media-"))
-    clips = {label: encode(media, label, w, h, fps, br) for label, w, h, fps, br in CONFIGS}
+    clips = {label: encode(media, label, w, h, fps, br) for label, w, h, fps, br in CONFIGS if label in LABELS}
     with local_stack(Path(tempfile.mkdtemp(prefix="cloudrec-bench-"))) as stack:
         print(f"single-stream recorder, {os.cpu_count()} cores, segments {SEGMENT_S:.0f} s, "
               f"CPU over {seconds:.0f} s (100 % = one core)")
         for index, (label, *_) in enumerate(CONFIGS):
+            if label not in LABELS:
+                continue
             rows = []
-            for count in (1, 2, 4):
+            for count in COUNTS:
                 room = str(7000 + 10 * index + count)
                 r = await measure_recorder(stack, clips[label], count, room, seconds)
                 rows.append((count, r))
@@ -219,7 +234,18 @@ async def bench(seconds: float) -> None:
                       f"{r['first_segment']:.1f} s, RTP lost {r.get('rtp_lost')} of {r.get('rtp_received')}, "
                       f"frames lost {r.get('video_dropped')} of {r.get('video_frames')} "
                       f"({r.get('video_waiting')} before the first keyframe)")
-            print(f"  {label}: slope {slope([(c, r['cpu']) for c, r in rows]):.1f} % per participant")
+            if len(rows) > 1:
+                print(f"  {label}: slope {slope([(c, r['cpu']) for c, r in rows]):.1f} % per participant")
+            floor = []
+            for count in COUNTS:
+                f = await measure_baseline(stack, clips[label], count, str(7100 + 10 * index + count), seconds,
+                                           receive_only=True)
+                floor.append((count, f["cpu"]))
+            print(f"  {label} floor (aiortc receive only: H.264 passed through, Opus decoded, nothing written) "
+                  + ", ".join(f"x{c} {cpu:.1f} %" for c, cpu in floor)
+                  + (f": slope {slope(floor):.1f} % per participant" if len(floor) > 1 else ""))
+            if os.environ.get("BENCH_QUICK"):
+                continue
             base = await measure_baseline(stack, clips[label], 2, str(7009 + 10 * index), seconds)
             print(f"  {label} baseline (aiortc receive + decode, nothing written) x2: "
                   f"{base['cpu']:5.1f} % ({base['cpu'] / 2:4.1f} %/participant)")
