@@ -3,7 +3,8 @@ participants (1280x720@15 inputs, 320x180@15 beyond 4) into 1280x720 and 1920x10
 against an ffmpeg pipeline (decode, scale, xstack, amix, x264, AAC) composing the same
 inputs with the same grid geometry and the same x264 preset and bitrate, in the same run.
 
-Runs inside a network namespace it creates (root): `sudo .venv/bin/python bench/mix.py`.
+Runs inside a network namespace it creates (root): `sudo .venv/bin/python bench/mix.py`
+(BENCH_CANVAS=1280x720 BENCH_COUNTS=4,9 for issue 16's rows only).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from chalicelib.layouts import Participant, grid
 
 CANVASES = ((1280, 720, 1_500_000), (1920, 1080, 3_000_000))
 COUNTS = (2, 4, 9)
+# narrow it to issue 16's rows: BENCH_CANVAS=1280x720 BENCH_COUNTS=4,9
+CANVASES = tuple(c for c in CANVASES if os.environ.get("BENCH_CANVAS", f"{c[0]}x{c[1]}") == f"{c[0]}x{c[1]}")
+COUNTS = tuple(int(n) for n in os.environ.get("BENCH_COUNTS", ",".join(map(str, COUNTS))).split(","))
 
 PRESET = config.CLOUDREC_MIX_PRESET.get(os.environ)  # the recorder's, as the stack will start it
 

@@ -26,7 +26,6 @@ from bench.single_stream import CONFIGS, ROOT, encode, local_stack, publishers, 
 from chalicelib import config
 from tests.support import netns
 
-
 # leaves where a thread waits (py-spy samples some waiting threads as active)
 IDLE = re.compile(r"^(Condition\.wait|EpollSelector\.select|Queue\.get|_worker \(concurrent|poll_wait_for_socket|"
                   r"Event\.wait|Thread\.join|_wait_for_tstate_lock|SocketIO\.readinto)")

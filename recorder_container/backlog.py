@@ -15,6 +15,9 @@ from recorder_container.encoded import EncodedVideo
 MAX_VIDEO_LAG_S = 1.0  # video queued longer than this: the writer fell behind (1080p decoded: ~30 frames, ~90 MB)
 MAX_AUDIO_LAG_S = 10.0  # audio is ~4 KB a frame: only a stuck writer gets this far behind
 KEYFRAME_RETRY_S = 1.0
+# the writer looks for media this often rather than being woken for every frame (each wake-up is
+# a hand-over of the GIL between the event loop and the writer); control items wake it at once
+WRITER_POLL_S = 0.05
 
 # kind (video, audio, ended, dropped, end), frame, arrival, source, media time (room.Received)
 _Item = tuple[str, Any, float, Any, float | None]
@@ -64,7 +67,7 @@ class Backlog:
                     if now - self._last_ask >= KEYFRAME_RETRY_S:
                         self._last_ask, ask = now, True
             else:
-                self._push((kind, frame, arrival, source, media_time), now)
+                self._push((kind, frame, arrival, source, media_time), now, wake=False)
         if ask:
             self._request_keyframe()
 
@@ -75,19 +78,20 @@ class Backlog:
                 self._push((kind, None, 0.0, source, None), None)
                 self._closed = kind == "end"
 
-    def _push(self, item: _Item, now: float | None) -> None:
+    def _push(self, item: _Item, now: float | None, wake: bool = True) -> None:
         if any(self._dropped.values()):
             self._items.append(("dropped", (self._dropped["video"], self._dropped["audio"]), 0.0, None, None))
             self._dropped = {"video": 0, "audio": 0}
         self._items.append(item)
         if now is not None:
             self._queued_at[item[0]].append(now)
-        self._ready.notify()
+        if wake:
+            self._ready.notify()
 
     def get(self) -> _Item:
         with self._ready:
             while not self._items:
-                self._ready.wait()
+                self._ready.wait(WRITER_POLL_S)
             item = self._items.popleft()
             if item[0] in self._queued_at:
                 self._queued_at[item[0]].popleft()
