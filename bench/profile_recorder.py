@@ -4,7 +4,9 @@ py-spy (`pip install py-spy`; not a dependency of cloudrec) for `--seconds`, the
 functions with the most samples, by their own time and with what they call, per thread.
 
     .venv/bin/python bench/profile_recorder.py [--config 640x360@15] [--count 4] [--seconds 20]
-        [--py-spy PATH] [--out stacks.txt]
+        [--mixed] [--py-spy PATH] [--out stacks.txt]
+
+--mixed records them as a mix instead (1280x720@15 out, as bench/mix.py).
 
 Runs inside a network namespace it creates (root), like the other media benches.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import json
 import os
 import re
 import shutil
@@ -56,7 +59,7 @@ def summary(stacks: Path, top: int = 25) -> str:
     return "\n".join(out)
 
 
-async def profile(label: str, count: int, seconds: float, py_spy: str, out: Path) -> None:
+async def profile(label: str, count: int, seconds: float, py_spy: str, out: Path, mixed: bool) -> None:
     _, width, height, fps, bitrate = next(c for c in CONFIGS if c[0] == label)
     clip = encode(Path(tempfile.mkdtemp(prefix="cloudrec-prof-")), label, width, height, fps, bitrate)
     with local_stack(Path(tempfile.mkdtemp(prefix="cloudrec-prof-"))) as stack:
@@ -64,8 +67,15 @@ async def profile(label: str, count: int, seconds: float, py_spy: str, out: Path
 
         people = await publishers(stack, "7300", clip, count)
         await asyncio.sleep(2)
-        task_id = (await asyncio.to_thread(stack.client().CreateCloudRecording,
-                                           create_request("rec_prof", room="7300"))).TaskId
+        request = create_request("rec_prof", room="7300", **({"RecordMode": 2} if mixed else {}))
+        if mixed:
+            from tencentcloud.trtc.v20190722 import models
+
+            request.MixTranscodeParams = models.MixTranscodeParams()
+            request.MixTranscodeParams.from_json_string(json.dumps({
+                "VideoParams": {"Width": 1280, "Height": 720, "Fps": 15, "BitRate": 1500000, "Gop": 2},
+                "AudioParams": {"SampleRate": 1, "Channel": 1, "BitRate": 64000}}))
+        task_id = (await asyncio.to_thread(stack.client().CreateCloudRecording, request)).TaskId
         await asyncio.sleep(8)
         (pid,) = [p for p in recorder_pids(task_id)  # the recorder, not its keeper
                   if b"keeper" not in Path(f"/proc/{p}/cmdline").read_bytes()]
@@ -73,7 +83,8 @@ async def profile(label: str, count: int, seconds: float, py_spy: str, out: Path
                                                  "--rate", "200", "--threads", "--format", "raw", "--nonblocking",
                                                  "--output", str(out)], check=True, capture_output=True)
         await stop_recording(stack, task_id, people)
-    print(f"recorder, {label} x{count}, {seconds:.0f} s, py-spy (stacks in {out}):")
+    print(f"{'mixed' if mixed else 'single-stream'} recorder, {label} x{count}, {seconds:.0f} s, "
+          f"py-spy (stacks in {out}):")
     print(summary(out))
 
 
@@ -82,12 +93,13 @@ def main() -> int:
     parser.add_argument("--config", default=CONFIGS[0][0], choices=[c[0] for c in CONFIGS])
     parser.add_argument("--count", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--mixed", action="store_true")
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "/tmp/pyspy/bin/py-spy")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "cloudrec-recorder-stacks.txt")
     args = parser.parse_args()
     if not config.CLOUDREC_IN_NETNS.get(os.environ):
         return netns.run_inside("cloudrec-p", [sys.executable, *sys.argv], ROOT)
-    asyncio.run(profile(args.config, args.count, args.seconds, args.py_spy, args.out))
+    asyncio.run(profile(args.config, args.count, args.seconds, args.py_spy, args.out, args.mixed))
     return 0
 
 
