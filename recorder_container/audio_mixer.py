@@ -11,10 +11,10 @@ from typing import Any
 import av
 import numpy as np
 
+from recorder_container.sender_clock import HOLD_S
 from recorder_container.timeline import SourceClock
 
-# aiortc's audio jitter buffer holds ~80 ms before handing out a frame (hls_writer says the same)
-RECEIVE_LATENCY_S = 0.08
+RECEIVE_LATENCY_S = HOLD_S["audio"]  # how long aiortc's audio jitter buffer holds a frame
 
 
 def mix(chunks: list[np.ndarray]) -> np.ndarray:

@@ -31,6 +31,7 @@ from recorder_container import h264
 from recorder_container.aac_track import AAC_FRAME, AacTrack
 from recorder_container.backlog import Backlog
 from recorder_container.encoded import EncodedVideo
+from recorder_container.sender_clock import HOLD_S
 from recorder_container.timeline import SourceClock
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,6 @@ AUDIO_ONLY_CUT_S = 2.0  # AvMerge: without video for this long, audio may cut se
 MAX_TRANSCODE_SIZE = (1920, 1080)  # larger pictures are scaled down before x264
 MAX_TRANSCODE_FPS = 60  # TRTC's highest frame rate: a publisher sending more has frames left out
 MAX_AHEAD_S = 2.0  # a sample cannot arrive before it was made: further ahead, its timestamp jumped
-# aiortc's audio jitter buffer holds 4 packets (~80 ms) before it hands out the first one:
-# WriterSpec.audio_latency_s defaults to that
 TS_PACKET = 188
 # FFmpeg (ffprobe, PyAV) guesses a file's format from its bytes, and trusts MPEG-TS only past
 # ten 204-byte probe blocks: a shorter segment (one AAC frame, when a stop comes just after a
@@ -77,7 +76,7 @@ class WriterSpec:
     audio_channels: int = 1
     audio_bitrate: int = 48000
     audio_rate: int = 48000  # AAC sample rate of the output
-    audio_latency_s: float = 0.08  # how long the receiver held audio before handing it out
+    audio_latency_s: float = HOLD_S["audio"]  # how long the receiver held audio before handing it out
 
 
 @dataclass

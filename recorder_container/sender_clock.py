@@ -129,7 +129,7 @@ class FeedClock:
             self._offset = current - sent
             log.info("%s: placed by its %s from now on (its %s sets the clock: sender − recorder %+.1f ms)",
                      self.name, "capture times" if self._by_capture else "sender reports", stream.kind,
-                     -self._offset * 1000)
+                     self.offset_ms())
         if sent is not None and self._offset is not None:
             at = sent + self._offset
             if abs(at - arrival) <= MAX_SKEW_S:
