@@ -74,7 +74,8 @@ class Fuzzer:
             code, ok = "(not API 3.0)", False
         self.codes[code] += 1
         if not ok or elapsed > MAX_S:
-            self.bad.append(f"{code} {resp.status_code} {elapsed:.2f}s body={body[:120]!r} headers={headers}")
+            self.bad.append(f"{code} {resp.status_code} {elapsed:.2f}s {method} /{query[:120]} body={body[:120]!r} "
+                            f"headers={headers} answer={resp.content[:200]!r}")
 
 
 # a schema of the four actions' fields, with hostile values mixed in
