@@ -27,6 +27,7 @@ from bench.single_stream import (
     recorder_pids,
     rss_mb,
     sample_cpu,
+    thread_ticks,
 )
 from chalicelib import config
 from chalicelib.layouts import Participant, grid
@@ -86,7 +87,18 @@ async def measure_recorder(stack: object, clips: list[Path], width: int, height:
     task_id = (await asyncio.to_thread(stack.client().CreateCloudRecording, request)).TaskId  # type: ignore[attr-defined]
     await asyncio.sleep(8)
     pids = recorder_pids(task_id)
+    threads_before = {(p, t): n for p in pids for t, n in thread_ticks(p).items()}
     cpu = await sample_cpu({str(p): p for p in pids}, seconds)
+    threads = {k: 100.0 * (n - threads_before.get((p, t), 0)) / os.sysconf("SC_CLK_TCK") / seconds
+               for p in pids for t, n in thread_ticks(p).items() for k in [f"{p}:{t}"]}
+    print("    recorder threads: " + ", ".join(f"{k} {v:.1f} %" for k, v in
+                                                 sorted(threads.items(), key=lambda kv: -kv[1])[:12] if v >= 0.5))
+    if os.environ.get("BENCH_PYSPY"):
+        for p in pids:
+            dump = await asyncio.create_subprocess_exec(os.environ["BENCH_PYSPY"], "dump", "--native", "--pid", str(p),
+                                                        stdout=asyncio.subprocess.PIPE)
+            text = (await dump.communicate())[0].decode(errors="replace")
+            print("\n".join("    " + line for line in text.splitlines()[:400]))
     rss = sum(rss_mb(p) for p in pids)
     janus = find_pid(b"janus")
     await asyncio.to_thread(delete, stack, task_id)

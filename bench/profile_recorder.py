@@ -4,7 +4,7 @@ py-spy (`pip install py-spy`; not a dependency of cloudrec) for `--seconds`, the
 functions with the most samples, by their own time and with what they call, per thread.
 
     .venv/bin/python bench/profile_recorder.py [--config 640x360@15] [--count 4] [--seconds 20]
-        [--mixed] [--py-spy PATH] [--out stacks.txt]
+        [--mixed] [--native] [--py-spy PATH] [--out stacks.txt]
 
 --mixed records them as a mix instead (1280x720@15 out, as bench/mix.py).
 
@@ -59,7 +59,8 @@ def summary(stacks: Path, top: int = 25) -> str:
     return "\n".join(out)
 
 
-async def profile(label: str, count: int, seconds: float, py_spy: str, out: Path, mixed: bool) -> None:
+async def profile(label: str, count: int, seconds: float, py_spy: str, out: Path, mixed: bool,
+                  native: bool) -> None:
     _, width, height, fps, bitrate = next(c for c in CONFIGS if c[0] == label)
     clip = encode(Path(tempfile.mkdtemp(prefix="cloudrec-prof-")), label, width, height, fps, bitrate)
     with local_stack(Path(tempfile.mkdtemp(prefix="cloudrec-prof-"))) as stack:
@@ -80,7 +81,8 @@ async def profile(label: str, count: int, seconds: float, py_spy: str, out: Path
         (pid,) = [p for p in recorder_pids(task_id)  # the recorder, not its keeper
                   if b"keeper" not in Path(f"/proc/{p}/cmdline").read_bytes()]
         await asyncio.to_thread(subprocess.run, [py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds)),
-                                                 "--rate", "200", "--threads", "--format", "raw", "--nonblocking",
+                                                 "--rate", "200", "--threads", "--format", "raw",
+                                                 *(["--native"] if native else ["--nonblocking"]),
                                                  "--output", str(out)], check=True, capture_output=True)
         await stop_recording(stack, task_id, people)
     print(f"{'mixed' if mixed else 'single-stream'} recorder, {label} x{count}, {seconds:.0f} s, "
@@ -94,12 +96,13 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--mixed", action="store_true")
+    parser.add_argument("--native", action="store_true", help="C frames too (py-spy pauses the recorder to sample)")
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "/tmp/pyspy/bin/py-spy")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "cloudrec-recorder-stacks.txt")
     args = parser.parse_args()
     if not config.CLOUDREC_IN_NETNS.get(os.environ):
         return netns.run_inside("cloudrec-p", [sys.executable, *sys.argv], ROOT)
-    asyncio.run(profile(args.config, args.count, args.seconds, args.py_spy, args.out, args.mixed))
+    asyncio.run(profile(args.config, args.count, args.seconds, args.py_spy, args.out, args.mixed, args.native))
     return 0
 
 

@@ -54,7 +54,23 @@ def encode(media_dir: Path, label: str, width: int, height: int, fps: int, bitra
 
 
 def cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return cpu_ticks_of(Path(f"/proc/{pid}/stat"))
+
+
+def thread_ticks(pid: int) -> dict[str, int]:
+    """CPU ticks of each thread of `pid`, by "name/tid" (the main thread's tid is the pid)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            out[f"{name}/{task.name}"] = cpu_ticks_of(task / "stat")
+        except OSError:
+            continue
+    return out
+
+
+def cpu_ticks_of(stat: Path) -> int:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
 
 

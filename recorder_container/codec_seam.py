@@ -10,6 +10,12 @@ The same thread hands its frames to the event loop with one plain callback per b
 (`decoder_worker` below) instead of aiortc's `run_coroutine_threadsafe` per frame, which made a
 coroutine, a Future and a Task for each (about a tenth of a recorder's CPU at 4 participants).
 
+Where decoding a frame costs less than handing it to a thread and back (Opus: tens of µs per
+20 ms packet; the H.264 passthrough: a copy), there is no thread: the receiver's queue decodes
+each frame as the receiver puts it there, on the event loop (`InlineDecoder`). A thread per
+receiver meant two wake-ups and two GIL hand-overs per packet; with nine participants that
+futex traffic was a third of the event loop's CPU.
+
 aiortc is pinned; tests/unit/test_codec_seam.py fails if an upgrade moves the seam.
 """
 
@@ -19,6 +25,8 @@ import asyncio
 import logging
 import queue
 import threading
+from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import aiortc.rtcrtpreceiver as receiver_module
@@ -70,7 +78,7 @@ def decoder_worker(loop: asyncio.AbstractEventLoop, input_q: queue.Queue[Any], o
                 break
             codec, encoded_frame = task
             if codec.name != codec_name:
-                decoder, codec_name = get_decoder(codec), codec.name
+                decoder, codec_name = receiver_module.get_decoder(codec), codec.name
             try:
                 frames.extend(decoder.decode(encoded_frame))
             except av.FFmpegError as exc:  # keep the decoder: a new one fails until the next keyframe
@@ -87,10 +95,78 @@ def decoder_worker(loop: asyncio.AbstractEventLoop, input_q: queue.Queue[Any], o
             return
 
 
-def install() -> None:
-    """Route aiortc's receivers through the passthrough for H.264, and their decoder threads
-    through `decoder_worker` (idempotent)."""
-    if not hasattr(receiver_module, "get_decoder") or not hasattr(receiver_module, "decoder_worker"):
-        raise RuntimeError("aiortc moved its codec seam: rtcrtpreceiver.get_decoder or decoder_worker is gone")
-    receiver_module.get_decoder = get_decoder
+class DecoderQueue(queue.Queue):  # type: ignore[type-arg]
+    """A receiver's decoder queue (aiortc makes one per receiver). Once an `InlineDecoder`
+    takes it over, what the receiver puts in is decoded there and then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.take: Callable[[Any], None] | None = None
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if self.take is None:
+            super().put(item, block, timeout)
+        else:
+            self.take(item)
+
+
+class InlineDecoder:
+    """Stands where aiortc starts a receiver's decoder thread, with the same arguments; from
+    `start()` on, each frame the receiver queues is decoded on the event loop and goes straight
+    to the track. aiortc queues from its receive path and its stop(), both on the loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, input_q: DecoderQueue, output_q: asyncio.Queue[Any],
+                 decode_error: threading.Event) -> None:
+        self._input_q, self._output_q, self._decode_error = input_q, output_q, decode_error
+        self._codec_name: str | None = None
+        self._decoder: Any = None
+
+    def start(self) -> None:
+        self._input_q.take = self._take
+
+    def join(self, timeout: float | None = None) -> None:
+        pass
+
+    def is_alive(self) -> bool:
+        return self._input_q.take is not None
+
+    def _take(self, task: Any) -> None:
+        if task is None:  # the receiver stops: the track ends
+            self._input_q.take = None
+            self._decoder = None
+            self._output_q.put_nowait(None)
+            return
+        codec, encoded_frame = task
+        try:
+            if codec.name != self._codec_name:
+                self._decoder, self._codec_name = receiver_module.get_decoder(codec), codec.name
+            frames = self._decoder.decode(encoded_frame)
+        except Exception as exc:  # on the receive path: a bad frame must not stop the transport
+            log.warning("failed to decode a %s frame: %s", codec.name, exc)
+            self._decode_error.set()
+            return
+        for frame in frames:
+            self._output_q.put_nowait(frame)
+
+
+def _decoder_thread(inline_kinds: frozenset[str]) -> Callable[..., Any]:
+    def make(target: Callable[..., None], name: str, args: tuple[Any, ...]) -> Any:
+        if name.removesuffix("-decoder") in inline_kinds and isinstance(args[1], DecoderQueue):
+            return InlineDecoder(*args)
+        return threading.Thread(target=target, name=name, args=args)
+    return make
+
+
+def install(remux_h264: bool = True) -> None:
+    """Route aiortc's receivers through the seam (idempotent; it applies to the whole process):
+    audio decoded on the event loop; with `remux_h264`, H.264 handed out encoded, also on the
+    loop; any other video decoded in a thread per receiver that hands frames over in batches."""
+    if not all(hasattr(receiver_module, name) for name in ("get_decoder", "decoder_worker", "queue", "threading")):
+        raise RuntimeError("aiortc moved its codec seam: rtcrtpreceiver.get_decoder, decoder_worker, queue or "
+                           "threading is gone")
+    receiver_module.get_decoder = get_decoder if remux_h264 else aiortc_get_decoder
     receiver_module.decoder_worker = decoder_worker
+    inline = frozenset({"audio", "video"} if remux_h264 else {"audio"})
+    receiver_module.queue = SimpleNamespace(Queue=DecoderQueue, Empty=queue.Empty)  # type: ignore[assignment]
+    receiver_module.threading = SimpleNamespace(  # type: ignore[assignment]
+        Event=threading.Event, Thread=_decoder_thread(inline))

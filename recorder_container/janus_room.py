@@ -130,8 +130,7 @@ class JanusRoom:
         self._joined = False
         self.id_taken = False  # the last join found the robot's id held by someone it could not remove
         self._publishers: dict[str, Publisher] = {}  # in the order they were seen
-        if remux_h264:
-            codec_seam.install()
+        codec_seam.install(remux_h264)
         capture_time.install()  # the publishers' capture times, where the SFU forwards them
 
     @property
