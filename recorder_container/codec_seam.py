@@ -95,7 +95,7 @@ def decoder_worker(loop: asyncio.AbstractEventLoop, input_q: queue.Queue[Any], o
             return
 
 
-class DecoderQueue(queue.Queue):  # type: ignore[type-arg]
+class DecoderQueue(queue.Queue[Any]):
     """A receiver's decoder queue (aiortc makes one per receiver). Once an `InlineDecoder`
     takes it over, what the receiver puts in is decoded there and then."""
 
