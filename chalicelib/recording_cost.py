@@ -16,14 +16,14 @@ from chalicelib.tasks import TaskParams
 
 # single-stream, fitted to the 1/4/9-publisher rows (within 10 %): a recorder's own cost, then each
 # publisher's
-SINGLE_BASE = 0.025
-PER_PUBLISHER = {"360p15": 0.037, "720p30": 0.047}
+SINGLE_BASE = 0.030
+PER_PUBLISHER = {"360p15": 0.036, "720p30": 0.044}
 # mixed: the 4-up row (four 720p inputs into 1280x720@15), scaled by the output's pixel rate,
 # never below half (decoding the inputs costs the same whatever the output)
 MIXED_720P15 = 0.404
 MIXED_PIXEL_RATE = 1280 * 720 * 15
 MIXED_FLOOR = 0.5
-PER_EXTRA_INPUT = 0.016  # the 9-up row against the 4-up one: five more (small) inputs
+PER_EXTRA_INPUT = 0.015  # the 9-up row against the 4-up one: five more (small) inputs
 
 
 def single_stream(publishers: int, resolution: str = "720p30") -> float:
