@@ -5,6 +5,10 @@ inputs with the same grid geometry and the same x264 preset and bitrate, in the 
 
 Runs inside a network namespace it creates (root): `sudo .venv/bin/python bench/mix.py`
 (BENCH_CANVAS=1280x720 BENCH_COUNTS=4,9 for issue 16's rows only).
+
+Under each row it prints the CPU of the recorder's busiest threads by thread id; with
+BENCH_PYSPY=<path to py-spy> it also dumps the recorder's threads, which names each id
+(MainThread is the event loop, mix-video the compositor; ids with no Python name are x264's).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import time
 from pathlib import Path
 
 from bench.single_stream import (
+    TICKS,
     cpu_ticks,
     encode,
     find_pid,
@@ -89,7 +94,7 @@ async def measure_recorder(stack: object, clips: list[Path], width: int, height:
     pids = recorder_pids(task_id)
     threads_before = {(p, t): n for p in pids for t, n in thread_ticks(p).items()}
     cpu = await sample_cpu({str(p): p for p in pids}, seconds)
-    threads = {k: 100.0 * (n - threads_before.get((p, t), 0)) / os.sysconf("SC_CLK_TCK") / seconds
+    threads = {k: 100.0 * (n - threads_before.get((p, t), 0)) / TICKS / seconds
                for p in pids for t, n in thread_ticks(p).items() for k in [f"{p}:{t}"]}
     print("    recorder threads: " + ", ".join(f"{k} {v:.1f} %" for k, v in
                                                  sorted(threads.items(), key=lambda kv: -kv[1])[:12] if v >= 0.5))
