@@ -57,12 +57,33 @@ def _deliver(output_q: asyncio.Queue[Any], frames: list[Any]) -> None:
         output_q.put_nowait(frame)  # the track's queue is unbounded
 
 
+class _Decoding:
+    """A receiver's decoder, made for the codec its frames come in. A frame that fails to decode
+    (`errors`) is logged and flagged (aiortc then asks a video sender for a keyframe), and the
+    decoder is kept: a new one would fail until the next keyframe."""
+
+    def __init__(self, decode_error: threading.Event, errors: tuple[type[Exception], ...]) -> None:
+        self._decode_error, self._errors = decode_error, errors
+        self._codec_name: str | None = None
+        self._decoder: Any = None
+
+    def frames(self, codec: Any, encoded_frame: Any) -> list[Any]:
+        try:
+            if codec.name != self._codec_name:
+                self._decoder, self._codec_name = receiver_module.get_decoder(codec), codec.name
+            frames: list[Any] = self._decoder.decode(encoded_frame)
+            return frames
+        except self._errors as exc:
+            log.warning("failed to decode a %s frame: %s", codec.name, exc)
+            self._decode_error.set()
+            return []
+
+
 def decoder_worker(loop: asyncio.AbstractEventLoop, input_q: queue.Queue[Any], output_q: asyncio.Queue[Any],
                    decode_error: threading.Event) -> None:
     """aiortc's decoder thread, as aiortc runs it (one per receiver: encoded frames in, frames for
     the track out, None to end), handing what it has to the loop in one callback at a time."""
-    codec_name: str | None = None
-    decoder: Any = None
+    decoding = _Decoding(decode_error, (av.FFmpegError,))
     while True:
         tasks = [input_q.get()]
         while True:
@@ -76,14 +97,7 @@ def decoder_worker(loop: asyncio.AbstractEventLoop, input_q: queue.Queue[Any], o
             if task is None:
                 ended = True
                 break
-            codec, encoded_frame = task
-            if codec.name != codec_name:
-                decoder, codec_name = receiver_module.get_decoder(codec), codec.name
-            try:
-                frames.extend(decoder.decode(encoded_frame))
-            except av.FFmpegError as exc:  # keep the decoder: a new one fails until the next keyframe
-                log.warning("failed to decode a %s frame: %s", codec.name, exc)
-                decode_error.set()
+            frames.extend(decoding.frames(*task))
         if ended:
             frames.append(None)  # the track ends
         if frames:
@@ -117,9 +131,9 @@ class InlineDecoder:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, input_q: DecoderQueue, output_q: asyncio.Queue[Any],
                  decode_error: threading.Event) -> None:
-        self._input_q, self._output_q, self._decode_error = input_q, output_q, decode_error
-        self._codec_name: str | None = None
-        self._decoder: Any = None
+        self._input_q, self._output_q = input_q, output_q
+        # on the receive path: no frame's failure may stop the transport
+        self._decoding = _Decoding(decode_error, (Exception,))
 
     def start(self) -> None:
         self._input_q.take = self._take
@@ -131,21 +145,11 @@ class InlineDecoder:
         return self._input_q.take is not None
 
     def _take(self, task: Any) -> None:
-        if task is None:  # the receiver stops: the track ends
+        if task is None:  # the receiver stops: the track ends (aiortc then drops this, decoder and all)
             self._input_q.take = None
-            self._decoder = None
             self._output_q.put_nowait(None)
             return
-        codec, encoded_frame = task
-        try:
-            if codec.name != self._codec_name:
-                self._decoder, self._codec_name = receiver_module.get_decoder(codec), codec.name
-            frames = self._decoder.decode(encoded_frame)
-        except Exception as exc:  # on the receive path: a bad frame must not stop the transport
-            log.warning("failed to decode a %s frame: %s", codec.name, exc)
-            self._decode_error.set()
-            return
-        for frame in frames:
+        for frame in self._decoding.frames(*task):
             self._output_q.put_nowait(frame)
 
 

@@ -164,3 +164,19 @@ def test_the_mix_gets_decoded_h264_from_its_decoder_threads() -> None:
         loop.close()
         codec_seam.install()
     assert all(type(g).__name__ == "VideoFrame" for g in got[:-1]) and got[-1] is None
+
+
+def test_any_failure_of_an_inline_decode_stays_off_the_receive_path() -> None:
+    """Not only libav's errors: whatever a decoder raises on the event loop would reach aiortc's
+    transport, so it is reported like a bad frame (a TypeError from the passthrough here)."""
+    codec_seam.install(remux_h264=True)
+    out: asyncio.Queue[object] = asyncio.Queue()
+    inq, failed = receiver_module.queue.Queue(), threading.Event()
+    receiver_module.threading.Thread(target=receiver_module.decoder_worker, name="video-decoder",
+                                     args=(None, inq, out, failed)).start()
+    h264 = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=102)
+    inq.put((h264, JitterFrame(None, 0)))  # type: ignore[arg-type]
+    unit = next(h264_frames(0.1)).data
+    inq.put((h264, JitterFrame(unit, 3000)))
+    assert failed.is_set()
+    assert [out.get_nowait().pts] == [3000]  # type: ignore[attr-defined]
