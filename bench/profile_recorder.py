@@ -4,9 +4,15 @@ py-spy (`pip install py-spy`; not a dependency of cloudrec) for `--seconds`, the
 functions with the most samples, by their own time and with what they call, per thread.
 
     .venv/bin/python bench/profile_recorder.py [--config 640x360@15] [--count 4] [--seconds 20]
-        [--mixed] [--native] [--py-spy PATH] [--out stacks.txt]
+        [--mixed] [--perf] [--py-spy PATH] [--out stacks.txt]
 
---mixed records them as a mix instead (1280x720@15 out, as bench/mix.py).
+--mixed records them as a mix instead (1280x720@15 out, as bench/mix.py). --perf samples with
+Linux perf instead of py-spy and prints the heaviest symbols per thread id, the kernel's
+included: where the time is below Python (the event loop's C, futex wake-ups, context
+switches), which py-spy shows only as its caller's own time. (py-spy's --native does not do:
+it unwinds most of the event-loop thread's stacks to a bogus gc_collect_main frame.) The
+x264 in PyAV's wheel is stripped: all of its time shows under one exported name,
+x264_8_trellis_coefn, though the mix's preset does no trellis.
 
 Runs inside a network namespace it creates (root), like the other media benches.
 """
@@ -59,8 +65,15 @@ def summary(stacks: Path, top: int = 25) -> str:
     return "\n".join(out)
 
 
+def perf_summary(data: Path, top: int = 40) -> str:
+    """perf's heaviest (thread id, library, symbol) triples, by own samples."""
+    report = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--sort", "pid,dso,sym",
+                             "-g", "none", "--stdio"], check=True, capture_output=True, text=True).stdout
+    return "\n".join([line for line in report.splitlines() if line.strip() and not line.startswith("#")][:top])
+
+
 async def profile(label: str, count: int, seconds: float, py_spy: str, out: Path, mixed: bool,
-                  native: bool) -> None:
+                  perf: bool) -> None:
     _, width, height, fps, bitrate = next(c for c in CONFIGS if c[0] == label)
     clip = encode(Path(tempfile.mkdtemp(prefix="cloudrec-prof-")), label, width, height, fps, bitrate)
     with local_stack(Path(tempfile.mkdtemp(prefix="cloudrec-prof-"))) as stack:
@@ -80,14 +93,15 @@ async def profile(label: str, count: int, seconds: float, py_spy: str, out: Path
         await asyncio.sleep(8)
         (pid,) = [p for p in recorder_pids(task_id)  # the recorder, not its keeper
                   if b"keeper" not in Path(f"/proc/{p}/cmdline").read_bytes()]
-        await asyncio.to_thread(subprocess.run, [py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds)),
-                                                 "--rate", "200", "--threads", "--format", "raw",
-                                                 *(["--native"] if native else ["--nonblocking"]),
-                                                 "--output", str(out)], check=True, capture_output=True)
+        command = ["perf", "record", "-F", "499", "-g", "-p", str(pid), "-o", str(out), "--", "sleep",
+                   str(int(seconds))] if perf else \
+            [py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200", "--threads",
+             "--format", "raw", "--nonblocking", "--output", str(out)]
+        await asyncio.to_thread(subprocess.run, command, check=True, capture_output=True)
         await stop_recording(stack, task_id, people)
     print(f"{'mixed' if mixed else 'single-stream'} recorder, {label} x{count}, {seconds:.0f} s, "
-          f"py-spy (stacks in {out}):")
-    print(summary(out))
+          f"{'perf' if perf else 'py-spy'} (samples in {out}):")
+    print(perf_summary(out) if perf else summary(out))
 
 
 def main() -> int:
@@ -96,13 +110,13 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--mixed", action="store_true")
-    parser.add_argument("--native", action="store_true", help="C frames too (py-spy pauses the recorder to sample)")
+    parser.add_argument("--perf", action="store_true", help="Linux perf instead of py-spy: C and kernel time too")
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "/tmp/pyspy/bin/py-spy")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "cloudrec-recorder-stacks.txt")
     args = parser.parse_args()
     if not config.CLOUDREC_IN_NETNS.get(os.environ):
         return netns.run_inside("cloudrec-p", [sys.executable, *sys.argv], ROOT)
-    asyncio.run(profile(args.config, args.count, args.seconds, args.py_spy, args.out, args.mixed, args.native))
+    asyncio.run(profile(args.config, args.count, args.seconds, args.py_spy, args.out, args.mixed, args.perf))
     return 0
 
 
