@@ -92,9 +92,10 @@ async def measure_recorder(stack: object, clips: list[Path], width: int, height:
     task_id = (await asyncio.to_thread(stack.client().CreateCloudRecording, request)).TaskId  # type: ignore[attr-defined]
     await asyncio.sleep(8)
     pids = recorder_pids(task_id)
-    threads_before = {(p, t): n for p in pids for t, n in thread_ticks(p).items()}
+    threads_before, t0 = {(p, t): n for p in pids for t, n in thread_ticks(p).items()}, time.monotonic()
     cpu = await sample_cpu({str(p): p for p in pids}, seconds)
-    threads = {k: 100.0 * (n - threads_before.get((p, t), 0)) / TICKS / seconds
+    elapsed = time.monotonic() - t0
+    threads = {k: 100.0 * (n - threads_before.get((p, t), 0)) / TICKS / elapsed
                for p in pids for t, n in thread_ticks(p).items() for k in [f"{p}:{t}"]}
     print("    recorder threads: " + ", ".join(f"{k} {v:.1f} %" for k, v in
                                                  sorted(threads.items(), key=lambda kv: -kv[1])[:12] if v >= 0.5))
